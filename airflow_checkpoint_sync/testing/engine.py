@@ -1,0 +1,211 @@
+"""The sandbox's pipeline manager: the registry of pipelines, the clock thread and the background jobs."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TypeVar
+
+from . import errors
+from .clock import SandboxClock
+from .errors import FelderaError
+from .pipeline import SandboxPipeline
+
+T = TypeVar("T")
+NAME_PATTERN = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)?[A-Za-z0-9]$")
+
+
+@dataclass
+class Timings:
+    """How long each simulated step takes, in seconds. The defaults keep tests fast."""
+
+    compile_s: float = 0.2
+    provision_s: float = 0.1
+    initialize_s: float = 0.1
+    stop_s: float = 0.1
+    checkpoint_s: float = 0.05
+    clear_s: float = 0.05
+    sync_delay_s: float = 0.0
+    tick_s: float = 0.01
+
+    def update(self, values: dict[str, Any]) -> None:
+        known = {f.name for f in fields(self)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown timing(s) {sorted(unknown)}; known: {sorted(known)}")
+        for key, value in values.items():
+            if not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"timing {key} must be a non-negative number, got {value!r}")
+            setattr(self, key, float(value))
+
+
+@dataclass
+class SandboxSettings:
+    """What kind of Feldera the sandbox pretends to be."""
+
+    edition: str = "enterprise"  # or "community"
+    api_key: str | None = None
+    sync_running_field: bool = True  # False: act like Feldera 0.337, whose sync_status has no `running`
+    env_credentials: tuple[str, str] | None = None  # what Feldera would find in its environment (IAM role, ...)
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if self.edition not in ("enterprise", "community"):
+            raise ValueError(f"edition must be 'enterprise' or 'community', got {self.edition!r}")
+        if not self.version:
+            self.version = "0.369.0" if self.sync_running_field else "0.337.0"
+
+
+@dataclass
+class RequestRecord:
+    """One request as the sandbox saw it (the log tests read to prove nothing was mutated)."""
+
+    method: str
+    path: str
+    query: str
+    status: int
+    fault: str | None = None
+    content_type: str | None = None
+    body: str | None = None  # kept only when the engine records bodies
+
+    @property
+    def mutating(self) -> bool:
+        return self.method not in ("GET", "HEAD", "OPTIONS")
+
+
+@dataclass
+class SandboxEngine:
+    """All sandbox state behind one lock, advanced by a clock thread."""
+
+    settings: SandboxSettings = field(default_factory=SandboxSettings)
+    timings: Timings = field(default_factory=Timings)
+    record_bodies: bool = False
+
+    def __post_init__(self) -> None:
+        self.clock = SandboxClock()
+        self.lock = threading.RLock()
+        self.pipelines: dict[str, SandboxPipeline] = {}
+        self.requests: list[RequestRecord] = []
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-job")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="sandbox-clock", daemon=True)
+            self._thread.start()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with self.lock:
+                now = time.monotonic()
+                for pipeline in list(self.pipelines.values()):
+                    pipeline.tick(now)
+            self._stop.wait(self.timings.tick_s)
+
+    # -- jobs --------------------------------------------------------------------------------------------------
+    def submit(self, job: Callable[[], T], done: Callable[[T | None, BaseException | None], None]) -> None:
+        """Run ``job`` off the lock; then call ``done(result, exception)`` under the lock."""
+
+        def finished(future: Future[T]) -> None:
+            exc = future.exception()
+            with self.lock:
+                done(None if exc else future.result(), exc)
+
+        self._executor.submit(job).add_done_callback(finished)
+
+    def locked_read(self, read: Callable[[], T]) -> T:
+        with self.lock:
+            return read()
+
+    # -- registry ----------------------------------------------------------------------------------------------
+    def get(self, name: str) -> SandboxPipeline:
+        pipeline = self.pipelines.get(name)
+        if pipeline is None:
+            raise errors.unknown_pipeline(name)
+        return pipeline
+
+    def create(self, body: dict[str, Any]) -> SandboxPipeline:
+        name = _valid_name(body)
+        if name in self.pipelines:
+            raise FelderaError(409, "DuplicateName", "An entity with this name already exists")
+        pipeline = SandboxPipeline(self, body)
+        self.pipelines[name] = pipeline
+        return pipeline
+
+    def put(self, name: str, body: dict[str, Any]) -> tuple[SandboxPipeline, bool]:
+        body = {**body, "name": body.get("name") or name}
+        new_name = _valid_name(body)
+        existing = self.pipelines.get(name)
+        if existing is None:
+            if new_name != name:
+                raise FelderaError(400, "NameMismatch", f"The body names '{new_name}' but the path names '{name}'")
+            return self.create(body), True
+        if new_name != name and new_name in self.pipelines:
+            raise FelderaError(409, "DuplicateName", "An entity with this name already exists")
+        existing.replace(body)
+        self._rename(name, existing)
+        return existing, False
+
+    def patch(self, name: str, body: dict[str, Any]) -> SandboxPipeline:
+        pipeline = self.get(name)
+        if body.get("name") is not None:
+            _valid_name(body)
+            if body["name"] != name and body["name"] in self.pipelines:
+                raise FelderaError(409, "DuplicateName", "An entity with this name already exists")
+        pipeline.patch(body)
+        self._rename(name, pipeline)
+        return pipeline
+
+    def delete(self, name: str) -> None:
+        pipeline = self.get(name)
+        if pipeline.resources_status != "Stopped" or pipeline.resources_desired_status != "Stopped":
+            raise FelderaError(
+                400,
+                "DeleteRestrictedToFullyStopped",
+                "Cannot delete a pipeline which is not fully stopped. Stop the pipeline first fully by invoking the "
+                "'/stop' endpoint.",
+            )
+        del self.pipelines[name]
+
+    def _rename(self, old: str, pipeline: SandboxPipeline) -> None:
+        if pipeline.name != old:
+            del self.pipelines[old]
+            self.pipelines[pipeline.name] = pipeline
+
+    def check_edition_allows(self, runtime_config: dict[str, Any]) -> None:
+        model = (runtime_config.get("fault_tolerance") or {}).get("model", "none")
+        if self.settings.edition == "community" and model not in (None, "none"):
+            raise errors.enterprise_feature("fault tolerance")
+
+    def describe(self) -> dict[str, Any]:
+        return {"settings": {**asdict(self.settings), "api_key": None}, "timings": asdict(self.timings)}
+
+
+def _valid_name(body: dict[str, Any]) -> str:
+    name = body.get("name")
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        description = (
+            "be non-empty and only contain lowercase (a-z), uppercase (A-Z), number (0-9), underscore (_) or "
+            "hyphen (-) characters, but cannot start or end with hyphen or underscore"
+        )
+        raise FelderaError(
+            400,
+            "NameDoesNotMatchPattern",
+            f"Name '{name}' should {description} (pattern: '{NAME_PATTERN.pattern}')",
+            {"name": name, "pattern": NAME_PATTERN.pattern, "pattern_description": description},
+        )
+    if not isinstance(body.get("program_code", ""), str):
+        raise FelderaError(400, "InvalidPipelineBody", "program_code must be a string")
+    return name

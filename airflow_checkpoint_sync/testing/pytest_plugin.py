@@ -1,0 +1,51 @@
+"""pytest fixtures for testing DAGs against the Feldera sandbox and a real S3-compatible server.
+
+Registered through the ``pytest11`` entry point, so any project with ``airflow-checkpoint-sync`` installed gets:
+
+- ``moto_s3``: a :class:`~airflow_checkpoint_sync.testing.MotoS3Server` for the whole session (needs ``moto[server]``,
+  the ``testing`` extra);
+- ``feldera_sandbox``: a fresh :class:`~airflow_checkpoint_sync.testing.FelderaSandbox` per test;
+- ``s3_bucket``: a new, empty bucket on ``moto_s3`` per test.
+
+Importing this module is cheap: the sandbox and moto load only when a fixture is used.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+
+_bucket_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3Server]:
+    """moto's S3 server on loopback, enforcing its one IAM user's keys; stopped at the end of the session."""
+    os.environ.setdefault("AWS_EC2_METADATA_DISABLED", "true")
+    os.environ.setdefault("NO_GCE_CHECK", "True")
+    from airflow_checkpoint_sync.testing import MotoS3Server
+
+    with MotoS3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(moto_s3: MotoS3Server) -> str:
+    """A new, empty bucket on ``moto_s3``."""
+    return moto_s3.create_bucket(f"sandbox-bucket-{os.getpid()}-{next(_bucket_numbers)}")
+
+
+@pytest.fixture
+def feldera_sandbox() -> Iterator[FelderaSandbox]:
+    """A fresh Feldera sandbox (enterprise edition, no auth) on a free loopback port, stopped after the test."""
+    from airflow_checkpoint_sync.testing import FelderaSandbox
+
+    with FelderaSandbox() as sandbox:
+        yield sandbox

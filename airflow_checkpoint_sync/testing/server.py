@@ -1,0 +1,128 @@
+"""Serving the sandbox: in-process on a free loopback port (``FelderaSandbox``), or from the command line."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+import uvicorn
+
+from .app import create_app
+from .control import SandboxControl
+from .engine import SandboxEngine, SandboxSettings, Timings
+from .faults import FaultInjector
+
+LOOPBACK = "127.0.0.1"
+
+
+class FelderaSandbox:
+    """A Feldera pipeline-manager double served on loopback for the duration of a ``with`` block.
+
+    :param api_key: when set, every ``/v0`` request must carry ``Authorization: Bearer <api_key>``.
+    :param edition: ``"enterprise"`` (default) or ``"community"``, which answers 501 ``EnterpriseFeature`` on the
+        checkpoint, sync, activate, standby and graceful-stop endpoints.
+    :param sync_running_field: ``False`` makes ``/checkpoint/sync_status`` omit ``running``, like Feldera 0.337.
+    :param env_credentials: ``(access_key, secret_key)`` the sandbox uses for a bucket when the sync config has no
+        keys: the stand-in for Feldera's own environment credentials (IAM role, workload identity).
+    :param timings: how long each simulated step takes; see :class:`Timings`.
+    :param port: the loopback port to serve on; a free one by default.
+    :param host: the loopback address to bind (127.0.0.1, ::1 or localhost).
+    :param record_bodies: keep every response body in the request log (for contract checks).
+
+    ``.url`` is the base URL to give a Feldera connection; ``.control`` drives faults, the clock and the request log.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        edition: str = "enterprise",
+        sync_running_field: bool = True,
+        env_credentials: tuple[str, str] | None = None,
+        timings: Timings | None = None,
+        port: int = 0,
+        host: str = LOOPBACK,
+        record_bodies: bool = False,
+    ) -> None:
+        self.engine = SandboxEngine(
+            settings=SandboxSettings(
+                edition=edition,
+                api_key=api_key,
+                sync_running_field=sync_running_field,
+                env_credentials=env_credentials,
+            ),
+            timings=timings or Timings(),
+            record_bodies=record_bodies,
+        )
+        self.faults = FaultInjector()
+        self._host = host
+        self._port = port
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+        self.url = ""
+        self.control = SandboxControl("")
+
+    def start(self) -> FelderaSandbox:
+        """Start serving; returns self. Prefer ``with FelderaSandbox() as sandbox:``."""
+        self._socket = bind_socket(self._host, self._port)
+        port = self._socket.getsockname()[1]
+        self.url = f"http://{self._host}:{port}"
+        self.control = SandboxControl(self.url)
+        self.engine.start()
+        config = uvicorn.Config(
+            create_app(self.engine, self.faults),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._socket]}, name="feldera-sandbox", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the Feldera sandbox did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and end the sandbox's threads."""
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        if self._socket is not None:
+            self._socket.close()
+        self.engine.shutdown()
+        self._server = self._thread = self._socket = None
+
+    def __enter__(self) -> FelderaSandbox:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.url, **self.engine.describe()}
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host`` (which must be loopback) and ``port`` (0 for a free one)."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ValueError(f"the sandbox binds loopback only (127.0.0.1, ::1 or localhost), not {host!r}")
+    family = socket.AF_INET6 if host == "::1" else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(128)
+    sock.set_inheritable(True)
+    return sock
