@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_checkpoint_sync.testing import MotoS3Server
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_checkpoint_sync.testing import MotoS3Server
 
 T = TypeVar("T")
 

@@ -200,8 +200,9 @@ def create_app(engine: SandboxEngine, faults: FaultInjector | None = None) -> AS
         update_format = q.get("update_format", "raw")
         if update_format not in ("raw", "insert_delete"):
             raise FelderaError(
-                400, "UnsupportedFormat", f"the Feldera sandbox accepts update_format raw or insert_delete, not "
-                f"'{update_format}'"
+                400,
+                "UnsupportedFormat",
+                f"the Feldera sandbox accepts update_format raw or insert_delete, not '{update_format}'",
             )
         array = _bool(request, "array", False)
         body = await request.body()
@@ -278,15 +279,13 @@ def create_app(engine: SandboxEngine, faults: FaultInjector | None = None) -> AS
     async def fail_next_sync(name: str, request: Request) -> JSONResponse:
         body = await _json_object(request)
         error = str(body.get("error") or "injected sync failure")
-        return call(lambda: engine.get(name).fail_next("sync", error) or {"armed": "sync", "error": error})
+        return call(lambda: engine.get(name).fail_next("sync", error))
 
     @api.post("/sandbox/pipelines/{name}/fail_next_checkpoint")
     async def fail_next_checkpoint(name: str, request: Request) -> JSONResponse:
         body = await _json_object(request)
         error = str(body.get("error") or "injected checkpoint failure")
-        return call(
-            lambda: engine.get(name).fail_next("checkpoint", error) or {"armed": "checkpoint", "error": error}
-        )
+        return call(lambda: engine.get(name).fail_next("checkpoint", error))
 
     @api.get("/sandbox/pipelines/{name}/log")
     def pipeline_log(name: str) -> JSONResponse:
@@ -380,11 +379,15 @@ class _Gate:
 async def _error_response(rule: FaultRule, send: Send) -> None:
     headers = {}
     if rule.retry_after is not None:
-        headers["Retry-After"] = str(int(rule.retry_after)) if rule.retry_after == int(rule.retry_after) else str(
-            rule.retry_after
+        headers["Retry-After"] = (
+            str(int(rule.retry_after)) if rule.retry_after == int(rule.retry_after) else str(rule.retry_after)
         )
     if rule.error_code is not None:
-        body = {"message": rule.message or f"injected {rule.status}", "error_code": rule.error_code, "details": None}
+        body = {
+            "message": rule.message or f"injected {rule.status}",
+            "error_code": rule.error_code,
+            "details": None,
+        }
         response: Response = JSONResponse(body, status_code=rule.status, headers=headers)
     else:
         # What a proxy in front of Feldera answers: not Feldera's error body.
@@ -403,9 +406,9 @@ async def _discard(_message: Message) -> None:
 
 def _drop(send: Send) -> None:
     """Close the client's connection at once, as a network failure would (uvicorn's cycle owns the transport)."""
-    cycle = getattr(send, "__self__", None)
+    cycle: Any = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
-    if transport is None:
+    if cycle is None or transport is None:
         raise RuntimeError("dropping connections needs the sandbox to be served by uvicorn")
     transport.abort()
     # Tell uvicorn the exchange is over so it does not try to answer on the dead connection.
@@ -417,7 +420,9 @@ def _selector(request: Request) -> str:
     selector = request.query_params.get("selector", "all")
     if selector not in ("all", "status", "status_with_connectors"):
         raise FelderaError(
-            400, "InvalidQueryParameter", f"unknown selector '{selector}' (all, status, status_with_connectors)"
+            400,
+            "InvalidQueryParameter",
+            f"unknown selector '{selector}' (all, status, status_with_connectors)",
         )
     return "all" if selector == "all" else "status"
 

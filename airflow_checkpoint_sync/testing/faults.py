@@ -42,9 +42,7 @@ class FaultRule:
 
     def matches(self, method: str, path: str) -> bool:
         assert self._pattern is not None
-        return (self.method == "*" or self.method.upper() == method.upper()) and bool(
-            self._pattern.fullmatch(path)
-        )
+        return (self.method == "*" or self.method.upper() == method.upper()) and bool(self._pattern.fullmatch(path))
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)

@@ -10,13 +10,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
-from types import TracebackType
-from typing import Any
 
 import httpx
 
 from .server import LOOPBACK, bind_socket
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 SAFE_ENV = {"AWS_EC2_METADATA_DISABLED": "true", "NO_GCE_CHECK": "True"}
 
@@ -43,7 +45,11 @@ class MotoS3Server:
         port = sock.getsockname()[1]
         sock.close()
         self._workdir = tempfile.mkdtemp(prefix="moto-s3-")
-        env = {**os.environ, **SAFE_ENV, "MOTO_RECORDER_FILEPATH": os.path.join(self._workdir, "recording.jsonl")}
+        env = {
+            **os.environ,
+            **SAFE_ENV,
+            "MOTO_RECORDER_FILEPATH": os.path.join(self._workdir, "recording.jsonl"),
+        }
         self._process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", LOOPBACK, "-p", str(port)],
             env=env,
@@ -113,7 +119,8 @@ class MotoS3Server:
         import boto3
         from botocore.config import Config
 
-        return boto3.session.Session().client(
+        session: Any = boto3.session.Session()
+        return session.client(
             service,
             endpoint_url=self.url,
             region_name=self.region,

@@ -19,9 +19,8 @@ import hashlib
 import ipaddress
 import json
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import boto3
@@ -30,6 +29,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .clock import uuid7_unix_seconds
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 CATALOG = "checkpoints.feldera"
 OWNER = "owner.json"
@@ -125,8 +127,9 @@ class SyncTarget:
             if not key and not secret:
                 # rclone's fallback: the process environment (RCLONE_S3_*), then whatever the platform provides;
                 # the sandbox's "platform credentials" stand in for an IAM role or workload identity.
-                env_key, env_secret = os.environ.get("RCLONE_S3_ACCESS_KEY_ID"), os.environ.get(
-                    "RCLONE_S3_SECRET_ACCESS_KEY"
+                env_key, env_secret = (
+                    os.environ.get("RCLONE_S3_ACCESS_KEY_ID"),
+                    os.environ.get("RCLONE_S3_SECRET_ACCESS_KEY"),
                 )
                 if env_key and env_secret:
                     key, secret = env_key, env_secret

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import time
 import uuid as uuidlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,8 @@ from .objectstore import BucketPath, Checkpoint, CheckpointNotFound, CheckpointS
 from .sql import compile_errors, declared_tables, normalize_identifier, program_fingerprint
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .engine import SandboxEngine
 
 COMPILING = ("Pending", "CompilingSql", "SqlCompiled", "CompilingRust")
@@ -70,7 +71,7 @@ DEFAULT_RUNTIME_CONFIG: dict[str, Any] = {
 
 
 def rfc3339(wall: float) -> str:
-    return dt.datetime.fromtimestamp(wall, tz=dt.timezone.utc).isoformat().replace("+00:00", "Z")
+    return dt.datetime.fromtimestamp(wall, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def with_runtime_defaults(runtime_config: dict[str, Any] | None) -> dict[str, Any]:
@@ -92,7 +93,9 @@ def validate_runtime_config(runtime_config: dict[str, Any]) -> None:
     name = backend.get("name")
     if name not in ("default", "file", "object"):
         raise FelderaError(
-            400, "InvalidRuntimeConfig", f"unknown storage backend '{name}' (expected default, file or object)"
+            400,
+            "InvalidRuntimeConfig",
+            f"unknown storage backend '{name}' (expected default, file or object)",
         )
     sync = (backend.get("config") or {}).get("sync") if name == "file" else None
     if sync is None:
@@ -219,7 +222,11 @@ class SandboxPipeline:
         self.name = ""
         self.program_status = "Pending"
         self.program_status_since = now
-        self.program_error: dict[str, Any] = {"sql_compilation": None, "rust_compilation": None, "system_error": None}
+        self.program_error: dict[str, Any] = {
+            "sql_compilation": None,
+            "rust_compilation": None,
+            "system_error": None,
+        }
         self._compile_started = time.monotonic()
         self.storage_status = "Cleared"
         self.storage_status_since = now
@@ -501,8 +508,7 @@ class SandboxPipeline:
             raise FelderaError(
                 400,
                 "InvalidActivateStatus",
-                f"Invalid activation status '{initial}': a standby pipeline can only be activated to running or "
-                "paused",
+                f"Invalid activation status '{initial}': a standby pipeline can only be activated to running or paused",
                 {"initial": initial},
             )
         p = self._process_for("activate")
@@ -634,9 +640,7 @@ class SandboxPipeline:
         p = self._controller("ingress")
         name = normalize_identifier(table)
         if name not in p.tables:
-            raise FelderaError(
-                404, "UnknownInputTable", f"Unknown table '{table}'", {"table_name": table}
-            )
+            raise FelderaError(404, "UnknownInputTable", f"Unknown table '{table}'", {"table_name": table})
         try:
             records = _parse_records(body, array)
         except ValueError as exc:
@@ -721,12 +725,14 @@ class SandboxPipeline:
         self._note(f"process restarted as incarnation {self.process.incarnation_uuid}")
         return self.process.incarnation_uuid
 
-    def fail_next(self, what: str, error: str) -> None:
+    def fail_next(self, what: str, error: str) -> dict[str, str]:
+        """Make the process's next ``what`` ("sync" or "checkpoint") fail with ``error``."""
         p = self._process_for("fault")
         if what == "sync":
             p.fail_next_sync = error
         else:
             p.fail_next_checkpoint = error
+        return {"armed": what, "error": error}
 
     # ------------------------------------------------------------------------------------------------------------
     # The clock
@@ -844,8 +850,10 @@ class SandboxPipeline:
         elif p.phase in ("ready", "suspending"):
             self._tick_checkpoints(now, p)
             if p.phase == "suspending":
-                if p.suspend_seq is not None and p.checkpoint_success is not None and (
-                    p.checkpoint_success >= p.suspend_seq
+                if (
+                    p.suspend_seq is not None
+                    and p.checkpoint_success is not None
+                    and (p.checkpoint_success >= p.suspend_seq)
                 ):
                     self._set_runtime_status("Suspended")
                     self._set_resources_desired("Stopped")
@@ -992,7 +1000,7 @@ class SandboxPipeline:
         p.outcome = ("open", self.storage.newest())
 
     def _open(self, p: ProcessState, checkpoint: Checkpoint | None, now: float) -> None:
-        tables = {t: [] for t in self.tables}
+        tables: dict[str, list[Any]] = {t: [] for t in self.tables}
         if checkpoint is not None:
             for name, rows in checkpoint.tables.items():
                 if name in tables:
@@ -1141,9 +1149,7 @@ class SandboxPipeline:
                 return store.pull(source, wanted)
             except CheckpointNotFound as exc:
                 missing.append(str(exc))
-        raise CheckpointNotFound(
-            f"checkpoint(s) [{wanted}] were not found in source(s): " + "; ".join(missing)
-        )
+        raise CheckpointNotFound(f"checkpoint(s) [{wanted}] were not found in source(s): " + "; ".join(missing))
 
     def _submit_initial_pull(self, p: ProcessState, sync: dict[str, Any]) -> None:
         wanted = str(sync["start_from_checkpoint"])
@@ -1196,7 +1202,10 @@ class SandboxPipeline:
                 self._note(f"checkpoint pulled successfully: {result.uuid}")
             if final:
                 if exc is not None:
-                    p.outcome = ("error", ("ActivationFailed", f"activation failed: could not pull checkpoint: {exc}"))
+                    p.outcome = (
+                        "error",
+                        ("ActivationFailed", f"activation failed: could not pull checkpoint: {exc}"),
+                    )
                 else:
                     p.outcome = ("open", self.storage.newest())
                 return

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
 
 _bucket_numbers = itertools.count(1)

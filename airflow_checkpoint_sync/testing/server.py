@@ -5,8 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
@@ -14,6 +13,9 @@ from .app import create_app
 from .control import SandboxControl
 from .engine import SandboxEngine, SandboxSettings, Timings
 from .faults import FaultInjector
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 LOOPBACK = "127.0.0.1"
 

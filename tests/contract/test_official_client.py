@@ -6,7 +6,7 @@ If the sandbox misread Feldera's API, the client, written by Feldera against the
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from feldera import FelderaClient, Pipeline, PipelineBuilder
@@ -14,19 +14,13 @@ from feldera.enums import CheckpointStatus, PipelineStatus
 from feldera.rest.errors import FelderaAPIError
 from feldera.rest.retry import RetryConfig
 from feldera.runtime_config import RuntimeConfig, Storage
+from openapi_contract import API_KEY, assert_conforms, checked_sandbox
 from support import PROGRAM, file_storage, sync_config, wait_until
 
-from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+if TYPE_CHECKING:
+    from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
 
 pytestmark = pytest.mark.contract
-
-API_KEY = "apikey:" + "k" * 64
-
-
-@pytest.fixture
-def sandbox() -> Any:
-    with FelderaSandbox(api_key=API_KEY, record_bodies=True) as sandbox:
-        yield sandbox
 
 
 @pytest.fixture
@@ -118,7 +112,11 @@ def test_standby_follows_the_primary_and_activates_with_the_newest_state(
         client,
         "standby",
         sync_config(
-            moto_s3, s3_bucket, "standby", read_bucket=f"{s3_bucket}/primary", start_from_checkpoint="latest",
+            moto_s3,
+            s3_bucket,
+            "standby",
+            read_bucket=f"{s3_bucket}/primary",
+            start_from_checkpoint="latest",
             pull_interval=1,
         ),
     )
@@ -145,8 +143,13 @@ def test_standby_follows_the_primary_and_activates_with_the_newest_state(
 def test_injected_503s_are_retried_by_the_client(client: FelderaClient, sandbox: FelderaSandbox) -> None:
     pipeline = build(client, "retry", None)
     pipeline.start()
-    sandbox.control.fail("/v0/pipelines/retry/stats", method="GET", status=503, count=2,
-                         error_code="PipelineInteractionUnreachable")
+    sandbox.control.fail(
+        "/v0/pipelines/retry/stats",
+        method="GET",
+        status=503,
+        count=2,
+        error_code="PipelineInteractionUnreachable",
+    )
     assert processed(pipeline) == 0
     stats_calls = [r for r in sandbox.control.requests() if r["path"] == "/v0/pipelines/retry/stats"]
     assert [r["status"] for r in stats_calls] == [503, 503, 200]
@@ -171,12 +174,15 @@ def test_restart_is_reported_as_incarnation_mismatch(
     # The new incarnation's sequence numbers start again at 0, and its sync status starts empty.
     assert pipeline.checkpoint_response(wait=True)["checkpoint_sequence_number"] == 0
     assert client.sync_checkpoint_status("restarts", new) == {
-        "success": None, "failure": None, "periodic": None, "running": []
+        "success": None,
+        "failure": None,
+        "periodic": None,
+        "running": [],
     }
 
 
 def test_community_edition_refuses_enterprise_features() -> None:
-    with FelderaSandbox(edition="community") as community:
+    with checked_sandbox(edition="community") as community:
         client = FelderaClient(url=community.url)
         assert client.get_config().edition.value == "Open source"
         pipeline = build(client, "oss", None)
@@ -186,6 +192,7 @@ def test_community_edition_refuses_enterprise_features() -> None:
                 call()
             assert refused.value.status_code == 501
             assert refused.value.error_code == "EnterpriseFeature"
+        assert_conforms(community)
 
 
 def test_wrong_api_key_is_refused(sandbox: FelderaSandbox) -> None:

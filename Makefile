@@ -1,0 +1,50 @@
+# The README's commands. Every target bootstraps uv and the locked .venv itself, so a bare machine with
+# Python 3.11 needs nothing else.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+VENV := $(CURDIR)/.venv
+RUN := $(VENV)/bin
+export AWS_EC2_METADATA_DISABLED := true
+export NO_GCE_CHECK := True
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: help install test lint typecheck pytest sandbox demo clean
+
+help:
+	@echo "make test      install from uv.lock, then ruff, mypy and the test suite"
+	@echo "make sandbox   serve the Feldera sandbox on http://127.0.0.1:8080 (Ctrl-C stops it)"
+	@echo "make demo      the end-to-end demo (arrives with the example DAGs)"
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet "uv>=0.5"
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --locked --all-extras
+	@touch $@
+
+install: $(VENV)/.synced
+
+lint: install
+	$(RUN)/ruff check airflow_checkpoint_sync tests
+	$(RUN)/ruff format --check airflow_checkpoint_sync tests
+
+typecheck: install
+	$(RUN)/mypy
+
+pytest: install
+	$(RUN)/pytest -q
+
+test: lint typecheck pytest
+
+sandbox: install
+	$(RUN)/python -m airflow_checkpoint_sync.testing serve --port $(or $(PORT),8080)
+
+demo:
+	@echo "make demo arrives with the example DAGs (issue 5). Until then: 'make sandbox' serves the Feldera"
+	@echo "sandbox, and 'make test' runs the official feldera client against it and a local S3 server."
+	@exit 2
+
+clean:
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
