@@ -21,4 +21,54 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             }
         ],
+        "hooks": [
+            {"integration-name": "Feldera", "python-modules": ["airflow_checkpoint_sync.hooks.feldera"]},
+        ],
+        "operators": [
+            {"integration-name": "Feldera", "python-modules": ["airflow_checkpoint_sync.operators.checkpoint"]},
+        ],
+        "sensors": [
+            {"integration-name": "Feldera", "python-modules": ["airflow_checkpoint_sync.sensors.checkpoint"]},
+        ],
+        "triggers": [
+            {"integration-name": "Feldera", "python-modules": ["airflow_checkpoint_sync.triggers.checkpoint"]},
+        ],
+        "extra-links": ["airflow_checkpoint_sync.links.FelderaPipelineLink"],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_checkpoint_sync.hooks.feldera.FelderaHook",
+                "connection-type": "feldera",
+                "hook-name": "Feldera",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["login", "schema", "port"],
+                    "relabeling": {"host": "Feldera API URL", "password": "API key"},
+                    "placeholders": {
+                        "host": "https://feldera.example.com",
+                        "password": "apikey:...",
+                        "extra": '{"verify": true, "timeout": 30}',
+                    },
+                },
+                "conn-fields": {
+                    "verify": {
+                        "label": "Verify TLS",
+                        "description": "true, false, or the path of a CA bundle that signed the server's certificate",
+                        "schema": {"type": ["boolean", "string", "null"], "default": True},
+                    },
+                    "timeout": {
+                        "label": "Request timeout (seconds)",
+                        "schema": {"type": ["number", "null"], "minimum": 0, "default": 30},
+                    },
+                    "tenant": {
+                        "label": "Tenant",
+                        "description": "sent as the Feldera-Tenant header (multi-tenant Feldera)",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "console_url": {
+                        "label": "Web console URL",
+                        "description": "for the 'Feldera pipeline' link; defaults to the API URL",
+                        "schema": {"type": ["string", "null"], "format": "url"},
+                    },
+                },
+            }
+        ],
     }

@@ -352,6 +352,8 @@ class _Gate:
             elif rule.kind == "drop_before":
                 _drop(send)
                 return
+            elif rule.kind == "restart":
+                self._restart_pipeline_in(path)
         denied = self._auth_failure(scope, path)
         if denied is not None:
             await denied(scope, receive, logging_send)
@@ -361,6 +363,14 @@ class _Gate:
             _drop(send)
             return
         await self.app(scope, receive, logging_send)
+
+    def _restart_pipeline_in(self, path: str) -> None:
+        parts = path.split("/")
+        if len(parts) > 3 and parts[1] == "v0" and parts[2] == "pipelines":
+            with self.engine.lock:
+                pipeline = self.engine.pipelines.get(parts[3])
+                if pipeline is not None and pipeline.process is not None:
+                    pipeline.restart_process()
 
     def _auth_failure(self, scope: Scope, path: str) -> Callable[[Scope, Receive, Send], Awaitable[None]] | None:
         key = self.engine.settings.api_key

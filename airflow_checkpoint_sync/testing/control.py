@@ -10,12 +10,15 @@ import httpx
 class SandboxControl:
     """Drive a running sandbox: inject faults, restart pipeline processes, move the clock, read the request log."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0, verify: bool = True) -> None:
         self.url = url.rstrip("/")
         self._timeout = timeout
+        self._verify = verify
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        response = httpx.request(method, f"{self.url}/sandbox{path}", json=body, timeout=self._timeout)
+        response = httpx.request(
+            method, f"{self.url}/sandbox{path}", json=body, timeout=self._timeout, verify=self._verify
+        )
         if response.status_code >= 400:
             raise RuntimeError(f"sandbox control {method} {path} failed: {response.status_code} {response.text}")
         return response.json()
@@ -46,6 +49,10 @@ class SandboxControl:
     def drop(self, path: str, *, method: str = "*", count: int = 1, after: bool = False) -> dict[str, Any]:
         """Drop the connection of the next matching requests; ``after=True`` handles the request first."""
         return self.add_fault(path=path, method=method, kind="drop_after" if after else "drop_before", count=count)
+
+    def restart_on(self, path: str, *, method: str = "*", count: int = 1) -> dict[str, Any]:
+        """Restart the pipeline named in ``path`` when the next matching request arrives, then handle it."""
+        return self.add_fault(path=path, method=method, kind="restart", count=count)
 
     def delay(self, path: str, seconds: float, *, method: str = "*", count: int = 1) -> dict[str, Any]:
         """Hold the next matching requests for ``seconds`` before handling them."""

@@ -7,7 +7,7 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-FAULT_KINDS = ("status", "drop_before", "drop_after", "delay")
+FAULT_KINDS = ("status", "drop_before", "drop_after", "delay", "restart")
 
 
 @dataclass
@@ -17,7 +17,8 @@ class FaultRule:
     ``kind``: ``status`` answers ``status`` (with Feldera's error body when ``error_code`` is set, and a
     ``Retry-After`` header when ``retry_after`` is set) without touching the pipeline; ``drop_before`` closes the
     connection without handling the request; ``drop_after`` handles it, then closes the connection before the
-    response is complete (the request took effect, the client cannot know); ``delay`` waits ``delay_s`` first.
+    response is complete (the request took effect, the client cannot know); ``delay`` waits ``delay_s`` first;
+    ``restart`` restarts the process of the pipeline named in the path, then handles the request.
     """
 
     path: str

@@ -33,6 +33,7 @@ class FelderaSandbox:
     :param port: the loopback port to serve on; a free one by default.
     :param host: the loopback address to bind (127.0.0.1, ::1 or localhost).
     :param record_bodies: keep every response body in the request log (for contract checks).
+    :param ssl_certfile: serve HTTPS with this certificate (PEM); ``ssl_keyfile`` is its private key.
 
     ``.url`` is the base URL to give a Feldera connection; ``.control`` drives faults, the clock and the request log.
     """
@@ -48,6 +49,8 @@ class FelderaSandbox:
         port: int = 0,
         host: str = LOOPBACK,
         record_bodies: bool = False,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         self.engine = SandboxEngine(
             settings=SandboxSettings(
@@ -60,6 +63,7 @@ class FelderaSandbox:
             record_bodies=record_bodies,
         )
         self.faults = FaultInjector()
+        self._tls = (ssl_certfile, ssl_keyfile) if ssl_certfile else None
         self._host = host
         self._port = port
         self._server: uvicorn.Server | None = None
@@ -72,8 +76,10 @@ class FelderaSandbox:
         """Start serving; returns self. Prefer ``with FelderaSandbox() as sandbox:``."""
         self._socket = bind_socket(self._host, self._port)
         port = self._socket.getsockname()[1]
-        self.url = f"http://{self._host}:{port}"
-        self.control = SandboxControl(self.url)
+        scheme = "https" if self._tls else "http"
+        self.url = f"{scheme}://{self._host}:{port}"
+        # The control API is reached in-process, so it can skip TLS verification of the sandbox's own certificate.
+        self.control = SandboxControl(self.url, verify=False)
         self.engine.start()
         config = uvicorn.Config(
             create_app(self.engine, self.faults),
@@ -81,6 +87,8 @@ class FelderaSandbox:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,
+            ssl_certfile=self._tls[0] if self._tls else None,
+            ssl_keyfile=self._tls[1] if self._tls else None,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

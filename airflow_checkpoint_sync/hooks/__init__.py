@@ -1,0 +1,1 @@
+"""Hooks: Feldera's REST API (``feldera``) and bucket credentials from Airflow connections."""

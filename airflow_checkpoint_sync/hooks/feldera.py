@@ -1,0 +1,430 @@
+"""FelderaHook: the Feldera REST API through an Airflow ``feldera`` connection, for workers and triggers alike."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+from airflow.sdk import BaseHook
+
+from airflow_checkpoint_sync.hooks import feldera_api as api
+from airflow_checkpoint_sync.hooks.feldera_api import (
+    FelderaApiError,
+    FelderaConnectionError,
+    FelderaRequest,
+    RetryPolicy,
+    SyncProgress,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    from airflow.sdk import Connection
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class FelderaConnectionConfigError(ValueError):
+    """The ``feldera`` connection is filled in wrongly; the message names the field and what it accepts."""
+
+
+@dataclass(frozen=True)
+class FelderaConnectionSettings:
+    """What a ``feldera`` connection says, checked.
+
+    :param base_url: the API's base URL, e.g. ``https://feldera.example.com`` (no ``/v0``).
+    :param api_key: the API key (``apikey:...``) or a JWT; sent as ``Authorization: Bearer <key>``.
+    :param verify: TLS verification: True, False, or the path of a CA bundle.
+    :param timeout: seconds for each HTTP request.
+    :param tenant: sent as ``Feldera-Tenant`` when set.
+    :param console_url: where the Feldera web console is, for links; defaults to ``base_url``.
+    """
+
+    base_url: str
+    api_key: str | None
+    verify: bool | str
+    timeout: float
+    tenant: str | None
+    console_url: str
+
+    def __repr__(self) -> str:
+        # Never print the key, not even by accident in a debugger or a log line.
+        return (
+            f"FelderaConnectionSettings(base_url={self.base_url!r}, api_key={'***' if self.api_key else None}, "
+            f"verify={self.verify!r}, timeout={self.timeout!r}, tenant={self.tenant!r})"
+        )
+
+    def pipeline_url(self, pipeline_name: str) -> str:
+        """The pipeline's page in the Feldera web console."""
+        return f"{self.console_url.rstrip('/')}/pipelines/{quote(pipeline_name, safe='')}/"
+
+    def client_options(self) -> dict[str, Any]:
+        headers = {"Accept": "application/json", "User-Agent": "airflow-checkpoint-sync"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.tenant:
+            headers["Feldera-Tenant"] = self.tenant
+        verify: bool | ssl.SSLContext = self.verify if isinstance(self.verify, bool) else _ca_context(self.verify)
+        return {
+            "base_url": self.base_url,
+            "headers": headers,
+            "verify": verify,
+            "timeout": httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
+            "follow_redirects": False,
+        }
+
+
+def _ca_context(path: str) -> ssl.SSLContext:
+    if os.path.isdir(path):
+        return ssl.create_default_context(capath=path)
+    return ssl.create_default_context(cafile=path)
+
+
+def settings_from_connection(
+    conn_id: str,
+    *,
+    host: str | None,
+    port: int | None,
+    schema: str | None,
+    password: str | None,
+    extra: Mapping[str, Any],
+) -> FelderaConnectionSettings:
+    """Check and normalise a ``feldera`` connection's fields (pure; the hook fetches them)."""
+
+    def bad(field: str, value: object, accepted: str) -> FelderaConnectionConfigError:
+        return FelderaConnectionConfigError(
+            f"Airflow connection '{conn_id}': {field} {value!r} is not valid; expected {accepted}"
+        )
+
+    if not host:
+        raise FelderaConnectionConfigError(
+            f"Airflow connection '{conn_id}': host is empty; set it to the Feldera API URL, "
+            "e.g. https://feldera.example.com or http://127.0.0.1:8080"
+        )
+    raw = host.strip()
+    if "://" not in raw:
+        scheme = (schema or "").lower() if (schema or "").lower() in ("http", "https") else "https"
+        raw = f"{scheme}://{raw}"
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise bad("host", host, "an http:// or https:// URL of the Feldera API")
+    netloc = parts.netloc
+    if port and parts.port is None:
+        netloc = f"{netloc}:{port}"
+    path = parts.path.rstrip("/")
+    if path.endswith("/v0"):
+        path = path[: -len("/v0")]
+    base_url = f"{parts.scheme}://{netloc}{path}"
+
+    verify: bool | str = _field(extra, "verify", True)
+    if isinstance(verify, str) and verify.strip().lower() in ("true", "false"):
+        verify = verify.strip().lower() == "true"
+    if not isinstance(verify, bool) and not (isinstance(verify, str) and verify.strip()):
+        raise bad("extra 'verify'", verify, "true, false or the path of a CA bundle")
+
+    timeout_raw = _field(extra, "timeout", DEFAULT_TIMEOUT_S)
+    try:
+        timeout = float(timeout_raw)
+    except (TypeError, ValueError):
+        raise bad("extra 'timeout'", timeout_raw, "a number of seconds greater than 0") from None
+    if not timeout > 0:
+        raise bad("extra 'timeout'", timeout_raw, "a number of seconds greater than 0")
+
+    tenant = _field(extra, "tenant", None) or None
+    console_url = str(_field(extra, "console_url", None) or base_url)
+    if not console_url.startswith(("http://", "https://")):
+        raise bad("extra 'console_url'", console_url, "an http:// or https:// URL")
+    return FelderaConnectionSettings(
+        base_url=base_url,
+        api_key=password or None,
+        verify=verify,
+        timeout=timeout,
+        tenant=str(tenant) if tenant else None,
+        console_url=console_url,
+    )
+
+
+def _field(extra: Mapping[str, Any], name: str, default: Any) -> Any:
+    # Older connection forms store custom fields as extra__<conn_type>__<name>.
+    for key in (name, f"extra__feldera__{name}"):
+        if key in extra and extra[key] not in (None, ""):
+            return extra[key]
+    return default
+
+
+def _transport_error(exc: httpx.TransportError, request: FelderaRequest) -> FelderaConnectionError:
+    """Map httpx's failure to ours, recording whether the request could have reached Feldera."""
+    where = request.describe()
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc)
+        if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text or "certificate" in text.lower():
+            return FelderaConnectionError(f"TLS handshake failed: {text}", sent=False, tls=True, request=where)
+        return FelderaConnectionError(f"cannot connect: {text or type(exc).__name__}", sent=False, request=where)
+    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        return FelderaConnectionError(f"timed out connecting: {exc}", sent=False, request=where)
+    if isinstance(exc, httpx.TimeoutException):
+        return FelderaConnectionError(f"no response in time: {exc}", sent=True, request=where)
+    return FelderaConnectionError(
+        f"the connection broke before a full response: {exc or type(exc).__name__}", sent=True, request=where
+    )
+
+
+class _Attempts:
+    """Book-keeping for one call's retries, shared by the sync and async transports."""
+
+    def __init__(self, policy: RetryPolicy, request: FelderaRequest, log: Any) -> None:
+        self._policy = policy
+        self._request = request
+        self._log = log
+        self._started = time.monotonic()
+        self._attempt = 1
+
+    def backoff(self, error: FelderaApiError) -> float:
+        """Seconds to wait before trying again; re-raises ``error`` when the policy says to give up."""
+        delay = self._policy.delay(self._attempt, error, self._request, time.monotonic() - self._started)
+        if delay is None:
+            raise error
+        self._log.warning(
+            "Feldera %s failed (%s); retrying in %.1fs (attempt %d of %d)",
+            self._request.describe(),
+            error,
+            delay,
+            self._attempt + 1,
+            self._policy.max_attempts,
+        )
+        self._attempt += 1
+        return delay
+
+
+def _send_once(client: httpx.Client, request: FelderaRequest) -> Any:
+    try:
+        response = client.request(request.method, request.path, params=request.params, json=request.json)
+    except httpx.TransportError as exc:
+        raise _transport_error(exc, request) from exc
+    return api.parse_response(response.status_code, response.headers, response.content, request)
+
+
+async def _asend_once(client: httpx.AsyncClient, request: FelderaRequest) -> Any:
+    try:
+        response = await client.request(request.method, request.path, params=request.params, json=request.json)
+    except httpx.TransportError as exc:
+        raise _transport_error(exc, request) from exc
+    return api.parse_response(response.status_code, response.headers, response.content, request)
+
+
+class FelderaAsyncSession:
+    """Async access to Feldera over one ``httpx.AsyncClient`` (one per trigger run, not one per poll)."""
+
+    def __init__(self, client: httpx.AsyncClient, policy: RetryPolicy, log: Any) -> None:
+        self._client = client
+        self._policy = policy
+        self._log = log
+
+    async def send(self, request: FelderaRequest) -> Any:
+        """Send one request with retries; the parsed body, or a FelderaApiError."""
+        attempts = _Attempts(self._policy, request, self._log)
+        while True:
+            try:
+                return await _asend_once(self._client, request)
+            except FelderaApiError as error:
+                await asyncio.sleep(attempts.backoff(error))
+
+    async def sync_progress(
+        self, pipeline_name: str, checkpoint_uuid: str, incarnation_uuid: str | None
+    ) -> SyncProgress:
+        """See :meth:`FelderaHook.sync_progress`."""
+        flow = api.read_sync_progress(pipeline_name, checkpoint_uuid, incarnation_uuid)
+        return await api.arun_flow(flow, self.send)
+
+    async def get_pipeline(self, pipeline_name: str, selector: str = "status") -> dict[str, Any]:
+        """See :meth:`FelderaHook.get_pipeline`."""
+        result: dict[str, Any] = await self.send(api.get_pipeline(pipeline_name, selector))
+        return result
+
+
+class FelderaHook(BaseHook):
+    """Talk to Feldera's pipeline manager through an Airflow connection of type ``feldera``.
+
+    The connection's host is the API URL (``https://feldera.example.com``, with a port if needed), its password the
+    API key, and its extras ``verify`` (true/false or a CA bundle path), ``timeout`` (seconds), ``tenant`` and
+    ``console_url``. See :ref:`the connection guide <howto/connection:feldera>`.
+
+    Every call retries transient failures (connection errors, 408, 429 with ``Retry-After``, 502, 503, 504) with
+    bounded exponential backoff, except that a request which is not idempotent (taking a checkpoint, starting a
+    sync) is re-sent only when the failure proves it never took effect.
+
+    :param feldera_conn_id: the Airflow connection to use.
+    :param retry_policy: retries for transient failures; see :class:`RetryPolicy`.
+    """
+
+    conn_name_attr = "feldera_conn_id"
+    default_conn_name = "feldera_default"
+    conn_type = "feldera"
+    hook_name = "Feldera"
+
+    def __init__(self, feldera_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None) -> None:
+        super().__init__()
+        self.feldera_conn_id = feldera_conn_id
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._settings: FelderaConnectionSettings | None = None
+        self._client: httpx.Client | None = None
+
+    # -- connection ----------------------------------------------------------------------------------------------
+    @property
+    def settings(self) -> FelderaConnectionSettings:
+        """The checked connection settings (fetched once per hook)."""
+        if self._settings is None:
+            conn = self.get_connection(self.feldera_conn_id)
+            self._settings = self._parse(conn, conn.extra_dejson)
+        return self._settings
+
+    async def async_settings(self) -> FelderaConnectionSettings:
+        """The settings, fetched without blocking the triggerer's event loop."""
+        if self._settings is None:
+            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+
+            conn = await get_async_connection(self.feldera_conn_id, hook=self)
+            self._settings = self._parse(conn, await get_async_extra_dejson(conn))
+        return self._settings
+
+    def _parse(self, conn: Connection, extra: Mapping[str, Any]) -> FelderaConnectionSettings:
+        return settings_from_connection(
+            self.feldera_conn_id,
+            host=conn.host,
+            port=conn.port,
+            schema=conn.schema,
+            password=conn.password,
+            extra=extra,
+        )
+
+    def pipeline_url(self, pipeline_name: str) -> str:
+        """The pipeline's page in the Feldera web console."""
+        return self.settings.pipeline_url(pipeline_name)
+
+    # -- transport -----------------------------------------------------------------------------------------------
+    def _http(self) -> httpx.Client:
+        if self._client is None:
+            settings = self.settings
+            if settings.verify is False:
+                self.log.warning("TLS verification is off for Feldera connection '%s'", self.feldera_conn_id)
+            self._client = httpx.Client(**settings.client_options())
+        return self._client
+
+    def close(self) -> None:
+        """Close the HTTP connections this hook opened."""
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def __enter__(self) -> FelderaHook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, request: FelderaRequest) -> Any:
+        """Send one request with retries; the parsed body, or a FelderaApiError."""
+        attempts = _Attempts(self.retry_policy, request, self.log)
+        while True:
+            try:
+                return _send_once(self._http(), request)
+            except FelderaApiError as error:
+                time.sleep(attempts.backoff(error))
+
+    @asynccontextmanager
+    async def async_session(self) -> AsyncIterator[FelderaAsyncSession]:
+        """An async session over one ``httpx.AsyncClient``, closed when the block ends."""
+        settings = await self.async_settings()
+        async with httpx.AsyncClient(**settings.client_options()) as client:
+            yield FelderaAsyncSession(client, self.retry_policy, self.log)
+
+    # -- endpoints -----------------------------------------------------------------------------------------------
+    def get_config(self) -> dict[str, Any]:
+        """``GET /v0/config``: edition and version of the Feldera instance."""
+        result: dict[str, Any] = self.send(api.get_config())
+        return result
+
+    def get_pipeline(self, pipeline_name: str, selector: str = "status") -> dict[str, Any]:
+        """``GET /v0/pipelines/{name}``; ``selector="all"`` includes the runtime config."""
+        result: dict[str, Any] = self.send(api.get_pipeline(pipeline_name, selector))
+        return result
+
+    def get_stats(self, pipeline_name: str) -> dict[str, Any]:
+        """``GET /stats``: the running pipeline's metrics, including its ``incarnation_uuid``."""
+        result: dict[str, Any] = self.send(api.get_stats(pipeline_name))
+        return result
+
+    def list_checkpoints(self, pipeline_name: str) -> list[dict[str, Any]]:
+        """``GET /checkpoints``: the pipeline's local checkpoints, oldest first."""
+        result: list[dict[str, Any]] = self.send(api.list_checkpoints(pipeline_name))
+        return result
+
+    def take_checkpoint(self, pipeline_name: str) -> dict[str, Any]:
+        """``POST /checkpoint``: ``{checkpoint_sequence_number, incarnation_uuid}``; the checkpoint completes later."""
+        result: dict[str, Any] = self.send(api.take_checkpoint(pipeline_name))
+        return result
+
+    def checkpoint_status(self, pipeline_name: str, incarnation_uuid: str | None = None) -> dict[str, Any]:
+        """``GET /checkpoint_status``: ``{success, failure}`` of the current process."""
+        result: dict[str, Any] = self.send(api.checkpoint_status(pipeline_name, incarnation_uuid))
+        return result
+
+    def sync_checkpoint(self, pipeline_name: str) -> dict[str, Any]:
+        """``POST /checkpoint/sync``: pushes the newest local checkpoint; ``{checkpoint_uuid, incarnation_uuid}``."""
+        result: dict[str, Any] = self.send(api.sync_checkpoint(pipeline_name))
+        return result
+
+    def sync_status(self, pipeline_name: str, incarnation_uuid: str | None = None) -> dict[str, Any]:
+        """``GET /checkpoint/sync_status``: ``{success, failure, periodic[, running]}``."""
+        result: dict[str, Any] = self.send(api.sync_status(pipeline_name, incarnation_uuid))
+        return result
+
+    def remote_checkpoints(self, pipeline_name: str) -> list[str]:
+        """``GET /checkpoints/remote``: the uuids in the pipeline's bucket."""
+        result = self.send(api.remote_checkpoints(pipeline_name)) or []
+        return [str(entry["uuid"]) for entry in result]
+
+    def sync_progress(self, pipeline_name: str, checkpoint_uuid: str, incarnation_uuid: str | None) -> SyncProgress:
+        """Where the sync of ``checkpoint_uuid`` stands (an UNKNOWN status is settled from the bucket's listing).
+
+        Raises FelderaApiError with ``error_code == "IncarnationUuidMismatch"`` if the pipeline restarted.
+        """
+        return api.run_flow(api.read_sync_progress(pipeline_name, checkpoint_uuid, incarnation_uuid), self.send)
+
+    # -- connection test -----------------------------------------------------------------------------------------
+    def test_connection(self) -> tuple[bool, str]:
+        """Check the connection in a few seconds: reachable, TLS, API key, edition. Never raises."""
+        try:
+            settings = self.settings
+        except Exception as exc:
+            return False, str(exc)
+        try:
+            # One attempt with a short timeout: a connection test answers in seconds, it does not wait out outages.
+            with httpx.Client(**{**settings.client_options(), "timeout": min(settings.timeout, 10.0)}) as client:
+                config = _send_once(client, api.get_config())
+        except FelderaConnectionError as exc:
+            if exc.tls:
+                return False, (
+                    f"TLS verification failed for {settings.base_url}: {exc.message}. Set the connection's 'verify' "
+                    "extra to the path of the CA bundle that signed the server's certificate."
+                )
+            return False, f"Cannot reach Feldera at {settings.base_url}: {exc.message}"
+        except FelderaApiError as exc:
+            if exc.status == 401:
+                return False, f"Feldera at {settings.base_url} rejected the API key (HTTP 401 {exc.error_code or ''})"
+            return False, f"Feldera at {settings.base_url} answered {exc}"
+        edition = str((config or {}).get("edition", ""))
+        version = str((config or {}).get("version", "?"))
+        if edition.lower() != "enterprise":
+            return False, (
+                f"Connected to Feldera {edition or 'of an unknown edition'} {version} at {settings.base_url}, "
+                "but checkpoint sync needs Feldera Enterprise"
+            )
+        return True, f"Connected to Feldera Enterprise {version} at {settings.base_url}"

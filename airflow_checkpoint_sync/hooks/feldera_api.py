@@ -1,0 +1,286 @@
+"""Feldera's REST API without the transport: requests, response parsing, errors, retry rules and multi-step reads.
+
+The hook's sync (``httpx.Client``) and async (``httpx.AsyncClient``) paths both use everything here, so the two can
+only differ in how bytes move. A multi-step read is a generator that yields :class:`FelderaRequest` objects and
+receives their parsed results (see :func:`run_flow`), written once for both transports.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from airflow_checkpoint_sync.status import SyncResult, SyncState, resolve_unknown, sync_result
+
+T = TypeVar("T")
+
+#: Statuses Feldera documents as transient (plus 429, which says when to come back).
+RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
+#: 503s that prove the request never reached a pipeline that could act on it.
+NOT_APPLIED_503 = frozenset({"PipelineInteractionNotDeployed", "Initializing", "AwaitingApproval"})
+
+
+@dataclass(frozen=True)
+class FelderaRequest:
+    """One call to Feldera's API.
+
+    ``idempotent`` says whether sending it twice is harmless. A request that is not (``POST /checkpoint``,
+    ``POST /checkpoint/sync``) is re-sent only when the failure proves it never took effect.
+    """
+
+    method: str
+    path: str
+    params: Mapping[str, str] | None = None
+    json: Any = None
+    idempotent: bool = True
+
+    def describe(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+class FelderaApiError(Exception):
+    """Any failed call to Feldera: HTTP status, Feldera's ``error_code``, message and details.
+
+    ``status`` is None when no response arrived (see :class:`FelderaConnectionError`). The text never contains
+    request headers, so the API key cannot leak through it.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        details: Any = None,
+        retry_after: float | None = None,
+        request: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error_code = error_code
+        self.details = details
+        self.retry_after = retry_after
+        self.request = request
+
+    def __str__(self) -> str:
+        where = f"{self.request}: " if self.request else ""
+        code = f" {self.error_code}" if self.error_code else ""
+        status = f"HTTP {self.status}{code}" if self.status is not None else "no response"
+        return f"{where}{status}: {self.message}"
+
+
+class FelderaConnectionError(FelderaApiError):
+    """No response: the connection failed, timed out or broke.
+
+    ``sent`` is False only when the request certainly never left (connection refused, TLS handshake failed):
+    then even a non-idempotent request may be re-sent.
+    """
+
+    def __init__(self, message: str, *, sent: bool, tls: bool = False, request: str | None = None) -> None:
+        super().__init__(message, request=request, error_code="TLSError" if tls else "ConnectionError")
+        self.sent = sent
+        self.tls = tls
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff for transient failures.
+
+    :param max_attempts: attempts in all, the first included.
+    :param base_delay: seconds before the first retry; doubles each time.
+    :param max_delay: the longest single wait, ``Retry-After`` included.
+    :param deadline: total seconds a call may spend retrying.
+    """
+
+    max_attempts: int = 6
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    deadline: float = 120.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if self.base_delay < 0 or self.max_delay < 0 or self.deadline < 0:
+            raise ValueError("base_delay, max_delay and deadline must not be negative")
+
+    def delay(self, attempt: int, error: FelderaApiError, request: FelderaRequest, elapsed: float) -> float | None:
+        """Seconds to wait before attempt ``attempt + 1``, or None to give up and raise ``error``."""
+        if attempt >= self.max_attempts or not is_retryable(error, request):
+            return None
+        wait = error.retry_after if error.retry_after is not None else self.base_delay * 2 ** (attempt - 1)
+        wait = min(max(wait, 0.0), self.max_delay)
+        if elapsed + wait > self.deadline:
+            return None
+        return wait
+
+
+def is_retryable(error: FelderaApiError, request: FelderaRequest) -> bool:
+    """Whether ``request`` may be sent again after ``error`` without risking a second checkpoint or sync."""
+    if isinstance(error, FelderaConnectionError):
+        return request.idempotent or not error.sent
+    if error.status not in RETRYABLE_STATUSES:
+        return False
+    if request.idempotent:
+        return True
+    # The server answered without acting: a timeout before the body arrived, a rate limit, or a pipeline that
+    # cannot take the request yet. A 502/504 from a proxy may hide a request that did reach Feldera.
+    return error.status in (408, 429) or (error.status == 503 and error.error_code in NOT_APPLIED_503)
+
+
+def parse_response(status: int, headers: Mapping[str, str], body: bytes, request: FelderaRequest) -> Any:
+    """The decoded body of a 2xx response; otherwise a FelderaApiError with Feldera's error fields."""
+    content_type = headers.get("content-type", "")
+    if 200 <= status < 300:
+        if not body:
+            return None
+        if "json" in content_type:
+            return json.loads(body)
+        return body.decode(errors="replace")
+    error_code = None
+    details = None
+    message = body.decode(errors="replace").strip()[:500] or f"HTTP {status}"
+    if "json" in content_type and body:
+        try:
+            decoded = json.loads(body)
+        except ValueError:
+            decoded = None
+        if isinstance(decoded, Mapping):
+            error_code = decoded.get("error_code")
+            details = decoded.get("details")
+            message = str(decoded.get("message") or message)
+    return_error = FelderaApiError(
+        message,
+        status=status,
+        error_code=str(error_code) if error_code is not None else None,
+        details=details,
+        retry_after=_retry_after(headers.get("retry-after")),
+        request=request.describe(),
+    )
+    raise return_error
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        import datetime as dt
+
+        return max((parsedate_to_datetime(value) - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Requests
+# --------------------------------------------------------------------------------------------------------------------
+def _pipeline(name: str, suffix: str = "") -> str:
+    return f"/v0/pipelines/{quote(name, safe='')}{suffix}"
+
+
+def get_config() -> FelderaRequest:
+    return FelderaRequest("GET", "/v0/config")
+
+
+def get_pipeline(name: str, selector: str = "status") -> FelderaRequest:
+    return FelderaRequest("GET", _pipeline(name), params={"selector": selector})
+
+
+def get_stats(name: str) -> FelderaRequest:
+    return FelderaRequest("GET", _pipeline(name, "/stats"))
+
+
+def list_checkpoints(name: str) -> FelderaRequest:
+    return FelderaRequest("GET", _pipeline(name, "/checkpoints"))
+
+
+def take_checkpoint(name: str) -> FelderaRequest:
+    return FelderaRequest("POST", _pipeline(name, "/checkpoint"), idempotent=False)
+
+
+def checkpoint_status(name: str, incarnation_uuid: str | None) -> FelderaRequest:
+    return FelderaRequest("GET", _pipeline(name, "/checkpoint_status"), params=_incarnation(incarnation_uuid))
+
+
+def sync_checkpoint(name: str) -> FelderaRequest:
+    return FelderaRequest("POST", _pipeline(name, "/checkpoint/sync"), idempotent=False)
+
+
+def sync_status(name: str, incarnation_uuid: str | None) -> FelderaRequest:
+    return FelderaRequest("GET", _pipeline(name, "/checkpoint/sync_status"), params=_incarnation(incarnation_uuid))
+
+
+def remote_checkpoints(name: str) -> FelderaRequest:
+    return FelderaRequest("GET", _pipeline(name, "/checkpoints/remote"))
+
+
+def _incarnation(incarnation_uuid: str | None) -> dict[str, str] | None:
+    return {"incarnation_uuid": incarnation_uuid} if incarnation_uuid else None
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Multi-step reads
+# --------------------------------------------------------------------------------------------------------------------
+Flow = Generator[FelderaRequest, Any, T]
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """One look at a checkpoint sync: its result, and whether the server reports in-flight syncs (``running``)."""
+
+    result: SyncResult
+    server_reports_running: bool = field(default=True)
+
+
+def read_sync_progress(name: str, checkpoint_uuid: str, incarnation_uuid: str | None) -> Flow[SyncProgress]:
+    """Sync status of one uuid; an UNKNOWN answer is settled from the bucket's listing.
+
+    Raises FelderaApiError with ``error_code == "IncarnationUuidMismatch"`` when the pipeline restarted since
+    ``incarnation_uuid``: the sync status of that process is gone.
+    """
+    payload = yield sync_status(name, incarnation_uuid)
+    result = sync_result(checkpoint_uuid, payload)
+    if result.state is SyncState.UNKNOWN:
+        remote = yield remote_checkpoints(name)
+        result = resolve_unknown(checkpoint_uuid, [entry.get("uuid") for entry in remote or []])
+    return SyncProgress(result, server_reports_running="running" in payload)
+
+
+def run_flow(flow: Flow[T], send: Any) -> T:
+    """Drive ``flow`` with a synchronous ``send(request) -> result``; errors are thrown into the flow."""
+    try:
+        request = next(flow)
+        while True:
+            try:
+                result = send(request)
+            except FelderaApiError as exc:
+                request = flow.throw(exc)
+                continue
+            request = flow.send(result)
+    except StopIteration as done:
+        value: T = done.value
+        return value
+
+
+async def arun_flow(flow: Flow[T], send: Any) -> T:
+    """Drive ``flow`` with an async ``send(request) -> result``; errors are thrown into the flow."""
+    try:
+        request = next(flow)
+        while True:
+            try:
+                result = await send(request)
+            except FelderaApiError as exc:
+                request = flow.throw(exc)
+                continue
+            request = flow.send(result)
+    except StopIteration as done:
+        value: T = done.value
+        return value

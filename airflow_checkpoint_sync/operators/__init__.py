@@ -1,0 +1,1 @@
+"""Operators: sync a checkpoint, restore from one, activate a standby."""

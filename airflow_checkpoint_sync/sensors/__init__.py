@@ -1,0 +1,1 @@
+"""Sensors: wait for a checkpoint sync's result."""

@@ -1,0 +1,175 @@
+"""Pure rules for reading Feldera's status payloads. No I/O, no Airflow.
+
+Every "is this done?" decision the provider makes lives here once: the operator's in-worker wait, the sensor's poke
+and the trigger's async loop all call these functions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid as uuidlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class SyncState(enum.StrEnum):
+    """Where the sync of one checkpoint uuid stands."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    IN_PROGRESS = "in_progress"
+    UNKNOWN = "unknown"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (SyncState.SUCCESS, SyncState.FAILURE)
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """The state of a checkpoint sync, with Feldera's error text on failure and how success was established."""
+
+    state: SyncState
+    error: str | None = None
+    evidence: str | None = None
+
+
+def sync_result(checkpoint_uuid: str, payload: Mapping[str, Any]) -> SyncResult:
+    """Read ``GET /checkpoint/sync_status`` for one uuid.
+
+    Servers after Feldera 0.337 list in-flight manual syncs in ``running``; older ones do not, and "in progress" is
+    then inferred from UUIDv7 order, as the official client does (a uuid newer than the last success has not
+    finished yet). ``periodic`` counts as success because Feldera also fills it from successful manual syncs.
+    """
+    running = payload.get("running")
+    if running is not None and checkpoint_uuid in running:
+        return SyncResult(SyncState.IN_PROGRESS)
+    success, periodic = payload.get("success"), payload.get("periodic")
+    if checkpoint_uuid in (success, periodic):
+        return SyncResult(SyncState.SUCCESS, evidence="sync_status")
+    failure = payload.get("failure") or {}
+    if failure.get("uuid") == checkpoint_uuid:
+        return SyncResult(SyncState.FAILURE, error=str(failure.get("error") or "no error text from Feldera"))
+    if running is None and (success is None or _uuid_int(checkpoint_uuid) > _uuid_int(success)):
+        return SyncResult(SyncState.IN_PROGRESS)
+    return SyncResult(SyncState.UNKNOWN)
+
+
+def resolve_unknown(checkpoint_uuid: str, remote_uuids: Iterable[str]) -> SyncResult:
+    """Settle an UNKNOWN sync state from ``GET /checkpoints/remote``: a uuid listed in the bucket is synced.
+
+    Unknown happens when another sync displaced this uuid from ``success`` (or the pipeline is too old to say).
+    A uuid that is not listed stays UNKNOWN; the caller keeps polling until its deadline, never forever.
+    """
+    if checkpoint_uuid in set(remote_uuids):
+        return SyncResult(SyncState.SUCCESS, evidence="listed in the bucket's catalog")
+    return SyncResult(SyncState.UNKNOWN)
+
+
+class CheckpointState(enum.StrEnum):
+    """Where one checkpoint request (by sequence number) stands."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    IN_PROGRESS = "in_progress"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class CheckpointResult:
+    state: CheckpointState
+    error: str | None = None
+
+
+def checkpoint_result(sequence_number: int, payload: Mapping[str, Any]) -> CheckpointResult:
+    """Read ``GET /checkpoint_status`` for one sequence number.
+
+    ``success`` is the highest successful number; ``failure`` is the latest failure and is not cleared by a later
+    success, so a number below ``success`` that is not the failure is UNKNOWN (superseded, it may or may not have
+    completed on its own).
+    """
+    success = payload.get("success")
+    if success == sequence_number:
+        return CheckpointResult(CheckpointState.SUCCESS)
+    failure = payload.get("failure") or {}
+    if failure.get("sequence_number") == sequence_number:
+        return CheckpointResult(CheckpointState.FAILURE, str(failure.get("error") or "no error text from Feldera"))
+    if success is None or sequence_number > success:
+        return CheckpointResult(CheckpointState.IN_PROGRESS)
+    return CheckpointResult(CheckpointState.UNKNOWN)
+
+
+class PipelineGroup(enum.StrEnum):
+    """Feldera's many deployment statuses, grouped by what an operator may do next."""
+
+    STOPPED = "stopped"
+    FAILED = "failed"
+    TRANSITIONAL = "transitional"
+    STANDBY = "standby"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RUNNING = "running"
+    PAUSED = "paused"
+
+
+_TRANSITIONAL = {
+    "Provisioning",
+    "Unavailable",
+    "Coordination",
+    "Initializing",
+    "Bootstrapping",
+    "ConcurrentBootstrapping",
+    "Synchronizing",
+    "Replaying",
+    "Suspended",
+    "Stopping",
+}
+
+
+def pipeline_group(pipeline: Mapping[str, Any]) -> PipelineGroup:
+    """The group of a pipeline payload (``GET /v0/pipelines/{name}``).
+
+    A Stopped pipeline with a ``deployment_error`` is FAILED; an unrecognised status (a newer Feldera) counts as
+    TRANSITIONAL, so waits keep polling it until their deadline instead of misreading it.
+    """
+    status = str(pipeline.get("deployment_status"))
+    if status == "Stopped":
+        return PipelineGroup.FAILED if pipeline.get("deployment_error") else PipelineGroup.STOPPED
+    direct = {
+        "Standby": PipelineGroup.STANDBY,
+        "AwaitingApproval": PipelineGroup.AWAITING_APPROVAL,
+        "Running": PipelineGroup.RUNNING,
+        "Paused": PipelineGroup.PAUSED,
+    }
+    return direct.get(status, PipelineGroup.TRANSITIONAL)
+
+
+def deployment_error_message(pipeline: Mapping[str, Any]) -> str | None:
+    """Feldera's own words for why the pipeline stopped, if it did."""
+    error = pipeline.get("deployment_error")
+    if not error:
+        return None
+    if isinstance(error, Mapping):
+        return str(error.get("message") or error.get("error_code") or error)
+    return str(error)
+
+
+def uuid7_time(value: str) -> dt.datetime:
+    """The creation time inside a UUIDv7 (Feldera's checkpoint uuids), as an aware UTC datetime."""
+    parsed = uuidlib.UUID(value)
+    if parsed.version != 7:
+        raise ValueError(f"{value} is a version {parsed.version} UUID, not a UUIDv7")
+    return dt.datetime.fromtimestamp((parsed.int >> 80) / 1000.0, tz=dt.UTC)
+
+
+def is_uuid(value: object) -> bool:
+    """Whether ``value`` is a UUID in its canonical text form."""
+    try:
+        return isinstance(value, str) and str(uuidlib.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+def _uuid_int(value: str) -> int:
+    return uuidlib.UUID(value).int

@@ -1,0 +1,1 @@
+"""Triggers: async waits for the triggerer."""

@@ -1,0 +1,62 @@
+"""Running the test DAGs with dag.test() against a migrated sqlite Airflow (set up in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+DAGS = Path(__file__).parent / "dags"
+
+
+def feldera_connection(url: str, api_key: str | None = None, **extra: Any) -> str:
+    """An AIRFLOW_CONN_* value (JSON form) for a `feldera` connection."""
+    return json.dumps({"conn_type": "feldera", "host": url, "password": api_key, "extra": extra})
+
+
+def run_dag(dag_id: str, **conf: Any) -> Any:
+    """Run one DAG from tests/dags with dag.test(); returns the DagRun."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAGS))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags[dag_id].test(run_conf=conf or None)
+
+
+def task_states(dag_run: Any) -> dict[str, str]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances(session=session)}
+
+
+def xcoms(dag_run: Any) -> dict[tuple[str, str], Any]:
+    """Every XCom of the run, by (task_id, key)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(XComModel).where(XComModel.dag_id == dag_run.dag_id, XComModel.run_id == dag_run.run_id)
+        ).all()
+        return {(row.task_id, row.key): XComModel.deserialize_value(row) for row in rows}
+
+
+def asset_event_extras(dag_run: Any) -> list[dict[str, Any]]:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(select(AssetEvent).where(AssetEvent.source_run_id == dag_run.run_id)).all()
+        return [dict(event.extra or {}) for event in events]
+
+
+def airflow_env(home: str) -> dict[str, str]:
+    return {
+        "AIRFLOW_HOME": home,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+    }

@@ -1,0 +1,60 @@
+"""DAGs the integration tests run with dag.test(); they use only the provider's documented public API."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Asset
+
+from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
+from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+PARAMS = {"pipeline": "prod", "timeout": 60}
+CHECKPOINTS = Asset("s3://dr-bucket/prod")
+
+
+def sync_dag(dag_id: str, **operator_kwargs: object) -> DAG:
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False, params=PARAMS) as dag:
+        SyncCheckpointOperator(
+            task_id="sync",
+            pipeline_name="{{ params.pipeline }}",
+            poll_interval=0.2,
+            timeout=30,
+            outlets=[CHECKPOINTS],
+            **operator_kwargs,  # type: ignore[arg-type]
+        )
+    return dag
+
+
+sync_in_worker = sync_dag("sync_in_worker", deferrable=False)
+sync_deferred = sync_dag("sync_deferred", deferrable=True)
+sync_existing = sync_dag("sync_existing_checkpoint", deferrable=False, take_checkpoint=False)
+sync_retried = sync_dag("sync_with_retries", deferrable=False, retries=1, retry_delay=dt.timedelta(seconds=0))
+
+
+def sensor_dag(dag_id: str, **sensor_kwargs: object) -> DAG:
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False, params=PARAMS) as dag:
+        start = SyncCheckpointOperator(
+            task_id="sync",
+            pipeline_name="{{ params.pipeline }}",
+            wait_for_completion=False,
+            deferrable=False,
+        )
+        wait = CheckpointStatusSensor(
+            task_id="wait",
+            pipeline_name="{{ params.pipeline }}",
+            checkpoint_uuid="{{ ti.xcom_pull(task_ids='sync', key='checkpoint_uuid') }}",
+            incarnation_uuid="{{ ti.xcom_pull(task_ids='sync', key='incarnation_uuid') }}",
+            poke_interval=0.2,
+            timeout=30,
+            **sensor_kwargs,  # type: ignore[arg-type]
+        )
+        start >> wait
+    return dag
+
+
+sensor_poke = sensor_dag("sensor_poke", mode="poke")
+sensor_reschedule = sensor_dag("sensor_reschedule", mode="reschedule")
+sensor_deferred = sensor_dag("sensor_deferred", deferrable=True)
+sensor_soft_fail = sensor_dag("sensor_soft_fail", mode="poke", soft_fail=True)

@@ -1,0 +1,223 @@
+"""SyncCheckpointOperator through dag.test(), over real HTTP to the sandbox with moto's S3 behind it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from airflow_support import asset_event_extras, feldera_connection, run_dag, task_states, xcoms
+from feldera_setup import Feldera
+
+from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+API_KEY = "apikey:" + "q" * 48
+SYNC = "/v0/pipelines/prod/checkpoint/sync"
+SYNC_STATUS = "/v0/pipelines/prod/checkpoint/sync_status"
+
+
+@pytest.fixture
+def feldera(
+    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Feldera]:
+    with FelderaSandbox(api_key=API_KEY) as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url, API_KEY))
+        yield Feldera(sandbox, moto_s3, s3_bucket, API_KEY)
+
+
+def requests_to(feldera: Feldera, method: str, path: str) -> list[dict[str, object]]:
+    return [r for r in feldera.sandbox.control.requests() if r["method"] == method and r["path"] == path]
+
+
+@pytest.mark.parametrize("dag_id", ["sync_in_worker", "sync_deferred"])
+def test_sync_lands_in_the_bucket_catalog(feldera: Feldera, dag_id: str) -> None:
+    feldera.running_pipeline("prod", records=12)
+    run = run_dag(dag_id, pipeline="prod")
+    assert task_states(run) == {"sync": "success"}
+    values = xcoms(run)
+    uuid = values[("sync", "return_value")]
+    assert values[("sync", "checkpoint_uuid")] == uuid
+    assert values[("sync", "incarnation_uuid")]
+    assert values[("sync", "feldera_pipeline_url")] == f"{feldera.sandbox.url}/pipelines/prod/"
+    assert uuid in feldera.catalog("prod")
+    assert feldera.catalog_entry("prod", uuid)["processed_records"] == 12
+    assert asset_event_extras(run) == [
+        {"pipeline_name": "prod", "checkpoint_uuid": uuid, "bucket": f"{feldera.bucket}/prod"}
+    ]
+    assert len(requests_to(feldera, "POST", "/v0/pipelines/prod/checkpoint")) == 1
+    assert len(requests_to(feldera, "POST", SYNC)) == 1
+
+
+def test_sync_of_the_newest_existing_checkpoint(feldera: Feldera) -> None:
+    feldera.running_pipeline("prod", records=3)
+    feldera.http.post("/pipelines/prod/checkpoint")
+    run = run_dag("sync_existing_checkpoint", pipeline="prod")
+    assert task_states(run) == {"sync": "success"}
+    assert requests_to(feldera, "POST", "/v0/pipelines/prod/checkpoint") == [
+        r for r in feldera.sandbox.control.requests() if r["path"] == "/v0/pipelines/prod/checkpoint"
+    ]
+    assert len(requests_to(feldera, "POST", "/v0/pipelines/prod/checkpoint")) == 1  # only the setup's own
+
+
+@pytest.mark.parametrize("dag_id", ["sync_in_worker", "sync_deferred"])
+def test_feldera_side_failure_fails_with_feldera_text(
+    feldera: Feldera, dag_id: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    feldera.running_pipeline("prod")
+    feldera.sandbox.control.fail_next_sync("prod", "AccessDenied: the bucket policy forbids PutObject")
+    run = run_dag(dag_id, pipeline="prod")
+    assert task_states(run) == {"sync": "failed"}
+    assert "AccessDenied: the bucket policy forbids PutObject" in capfd.readouterr().out
+    assert feldera.catalog("prod") == []
+
+
+@pytest.mark.parametrize("dag_id", ["sync_in_worker", "sync_deferred"])
+def test_restart_mid_sync_starts_one_new_sync(feldera: Feldera, dag_id: str, capfd: pytest.CaptureFixture[str]) -> None:
+    feldera.running_pipeline("prod", records=5)
+    feldera.sandbox.control.set_timings(sync_delay_s=0.5)
+    # The first status read after the sync started finds a new pipeline process.
+    feldera.sandbox.control.restart_on(SYNC_STATUS, method="GET")
+    run = run_dag(dag_id, pipeline="prod")
+    assert task_states(run) == {"sync": "success"}
+    assert len(requests_to(feldera, "POST", SYNC)) == 2
+    uuid = xcoms(run)[("sync", "return_value")]
+    assert uuid in feldera.catalog("prod")
+    assert "starting a new sync for the new process" in capfd.readouterr().out
+
+
+def test_bursts_of_503_and_429_are_ridden_out_without_duplicates(feldera: Feldera) -> None:
+    feldera.running_pipeline("prod", records=2)
+    control = feldera.sandbox.control
+    control.fail(
+        "/v0/pipelines/prod/checkpoint", method="POST", status=429, retry_after=1, count=2, error_code="TooManyRequests"
+    )
+    control.fail(SYNC, method="POST", status=503, count=2, error_code="PipelineInteractionNotDeployed")
+    control.fail(SYNC_STATUS, method="GET", status=503, count=3)
+    control.fail("/v0/pipelines/prod", method="GET", status=502, count=2)
+    run = run_dag("sync_in_worker", pipeline="prod")
+    assert task_states(run) == {"sync": "success"}
+    checkpoint_posts = requests_to(feldera, "POST", "/v0/pipelines/prod/checkpoint")
+    assert [r["status"] for r in checkpoint_posts] == [429, 429, 200]
+    assert [r["status"] for r in requests_to(feldera, "POST", SYNC)] == [503, 503, 202]
+    assert len(feldera.sandbox.control.storage("prod")["checkpoints"]) == 1
+
+
+def test_lost_answer_to_a_sync_request_is_not_resent_blindly(feldera: Feldera) -> None:
+    feldera.running_pipeline("prod", records=2)
+    feldera.sandbox.control.set_timings(sync_delay_s=0.5)
+    feldera.sandbox.control.drop(SYNC, method="POST", after=True)
+    run = run_dag("sync_in_worker", pipeline="prod")
+    assert task_states(run) == {"sync": "success"}
+    # The request reached Feldera; the operator found the running sync and followed it instead of asking again.
+    assert [r["fault"] for r in requests_to(feldera, "POST", SYNC)] == ["drop_after"]
+    assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")
+
+
+@pytest.mark.parametrize("dag_id", ["sync_in_worker", "sync_deferred"])
+def test_a_sync_that_outlives_the_timeout_fails_at_the_deadline(
+    feldera: Feldera, dag_id: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    feldera.running_pipeline("prod")
+    feldera.sandbox.control.set_timings(sync_delay_s=60)
+    run = run_dag(dag_id, pipeline="prod", timeout=2)
+    assert task_states(run) == {"sync": "failed"}
+    assert "was still in progress at the deadline" in capfd.readouterr().out
+
+
+def test_old_servers_without_running_field(
+    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with FelderaSandbox(sync_running_field=False) as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
+        feldera = Feldera(sandbox, moto_s3, s3_bucket)
+        feldera.running_pipeline("prod", records=4)
+        sandbox.control.set_timings(sync_delay_s=0.5)
+        run = run_dag("sync_deferred", pipeline="prod")
+        assert task_states(run) == {"sync": "success"}
+        assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("standby", "is in Standby"),
+        ("no_sync", "has no checkpoint sync configured"),
+        ("stopped", "is Stopped: it must be Running or Paused"),
+        ("no_checkpoint", "has no local checkpoint to sync"),
+        ("missing", "there is no pipeline named 'prod'"),
+        ("bad_name", "is not a Feldera pipeline name"),
+    ],
+)
+def test_error_cases_fail_at_once_and_change_nothing(
+    feldera: Feldera, setup: str, message: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    dag_id, conf = "sync_in_worker", {"pipeline": "prod"}
+    if setup == "standby":
+        feldera.create("primary")
+        feldera.start("primary")
+        feldera.http.post("/pipelines/primary/checkpoint")
+        feldera.http.post("/pipelines/primary/checkpoint/sync")
+        from support import sync_config
+
+        feldera.create(
+            "prod",
+            sync_config(
+                feldera.s3,
+                feldera.bucket,
+                "prod",
+                read_bucket=f"{feldera.bucket}/primary",
+                start_from_checkpoint="latest",
+            ),
+        )
+        feldera.start("prod", "standby")
+    elif setup == "no_sync":
+        feldera.running_pipeline("prod", sync=None)
+    elif setup == "stopped":
+        feldera.create("prod")
+    elif setup == "no_checkpoint":
+        feldera.running_pipeline("prod")
+        dag_id = "sync_existing_checkpoint"
+    elif setup == "bad_name":
+        conf = {"pipeline": "no such/pipeline"}
+    before = feldera.mutating_requests()
+    feldera.sandbox.control.clear_requests()
+    run = run_dag(dag_id, **conf)
+    assert task_states(run) == {"sync": "failed"}
+    assert message in capfd.readouterr().out
+    mutated = feldera.mutating_requests()
+    if setup == "no_checkpoint":
+        assert mutated == ["POST /v0/pipelines/prod/checkpoint/sync"]  # refused by Feldera, nothing synced
+    else:
+        assert mutated == [], before
+
+
+def test_community_edition_fails_before_any_request_that_changes_something(
+    airflow_db: str,
+    monkeypatch: pytest.MonkeyPatch,
+    moto_s3: MotoS3Server,
+    s3_bucket: str,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with FelderaSandbox(edition="community") as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
+        feldera = Feldera(sandbox, moto_s3, s3_bucket)
+        feldera.running_pipeline("prod", sync=None)
+        sandbox.control.clear_requests()
+        run = run_dag("sync_in_worker", pipeline="prod")
+        assert task_states(run) == {"sync": "failed"}
+        assert "checkpoint sync needs Feldera Enterprise" in capfd.readouterr().out
+        assert feldera.mutating_requests() == []
+
+
+def test_retry_after_a_lost_worker_reattaches_to_the_running_sync(feldera: Feldera) -> None:
+    feldera.running_pipeline("prod", records=6)
+    feldera.sandbox.control.set_timings(sync_delay_s=1.0)
+    # The first try dies after it started the sync (its status read fails hard); the retry must not start another.
+    feldera.sandbox.control.fail(SYNC_STATUS, method="GET", status=500, count=1, error_code="InternalError")
+    run = run_dag("sync_with_retries", pipeline="prod")
+    assert task_states(run) == {"sync": "success"}
+    assert len(requests_to(feldera, "POST", SYNC)) == 1
+    assert len(requests_to(feldera, "POST", "/v0/pipelines/prod/checkpoint")) == 1
+    assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")
