@@ -164,9 +164,9 @@ def uuid7_time(value: str) -> dt.datetime:
 
 
 def is_uuid(value: object) -> bool:
-    """Whether ``value`` is a UUID in its canonical text form."""
+    """Whether ``value`` is a UUID in canonical lower-case text form, the only form Feldera reports."""
     try:
-        return isinstance(value, str) and str(uuidlib.UUID(value)) == value.lower()
+        return isinstance(value, str) and str(uuidlib.UUID(value)) == value
     except ValueError:
         return False
 

@@ -1,0 +1,67 @@
+"""CheckpointStatusSensor in poke, reschedule and deferrable modes, through dag.test()."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from airflow_support import feldera_connection, run_dag, task_states, xcoms
+from feldera_setup import Feldera
+
+from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+
+@pytest.fixture
+def feldera(
+    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Feldera]:
+    with FelderaSandbox() as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
+        yield Feldera(sandbox, moto_s3, s3_bucket)
+
+
+@pytest.mark.parametrize("dag_id", ["sensor_poke", "sensor_reschedule", "sensor_deferred"])
+def test_sensor_waits_for_the_sync_started_upstream(feldera: Feldera, dag_id: str) -> None:
+    feldera.running_pipeline("prod", records=8)
+    feldera.sandbox.control.set_timings(sync_delay_s=1.0)  # long enough that the sensor has to wait
+    run = run_dag(dag_id, pipeline="prod")
+    assert task_states(run) == {"sync": "success", "wait": "success"}
+    values = xcoms(run)
+    uuid = values[("sync", "checkpoint_uuid")]
+    assert values[("sync", "return_value")] == uuid  # wait_for_completion=False returns once started
+    assert values[("wait", "return_value")] == uuid
+    assert uuid in feldera.catalog("prod")
+    status_reads = [
+        r for r in feldera.sandbox.control.requests() if r["path"] == "/v0/pipelines/prod/checkpoint/sync_status"
+    ]
+    assert len(status_reads) >= 2  # it really waited, polling
+
+
+@pytest.mark.parametrize("dag_id", ["sensor_poke", "sensor_reschedule", "sensor_deferred"])
+def test_sensor_fails_with_feldera_error(feldera: Feldera, dag_id: str, capfd: pytest.CaptureFixture[str]) -> None:
+    feldera.running_pipeline("prod")
+    feldera.sandbox.control.fail_next_sync("prod", "SignatureDoesNotMatch: check your keys")
+    run = run_dag(dag_id, pipeline="prod")
+    assert task_states(run) == {"sync": "success", "wait": "failed"}
+    assert "SignatureDoesNotMatch: check your keys" in capfd.readouterr().out
+
+
+def test_soft_fail_skips_instead_of_failing(feldera: Feldera) -> None:
+    feldera.running_pipeline("prod")
+    feldera.sandbox.control.fail_next_sync("prod", "bucket gone")
+    run = run_dag("sensor_soft_fail", pipeline="prod")
+    assert task_states(run) == {"sync": "success", "wait": "skipped"}
+
+
+def test_sensor_reports_a_restart_instead_of_waiting_forever(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    feldera.running_pipeline("prod")
+    feldera.sandbox.control.set_timings(sync_delay_s=2.0)
+    feldera.sandbox.control.restart_on("/v0/pipelines/prod/checkpoint/sync_status", method="GET")
+    run = run_dag("sensor_poke", pipeline="prod")
+    assert task_states(run) == {"sync": "success", "wait": "failed"}
+    assert "restarted while checkpoint" in capfd.readouterr().out

@@ -1,0 +1,115 @@
+"""The pure status rules, case by case."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from airflow_checkpoint_sync.status import (
+    CheckpointState,
+    PipelineGroup,
+    SyncState,
+    checkpoint_result,
+    deployment_error_message,
+    is_uuid,
+    pipeline_group,
+    resolve_unknown,
+    sync_result,
+    uuid7_time,
+)
+
+OLD = "01890000-0000-7000-8000-000000000001"
+MID = "01890000-0000-7000-8000-000000000002"
+NEW = "01890000-0000-7000-8000-000000000003"
+
+
+@pytest.mark.parametrize(
+    ("payload", "uuid", "state"),
+    [
+        ({"success": None, "failure": None, "periodic": None, "running": [MID]}, MID, SyncState.IN_PROGRESS),
+        ({"success": MID, "failure": None, "periodic": None, "running": []}, MID, SyncState.SUCCESS),
+        ({"success": None, "failure": None, "periodic": MID, "running": []}, MID, SyncState.SUCCESS),
+        (
+            {"success": None, "failure": {"uuid": MID, "error": "x"}, "periodic": None, "running": []},
+            MID,
+            SyncState.FAILURE,
+        ),
+        # running wins over a stale failure of the same uuid (a retried sync)
+        (
+            {"success": None, "failure": {"uuid": MID, "error": "x"}, "periodic": None, "running": [MID]},
+            MID,
+            SyncState.IN_PROGRESS,
+        ),
+        # new server, not running, not success, not failure: displaced or never started
+        ({"success": NEW, "failure": None, "periodic": NEW, "running": []}, MID, SyncState.UNKNOWN),
+        ({"success": None, "failure": None, "periodic": None, "running": []}, MID, SyncState.UNKNOWN),
+        # old servers (no running): newer than the last success means still running
+        ({"success": None, "failure": None, "periodic": None}, MID, SyncState.IN_PROGRESS),
+        ({"success": OLD, "failure": None, "periodic": OLD}, MID, SyncState.IN_PROGRESS),
+        ({"success": NEW, "failure": None, "periodic": NEW}, MID, SyncState.UNKNOWN),
+        ({"success": MID, "failure": None, "periodic": MID}, MID, SyncState.SUCCESS),
+    ],
+)
+def test_sync_result(payload: dict[str, object], uuid: str, state: SyncState) -> None:
+    assert sync_result(uuid, payload).state is state
+
+
+def test_failure_keeps_feldera_text() -> None:
+    result = sync_result(MID, {"failure": {"uuid": MID, "error": "SignatureDoesNotMatch"}, "running": []})
+    assert (result.state, result.error) == (SyncState.FAILURE, "SignatureDoesNotMatch")
+    assert sync_result(MID, {"failure": {"uuid": MID}, "running": []}).error == "no error text from Feldera"
+
+
+def test_unknown_is_settled_by_the_bucket_listing() -> None:
+    assert resolve_unknown(MID, [OLD, MID]).state is SyncState.SUCCESS
+    assert resolve_unknown(MID, [OLD]).state is SyncState.UNKNOWN
+    assert SyncState.SUCCESS.terminal and SyncState.FAILURE.terminal and not SyncState.UNKNOWN.terminal
+
+
+@pytest.mark.parametrize(
+    ("seq", "payload", "state"),
+    [
+        (3, {"success": 3, "failure": None}, CheckpointState.SUCCESS),
+        (3, {"success": 2, "failure": {"sequence_number": 3, "error": "e"}}, CheckpointState.FAILURE),
+        (3, {"success": 2, "failure": None}, CheckpointState.IN_PROGRESS),
+        (0, {"success": None, "failure": None}, CheckpointState.IN_PROGRESS),
+        (3, {"success": 5, "failure": {"sequence_number": 4, "error": "e"}}, CheckpointState.UNKNOWN),
+    ],
+)
+def test_checkpoint_result(seq: int, payload: dict[str, object], state: CheckpointState) -> None:
+    assert checkpoint_result(seq, payload).state is state
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "group"),
+    [
+        ("Stopped", None, PipelineGroup.STOPPED),
+        ("Stopped", {"message": "boom"}, PipelineGroup.FAILED),
+        ("Standby", None, PipelineGroup.STANDBY),
+        ("Running", None, PipelineGroup.RUNNING),
+        ("Paused", None, PipelineGroup.PAUSED),
+        ("AwaitingApproval", None, PipelineGroup.AWAITING_APPROVAL),
+        ("Initializing", None, PipelineGroup.TRANSITIONAL),
+        ("Suspended", None, PipelineGroup.TRANSITIONAL),
+        ("SomethingNew", None, PipelineGroup.TRANSITIONAL),
+    ],
+)
+def test_pipeline_group(status: str, error: object, group: PipelineGroup) -> None:
+    assert pipeline_group({"deployment_status": status, "deployment_error": error}) is group
+
+
+def test_deployment_error_message() -> None:
+    assert deployment_error_message({"deployment_error": {"message": "no checkpoint", "error_code": "X"}}) == (
+        "no checkpoint"
+    )
+    assert deployment_error_message({"deployment_error": None}) is None
+
+
+def test_uuid7_time_and_uuid_check() -> None:
+    when = uuid7_time("01a216d5-781d-7000-ac06-4bdf123181e6")
+    assert when.tzinfo is dt.UTC and when.year == 2026
+    with pytest.raises(ValueError, match="version 4"):
+        uuid7_time("8c0e5a47-23f4-4a0b-9a3b-1f4e9f0f3c11")
+    lettered = "01a216d5-781d-7000-ac06-4bdf123181e6"
+    assert is_uuid(lettered) and not is_uuid("latest") and not is_uuid(None) and not is_uuid(lettered.upper())
