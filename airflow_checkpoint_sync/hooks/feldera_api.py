@@ -222,6 +222,28 @@ def remote_checkpoints(name: str) -> FelderaRequest:
     return FelderaRequest("GET", _pipeline(name, "/checkpoints/remote"))
 
 
+def patch_runtime_config(name: str, runtime_config: Mapping[str, Any]) -> FelderaRequest:
+    # The whole runtime config: Feldera's PATCH replaces top-level fields, it does not merge inside them.
+    return FelderaRequest("PATCH", _pipeline(name), json={"runtime_config": dict(runtime_config)})
+
+
+def start_pipeline(name: str, initial: str) -> FelderaRequest:
+    # Desired-state setters (start, stop, activate, clear) are safe to repeat.
+    return FelderaRequest("POST", _pipeline(name, "/start"), params={"initial": initial, "dismiss_error": "true"})
+
+
+def stop_pipeline(name: str, force: bool) -> FelderaRequest:
+    return FelderaRequest("POST", _pipeline(name, "/stop"), params={"force": "true" if force else "false"})
+
+
+def activate_pipeline(name: str, initial: str) -> FelderaRequest:
+    return FelderaRequest("POST", _pipeline(name, "/activate"), params={"initial": initial})
+
+
+def clear_storage(name: str) -> FelderaRequest:
+    return FelderaRequest("POST", _pipeline(name, "/clear"))
+
+
 def _incarnation(incarnation_uuid: str | None) -> dict[str, str] | None:
     return {"incarnation_uuid": incarnation_uuid} if incarnation_uuid else None
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, ResumableJobMixin, conf
+from airflow.sdk import ResumableJobMixin, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_checkpoint_sync.links import PIPELINE_URL_KEY, FelderaPipelineLink
+from airflow_checkpoint_sync.operators.base import WAIT_STATE_KEY, FelderaPipelineOperator
 from airflow_checkpoint_sync.status import CheckpointState, PipelineGroup, checkpoint_result, pipeline_group
-from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds, task_failure
+from airflow_checkpoint_sync.sync_config import current_sync
+from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds
 from airflow_checkpoint_sync.triggers.checkpoint import (
     INCARNATION_MISMATCH,
     CheckpointSyncTrigger,
@@ -20,7 +21,6 @@ from airflow_checkpoint_sync.triggers.checkpoint import (
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Sequence
 
     from airflow.sdk import Context
 
@@ -28,13 +28,11 @@ if TYPE_CHECKING:
 
 #: Restarts of the pipeline during one task try after which the operator stops starting new syncs.
 MAX_RESTARTS = 1
-#: XCom key of the wait's state (deadline, restarts, bucket), read back when the deferred task resumes.
-WAIT_STATE_KEY = "feldera_sync_wait"
 #: How long to look for the effect of a checkpoint request whose response was lost.
 LOST_RESPONSE_GRACE_S = 30.0
 
 
-class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
+class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
     """Take a checkpoint of a Feldera pipeline, push it to the pipeline's bucket, and wait for the result.
 
     The pipeline must be running or paused, with checkpoint sync configured
@@ -62,16 +60,11 @@ class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
         pipeline, the uuid and the bucket.
     """
 
-    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id")
-    operator_extra_links = (FelderaPipelineLink(),)
     external_id_key = "feldera_checkpoint_sync"
-    ui_color = "#c7e3ff"
 
     def __init__(
         self,
         *,
-        pipeline_name: str,
-        feldera_conn_id: str = "feldera_default",
         take_checkpoint: bool = True,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -80,14 +73,11 @@ class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.pipeline_name = pipeline_name
-        self.feldera_conn_id = feldera_conn_id
         self.take_checkpoint = take_checkpoint
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
-        self._hook: FelderaHook | None = None
         self._bucket: str | None = None
         self._end_time = 0.0
         self._synced_uuid: str | None = None
@@ -117,8 +107,7 @@ class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
 
     def on_kill(self) -> None:
         # Feldera has no API to cancel a checkpoint push; the sync finishes (or fails) on its own.
-        if self._hook is not None:
-            self._hook.close()
+        super().on_kill()
 
     # -- ResumableJobMixin ---------------------------------------------------------------------------------------
     def submit_job(self, context: Context) -> dict[str, Any]:
@@ -161,28 +150,9 @@ class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
         return uuid
 
     # -- steps ---------------------------------------------------------------------------------------------------
-    @property
-    def hook(self) -> FelderaHook:
-        if self._hook is None:
-            from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-
-            self._hook = FelderaHook(self.feldera_conn_id)
-        return self._hook
-
     def _preflight(self, context: Context) -> None:
         """Everything that can be checked without changing anything: edition, pipeline, state, sync config."""
-        hook = self.hook
-        try:
-            config = hook.get_config()
-            pipeline = hook.get_pipeline(self.pipeline_name, selector="all")
-        except Exception as exc:
-            raise self._failure(exc, "reading the pipeline") from exc
-        context["ti"].xcom_push(key=PIPELINE_URL_KEY, value=hook.pipeline_url(self.pipeline_name))
-        if str(config.get("edition", "")).lower() != "enterprise":
-            raise AirflowFailException(
-                f"Feldera at {hook.settings.base_url} is the {config.get('edition')} edition: checkpoint sync needs "
-                "Feldera Enterprise"
-            )
+        pipeline = self.read_pipeline(context)
         group = pipeline_group(pipeline)
         status = pipeline.get("deployment_status")
         if group is PipelineGroup.STANDBY:
@@ -195,7 +165,7 @@ class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
                 f"pipeline '{self.pipeline_name}' is {status}: it must be Running or Paused to take and sync a "
                 "checkpoint. Start it first."
             )
-        sync = _sync_config(pipeline)
+        sync = current_sync(pipeline.get("runtime_config"))
         if sync is None:
             raise AirflowFailException(
                 f"pipeline '{self.pipeline_name}' has no checkpoint sync configured "
@@ -214,7 +184,7 @@ class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
                 if _maybe_applied(exc):
                     self._adopt_lost_checkpoint(hook, baseline, exc)
                     return
-                raise self._failure(exc, "taking a checkpoint") from exc
+                raise self.failure(exc, "taking a checkpoint") from exc
             seq = int(response["checkpoint_sequence_number"])
             incarnation = response.get("incarnation_uuid")
             self.log.info("Checkpoint %d of pipeline '%s' requested", seq, self.pipeline_name)
@@ -227,7 +197,7 @@ class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
                             "Pipeline '%s' restarted during checkpoint %d; taking a new one", self.pipeline_name, seq
                         )
                         break
-                    raise self._failure(exc, "waiting for the checkpoint") from exc
+                    raise self.failure(exc, "waiting for the checkpoint") from exc
                 if result.state is CheckpointState.SUCCESS:
                     self.log.info("Checkpoint %d of pipeline '%s' is complete", seq, self.pipeline_name)
                     return
@@ -266,7 +236,7 @@ class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
                     f"pipeline '{self.pipeline_name}' has no local checkpoint to sync ({exc}). Use "
                     "take_checkpoint=True, or enable fault tolerance so Feldera checkpoints periodically."
                 ) from exc
-            raise self._failure(exc, "starting the sync") from exc
+            raise self.failure(exc, "starting the sync") from exc
         started = {
             "checkpoint_uuid": str(response["checkpoint_uuid"]),
             "incarnation_uuid": response.get("incarnation_uuid"),
@@ -281,7 +251,7 @@ class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
             incarnation = hook.get_stats(self.pipeline_name)["global_metrics"].get("incarnation_uuid")
             status = hook.sync_status(self.pipeline_name, incarnation)
         except Exception as exc:
-            raise self._failure(exc, "reading the sync status after a lost answer") from exc
+            raise self.failure(exc, "reading the sync status after a lost answer") from exc
         touched = {status.get("success"), (status.get("failure") or {}).get("uuid"), *(status.get("running") or [])}
         if newest is not None and newest in touched:
             self.log.info("The sync of %s had started; following it", newest)
@@ -380,31 +350,13 @@ class SyncCheckpointOperator(ResumableJobMixin, BaseOperator):
         try:
             checkpoints = hook.list_checkpoints(self.pipeline_name)
         except Exception as exc:
-            raise self._failure(exc, "listing local checkpoints") from exc
+            raise self.failure(exc, "listing local checkpoints") from exc
         return str(checkpoints[-1]["uuid"]) if checkpoints else None
 
     def _sleep_or_timeout(self, seconds: float, what: str) -> None:
         if time.time() >= self._end_time:
             raise AirflowException(f"{what} of pipeline '{self.pipeline_name}' did not finish within timeout")
         time.sleep(max(0.0, min(seconds, self._end_time - time.time())))
-
-    def _failure(self, error: Exception, action: str) -> Exception:
-        from airflow_checkpoint_sync.hooks.feldera import FelderaConnectionConfigError
-        from airflow_checkpoint_sync.hooks.feldera_api import FelderaApiError
-
-        if isinstance(error, FelderaConnectionConfigError):
-            return AirflowFailException(str(error))
-        if isinstance(error, FelderaApiError):
-            return task_failure(error, action, self.pipeline_name)
-        return error
-
-
-def _sync_config(pipeline: dict[str, Any]) -> dict[str, Any] | None:
-    backend = ((pipeline.get("runtime_config") or {}).get("storage") or {}).get("backend") or {}
-    if backend.get("name") != "file":
-        return None
-    sync = (backend.get("config") or {}).get("sync")
-    return sync if isinstance(sync, dict) else None
 
 
 def _maybe_applied(error: Exception) -> bool:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Mapping
-from typing import Any
-
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from airflow_checkpoint_sync.status import SyncState
+from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
+
+if TYPE_CHECKING:
+    from airflow_checkpoint_sync.hooks.feldera import FelderaAsyncSession
 
 EVENT_STATUSES = frozenset({"success", "failure", "timeout", "error", "restarted"})
 INCARNATION_MISMATCH = "IncarnationUuidMismatch"
@@ -76,7 +76,7 @@ def validate_event(event: Any) -> dict[str, Any]:
     return dict(event)
 
 
-class CheckpointSyncTrigger(BaseTrigger):
+class CheckpointSyncTrigger(FelderaPollingTrigger):
     """Wait in the triggerer until a checkpoint's sync succeeds, fails, or the deadline passes.
 
     It fires once with ``{"status": "success" | "failure" | "timeout" | "error" | "restarted", ...}``.
@@ -99,62 +99,37 @@ class CheckpointSyncTrigger(BaseTrigger):
         end_time: float,
         poll_interval: float,
     ) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
-        self.feldera_conn_id = feldera_conn_id
-        self.pipeline_name = pipeline_name
+        super().__init__(
+            feldera_conn_id=feldera_conn_id, pipeline_name=pipeline_name, end_time=end_time, poll_interval=poll_interval
+        )
         self.checkpoint_uuid = checkpoint_uuid
         self.incarnation_uuid = incarnation_uuid
-        self.end_time = float(end_time)
-        self.poll_interval = float(poll_interval)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "feldera_conn_id": self.feldera_conn_id,
-                "pipeline_name": self.pipeline_name,
-                "checkpoint_uuid": self.checkpoint_uuid,
-                "incarnation_uuid": self.incarnation_uuid,
-                "end_time": self.end_time,
-                "poll_interval": self.poll_interval,
-            },
+            {**self._kwargs(), "checkpoint_uuid": self.checkpoint_uuid, "incarnation_uuid": self.incarnation_uuid},
         )
 
-    async def run(self) -> AsyncIterator[TriggerEvent]:
-        # Imported here: the triggerer loads trigger classes by path, and DAG parsing never needs the hook.
-        from airflow_checkpoint_sync.hooks.feldera import FelderaHook
+    async def read(self, session: FelderaAsyncSession) -> Any:
+        return await session.sync_progress(self.pipeline_name, self.checkpoint_uuid, self.incarnation_uuid)
 
-        hook = FelderaHook(self.feldera_conn_id)
-        try:
-            async with hook.async_session() as session:
-                while True:
-                    progress, error = None, None
-                    try:
-                        progress = await session.sync_progress(
-                            self.pipeline_name, self.checkpoint_uuid, self.incarnation_uuid
-                        )
-                    except Exception as exc:  # every failure becomes an event: the task decides, not the triggerer
-                        error = exc
-                    event = sync_wait_event(
-                        pipeline_name=self.pipeline_name,
-                        checkpoint_uuid=self.checkpoint_uuid,
-                        incarnation_uuid=self.incarnation_uuid,
-                        progress=progress,
-                        error=error,
-                        end_time=self.end_time,
-                        now=time.time(),
-                    )
-                    if event is not None:
-                        yield TriggerEvent(event)
-                        return
-                    await asyncio.sleep(max(0.0, min(self.poll_interval, self.end_time - time.time())))
-        except Exception as exc:  # the connection itself could not be set up
-            yield TriggerEvent(
-                {
-                    "status": "error",
-                    "pipeline_name": self.pipeline_name,
-                    "checkpoint_uuid": self.checkpoint_uuid,
-                    "incarnation_uuid": self.incarnation_uuid,
-                    "message": f"could not wait for the sync: {exc}",
-                }
-            )
+    def decide(self, result: Any, error: Exception | None, now: float) -> dict[str, Any] | None:
+        return sync_wait_event(
+            pipeline_name=self.pipeline_name,
+            checkpoint_uuid=self.checkpoint_uuid,
+            incarnation_uuid=self.incarnation_uuid,
+            progress=result,
+            error=error,
+            end_time=self.end_time,
+            now=now,
+        )
+
+    def failed_to_start(self, message: str) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "pipeline_name": self.pipeline_name,
+            "checkpoint_uuid": self.checkpoint_uuid,
+            "incarnation_uuid": self.incarnation_uuid,
+            "message": message,
+        }

@@ -1,0 +1,302 @@
+"""Operators that point a pipeline at a bucket: configure checkpoint sync, and restore (start) from a checkpoint."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_checkpoint_sync.hooks import feldera_api as api
+from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
+from airflow_checkpoint_sync.status import PipelineGroup, is_uuid, pipeline_group
+from airflow_checkpoint_sync.sync_config import SyncConfig, SyncConfigError, merge_sync_config
+from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Mapping, Sequence
+
+    from airflow.sdk import Context
+
+INITIAL_STATUS = {"running": "Running", "paused": "Paused", "standby": "Standby"}
+
+
+def build_sync_config(
+    *, bucket: Any, bucket_conn_id: str | None, options: Mapping[str, Any] | None, **fields: Any
+) -> SyncConfig:
+    """A validated SyncConfig from operator parameters and a bucket connection; a final failure names the problem."""
+    from airflow_checkpoint_sync.hooks.buckets import BucketCredentialsError, bucket_credentials
+
+    extra = dict(options or {})
+    clash = sorted(set(extra) & ({"bucket", *fields}))
+    if clash:
+        raise AirflowFailException(f"sync_options sets {clash}, which are parameters of their own: pass them directly")
+    try:
+        credentials = bucket_credentials(bucket_conn_id).sync_fields()
+        # Explicit sync_options win over what the connection implies (an endpoint override, say).
+        values = {**credentials, **extra, **{k: v for k, v in fields.items() if v is not None}}
+        return SyncConfig.from_dict({"bucket": bucket, **values})
+    except (SyncConfigError, BucketCredentialsError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    except Exception as exc:  # the connection id itself does not resolve
+        raise AirflowFailException(f"bucket_conn_id '{bucket_conn_id}': {exc}") from exc
+
+
+def check_bool(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise AirflowFailException(f"{name}={value!r} is not valid: expected True or False")
+    return value
+
+
+class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
+    """Write a checkpoint-sync configuration into a stopped pipeline, changing nothing else.
+
+    The setup step of every disaster-recovery DAG. Feldera's PATCH replaces the runtime config whole, so the task
+    reads it, replaces only ``storage.backend.config.sync`` and writes it back; every other field, including ones
+    newer than this provider, is kept. Running it again with the same settings sends no update.
+
+    .. seealso::
+        :ref:`howto/operator:ConfigureCheckpointSyncOperator`
+
+    :param pipeline_name: the Feldera pipeline; it must be stopped. (templated)
+    :param bucket: ``bucket-name[/prefix]`` for this pipeline's checkpoints. (templated)
+    :param bucket_conn_id: an ``aws`` or ``google_cloud_platform`` connection with the bucket's credentials; None
+        lets Feldera use its own environment credentials, keeping keys out of the pipeline's config. (templated)
+    :param read_bucket: a read-only fallback source, e.g. another pipeline's bucket. (templated)
+    :param push_interval: seconds between automatic pushes (off when None).
+    :param retention_min_count: keep at least this many remote checkpoints (Feldera's default 10).
+    :param retention_min_age: keep remote checkpoints younger than this many days (Feldera's default 30).
+    :param pull_interval: seconds between pulls when the pipeline runs as a standby (Feldera's default 10).
+    :param sync_options: any other Feldera sync field (``endpoint``, ``region``, ``provider``, ``transfers``,
+        ``checkers``, ``multi_thread_cutoff``, ``flags``, ...).
+    :param feldera_conn_id: the ``feldera`` Airflow connection. (templated)
+    :return: ``{"pipeline_name", "bucket", "changed"}``.
+    """
+
+    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id", "bucket", "bucket_conn_id", "read_bucket")
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        bucket_conn_id: str | None = None,
+        read_bucket: str | None = None,
+        push_interval: int | None = None,
+        retention_min_count: int | None = None,
+        retention_min_age: int | None = None,
+        pull_interval: int | None = None,
+        sync_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bucket = bucket
+        self.bucket_conn_id = bucket_conn_id
+        self.read_bucket = read_bucket
+        self.push_interval = push_interval
+        self.retention_min_count = retention_min_count
+        self.retention_min_age = retention_min_age
+        self.pull_interval = pull_interval
+        self.sync_options = sync_options
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        check_pipeline_name(self.pipeline_name)
+        sync = build_sync_config(
+            bucket=self.bucket,
+            bucket_conn_id=self.bucket_conn_id or None,
+            options=self.sync_options,
+            read_bucket=self.read_bucket or None,
+            push_interval=self.push_interval,
+            retention_min_count=self.retention_min_count,
+            retention_min_age=self.retention_min_age,
+            pull_interval=self.pull_interval,
+        )
+        pipeline = self.read_pipeline(context)
+        if pipeline_group(pipeline) not in (PipelineGroup.STOPPED, PipelineGroup.FAILED):
+            raise AirflowFailException(
+                f"pipeline '{self.pipeline_name}' is {pipeline.get('deployment_status')}: Feldera changes a runtime "
+                "config only while the pipeline is stopped. Stop it first."
+            )
+        changed = write_sync_config(self, pipeline, sync)
+        return {"pipeline_name": self.pipeline_name, "bucket": sync.bucket, "changed": changed}
+
+
+def write_sync_config(task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
+    """PATCH the pipeline's runtime config with ``sync`` merged in, unless it already says exactly that."""
+    try:
+        merged = merge_sync_config(pipeline.get("runtime_config"), sync)
+    except SyncConfigError as exc:
+        raise AirflowFailException(f"pipeline '{task.pipeline_name}': {exc}") from exc
+    for warning in merged.warnings:
+        task.log.warning("%s", warning)
+    if not merged.changed:
+        task.log.info("Pipeline '%s' already has this sync configuration; nothing to change", task.pipeline_name)
+        return False
+    task.call("updating the runtime config", api.patch_runtime_config(task.pipeline_name, merged.runtime_config))
+    task.log.info("Pipeline '%s' now syncs with %s", task.pipeline_name, sync.redacted())
+    return True
+
+
+class RestoreCheckpointOperator(FelderaPipelineOperator):
+    """Start a pipeline from a synced checkpoint: a migration, a recovery, or a hot standby.
+
+    Validates everything, then reads the pipeline; a pipeline that is not stopped is refused unless
+    ``stop_if_running``. It writes the sync configuration (only ``storage.backend.config.sync`` changes), clears the
+    pipeline's storage when asked (so the bucket, not a stale local checkpoint, is used), starts the pipeline with
+    ``initial`` and waits for that status.
+
+    .. seealso::
+        :ref:`howto/operator:RestoreCheckpointOperator`
+
+    :param pipeline_name: the pipeline to start. (templated)
+    :param checkpoint: ``"latest"`` or a checkpoint uuid, typically a sync task's XCom. (templated)
+    :param bucket: this pipeline's own ``bucket-name[/prefix]``. (templated)
+    :param read_bucket: where to read the checkpoint from when it is not in ``bucket``, e.g. production's bucket in
+        a migration; never written. (templated)
+    :param bucket_conn_id: an ``aws`` or ``google_cloud_platform`` connection for both buckets; None lets Feldera
+        use its own credentials. (templated)
+    :param fail_if_no_checkpoint: fail when the checkpoint is not found. True by default: a silent fresh start is
+        what a recovery must never do; set False to accept starting empty.
+    :param initial: ``"running"``, ``"paused"`` or ``"standby"`` (keep pulling the newest checkpoint, ready for
+        :class:`~airflow_checkpoint_sync.operators.standby.ActivateStandbyOperator`).
+    :param pull_interval: seconds between a standby's pulls (Feldera's default 10).
+    :param clear_storage: delete the pipeline's local storage first, so the checkpoint comes from the bucket and a
+        standby can be started again.
+    :param stop_if_running: stop a running pipeline first (gracefully, with a final checkpoint) instead of failing.
+    :param sync_options: any other Feldera sync field (``retention_min_count``, ``endpoint``, ``flags``, ...).
+    :param wait_for_completion: wait until the pipeline reaches ``initial``'s status.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param poll_interval: seconds between status reads.
+    :param timeout: how long to wait for the stop, the clear and the start, in seconds or a timedelta.
+    :param feldera_conn_id: the ``feldera`` Airflow connection. (templated)
+    :return: ``{"pipeline_name", "checkpoint", "status"}``.
+    """
+
+    template_fields: Sequence[str] = (
+        "pipeline_name",
+        "feldera_conn_id",
+        "checkpoint",
+        "bucket",
+        "read_bucket",
+        "bucket_conn_id",
+    )
+
+    def __init__(
+        self,
+        *,
+        checkpoint: str = "latest",
+        bucket: str,
+        read_bucket: str | None = None,
+        bucket_conn_id: str | None = None,
+        fail_if_no_checkpoint: bool = True,
+        initial: str = "running",
+        pull_interval: int | None = None,
+        clear_storage: bool = False,
+        stop_if_running: bool = False,
+        sync_options: dict[str, Any] | None = None,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 2.0,
+        timeout: float | dt.timedelta = 1800.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.checkpoint = checkpoint
+        self.bucket = bucket
+        self.read_bucket = read_bucket
+        self.bucket_conn_id = bucket_conn_id
+        self.fail_if_no_checkpoint = fail_if_no_checkpoint
+        self.initial = initial
+        self.pull_interval = pull_interval
+        self.clear_storage = clear_storage
+        self.stop_if_running = stop_if_running
+        self.sync_options = sync_options
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        # Everything is checked before the first request that changes anything.
+        check_pipeline_name(self.pipeline_name)
+        if not (self.checkpoint == "latest" or is_uuid(self.checkpoint)):
+            raise AirflowFailException(
+                f"checkpoint={self.checkpoint!r} is not valid: 'latest' or a checkpoint uuid (lower case), e.g. the "
+                "'checkpoint_uuid' XCom of a SyncCheckpointOperator task"
+            )
+        if self.initial not in INITIAL_STATUS:
+            raise AirflowFailException(f"initial={self.initial!r} is not valid: 'running', 'paused' or 'standby'")
+        for name in ("fail_if_no_checkpoint", "clear_storage", "stop_if_running", "wait_for_completion"):
+            check_bool(getattr(self, name), name)
+        poll = check_positive_seconds(self.poll_interval, "poll_interval")
+        end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
+        sync = build_sync_config(
+            bucket=self.bucket,
+            bucket_conn_id=self.bucket_conn_id or None,
+            options=self.sync_options,
+            read_bucket=self.read_bucket or None,
+            start_from_checkpoint=self.checkpoint,
+            fail_if_no_checkpoint=self.fail_if_no_checkpoint,
+            pull_interval=self.pull_interval,
+        )
+        pipeline = self.read_pipeline(context)
+        hosts = (pipeline.get("runtime_config") or {}).get("hosts") or 1
+        if isinstance(hosts, int) and hosts > 1 and self.checkpoint != "latest":
+            raise AirflowFailException(
+                f"pipeline '{self.pipeline_name}' runs on {hosts} hosts: Feldera restores multihost pipelines from "
+                "'latest' only, not from a checkpoint uuid"
+            )
+        group = pipeline_group(pipeline)
+        if group not in (PipelineGroup.STOPPED, PipelineGroup.FAILED):
+            if not self.stop_if_running:
+                raise AirflowFailException(
+                    f"pipeline '{self.pipeline_name}' is {pipeline.get('deployment_status')}: a restore needs it "
+                    "stopped. Stop it first, or set stop_if_running=True to stop it gracefully."
+                )
+            self._stop(group, poll, end_time)
+        write_sync_config(self, pipeline, sync)
+        if self.clear_storage:
+            self._clear(poll, end_time)
+        self.call("starting the pipeline", api.start_pipeline(self.pipeline_name, self.initial))
+        self.log.info(
+            "Pipeline '%s' starting from checkpoint %s (%s)", self.pipeline_name, self.checkpoint, self.initial
+        )
+        result = {"pipeline_name": self.pipeline_name, "checkpoint": self.checkpoint}
+        if not self.wait_for_completion:
+            return {**result, "status": "starting"}
+        return self.wait_for_status(
+            context,
+            [INITIAL_STATUS[self.initial]],
+            deferrable=self.deferrable,
+            poll_interval=poll,
+            end_time=end_time,
+            result=result,
+        )
+
+    def _stop(self, group: PipelineGroup, poll: float, end_time: float) -> None:
+        # A graceful stop makes a final checkpoint; a standby cannot checkpoint, so it is stopped outright.
+        force = group in (PipelineGroup.STANDBY, PipelineGroup.TRANSITIONAL, PipelineGroup.AWAITING_APPROVAL)
+        self.log.info(
+            "Stopping pipeline '%s' (%s) before the restore",
+            self.pipeline_name,
+            "forced" if force else "graceful: it checkpoints first",
+        )
+        self.call("stopping the pipeline", api.stop_pipeline(self.pipeline_name, force))
+        self._until(lambda p: p.get("deployment_status") == "Stopped", "to stop", poll, end_time)
+
+    def _clear(self, poll: float, end_time: float) -> None:
+        current = self.call("reading the storage status", api.get_pipeline(self.pipeline_name))
+        if current.get("storage_status") != "Cleared":
+            self.log.info("Clearing the storage of pipeline '%s'", self.pipeline_name)
+            self.call("clearing storage", api.clear_storage(self.pipeline_name))
+            self._until(lambda p: p.get("storage_status") == "Cleared", "to clear its storage", poll, end_time)
+
+    def _until(self, done: Any, what: str, poll: float, end_time: float) -> None:
+        while True:
+            pipeline = self.call("reading the pipeline", api.get_pipeline(self.pipeline_name))
+            if done(pipeline):
+                return
+            if time.time() >= end_time:
+                raise AirflowException(f"pipeline '{self.pipeline_name}' took longer than timeout {what}")
+            time.sleep(max(0.0, min(poll, end_time - time.time())))

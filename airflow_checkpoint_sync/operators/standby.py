@@ -1,0 +1,147 @@
+"""ActivateStandbyOperator: the failover step."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import conf
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_checkpoint_sync.hooks import feldera_api as api
+from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
+from airflow_checkpoint_sync.status import PipelineGroup, deployment_error_message, pipeline_group
+from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds
+
+if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+TARGET = {"running": "Running", "paused": "Paused"}
+
+
+class ActivateStandbyOperator(FelderaPipelineOperator):
+    """Activate a standby pipeline: it pulls the newest checkpoint once more, then runs (or pauses).
+
+    A pipeline that is already Running or Paused counts as done (logged), so a retry is safe. A Stopped pipeline,
+    or one in any other state, is a clear error; a failed activation fails with the pipeline's deployment error.
+
+    With ``primary_pipeline_name`` set, the task first makes sure the primary is not still up: two pipelines
+    processing the same input is the split brain a failover must avoid. A primary that cannot be reached, or no
+    longer exists, counts as down (the usual reason for a failover).
+
+    .. seealso::
+        :ref:`howto/operator:ActivateStandbyOperator`
+
+    :param pipeline_name: the standby pipeline. (templated)
+    :param initial: ``"running"`` or ``"paused"``, the status after activation.
+    :param primary_pipeline_name: the pipeline the standby replaces, checked first. (templated)
+    :param primary_conn_id: the ``feldera`` connection of the primary's Feldera; defaults to ``feldera_conn_id``.
+        (templated)
+    :param allow_split_brain: activate even though the primary is still up (logged as a warning).
+    :param wait_for_completion: wait until the pipeline reaches ``initial``'s status.
+    :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param poll_interval: seconds between status reads.
+    :param timeout: how long to wait for the activation, in seconds or a timedelta.
+    :param feldera_conn_id: the ``feldera`` Airflow connection of the standby. (templated)
+    :return: ``{"pipeline_name", "status", "already_active"}``.
+    """
+
+    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id", "primary_pipeline_name", "primary_conn_id")
+
+    def __init__(
+        self,
+        *,
+        initial: str = "running",
+        primary_pipeline_name: str | None = None,
+        primary_conn_id: str | None = None,
+        allow_split_brain: bool = False,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 2.0,
+        timeout: float | dt.timedelta = 900.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.initial = initial
+        self.primary_pipeline_name = primary_pipeline_name
+        self.primary_conn_id = primary_conn_id
+        self.allow_split_brain = allow_split_brain
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = poll_interval
+        self.timeout = timeout
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        check_pipeline_name(self.pipeline_name)
+        if self.initial not in TARGET:
+            raise AirflowFailException(f"initial={self.initial!r} is not valid: 'running' or 'paused'")
+        if self.primary_pipeline_name:
+            check_pipeline_name(self.primary_pipeline_name, "primary_pipeline_name")
+        poll = check_positive_seconds(self.poll_interval, "poll_interval")
+        end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
+        if self.primary_pipeline_name:
+            self._guard_split_brain()
+        pipeline = self.read_pipeline(context)
+        status = str(pipeline.get("deployment_status"))
+        group = pipeline_group(pipeline)
+        result = {"pipeline_name": self.pipeline_name, "already_active": False}
+        if group in (PipelineGroup.RUNNING, PipelineGroup.PAUSED):
+            self.log.info(
+                "Pipeline '%s' is already %s: it was activated before; nothing to do", self.pipeline_name, status
+            )
+            return {**result, "status": status, "already_active": True}
+        if group is PipelineGroup.STANDBY:
+            self.call("activating the standby", api.activate_pipeline(self.pipeline_name, self.initial))
+            self.log.info("Activating standby pipeline '%s' (%s)", self.pipeline_name, self.initial)
+        elif group is PipelineGroup.TRANSITIONAL and pipeline.get("deployment_desired_status") in ("Running", "Paused"):
+            self.log.info(
+                "Pipeline '%s' is %s on its way to %s; waiting",
+                self.pipeline_name,
+                status,
+                pipeline.get("deployment_desired_status"),
+            )
+        else:
+            reason = deployment_error_message(pipeline)
+            raise AirflowFailException(
+                f"pipeline '{self.pipeline_name}' is {status}, not in Standby"
+                + (f" (deployment error: {reason})" if reason else "")
+                + ": start it as a standby first, e.g. RestoreCheckpointOperator(initial='standby')"
+            )
+        if not self.wait_for_completion:
+            return {**result, "status": "activating"}
+        return self.wait_for_status(
+            context,
+            [TARGET[self.initial]],
+            deferrable=self.deferrable,
+            poll_interval=poll,
+            end_time=end_time,
+            result=result,
+        )
+
+    def _guard_split_brain(self) -> None:
+        from airflow_checkpoint_sync.hooks.feldera import FelderaHook
+        from airflow_checkpoint_sync.hooks.feldera_api import FelderaApiError, RetryPolicy
+
+        name = self.primary_pipeline_name
+        # A quick look: during a failover the primary's side is often down, and that must not stall the task.
+        primary = FelderaHook(self.primary_conn_id or self.feldera_conn_id, retry_policy=RetryPolicy(max_attempts=2))
+        try:
+            status = primary.get_pipeline(str(name)).get("deployment_status")
+        except FelderaApiError as exc:
+            self.log.warning("Primary pipeline '%s' cannot be read (%s); treating it as down", name, exc)
+            return
+        finally:
+            primary.close()
+        if status in ("Running", "Paused"):
+            if not self.allow_split_brain:
+                raise AirflowFailException(
+                    f"refusing to activate '{self.pipeline_name}': the primary pipeline '{name}' is still {status}. "
+                    "Two active pipelines would both process input (split brain). Stop the primary first, or set "
+                    "allow_split_brain=True if you really mean it."
+                )
+            self.log.warning("The primary '%s' is still %s; activating anyway (allow_split_brain=True)", name, status)
+        else:
+            self.log.info("Primary pipeline '%s' is %s; safe to activate", name, status)
