@@ -254,7 +254,8 @@ def merge_sync_config(runtime_config: Mapping[str, Any] | None, sync: SyncConfig
     backend = {**backend, "config": {**config, "sync": sync.to_dict()}}
     merged["storage"] = {**storage, "backend": backend}
     warnings = []
-    ft = merged.get("fault_tolerance") or {}
+    ft = merged.get("fault_tolerance")
+    ft = ft if isinstance(ft, dict) else {}
     if sync.push_interval is not None and ft.get("model", "none") not in (None, "none"):
         interval = ft.get("checkpoint_interval_secs") or 60
         if isinstance(interval, int) and sync.push_interval < interval:

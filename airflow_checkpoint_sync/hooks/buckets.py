@@ -89,6 +89,13 @@ def _from_aws(conn_id: str, conn: Any) -> BucketCredentials:
     # The Amazon provider is imported only now, when an aws connection is actually resolved.
     from airflow.providers.amazon.aws.utils.connection_wrapper import AwsConnectionWrapper
 
+    if bool(conn.login) != bool(conn.password):
+        # The Amazon wrapper would quietly ignore half a key pair and fall back to no keys at all.
+        half = "an access key but no secret" if conn.login else "a secret but no access key"
+        raise BucketCredentialsError(
+            f"bucket_conn_id '{conn_id}' has {half}; set both (login and password), or neither to use Feldera's own "
+            "credentials"
+        )
     wrapper = AwsConnectionWrapper(conn)
     if wrapper.role_arn:
         raise BucketCredentialsError(
@@ -104,11 +111,6 @@ def _from_aws(conn_id: str, conn: Any) -> BucketCredentials:
     endpoint = wrapper.get_service_endpoint_url("s3") or None
     provider = wrapper.extra_config.get("rclone_provider") or _provider_for(endpoint)
     key, secret = wrapper.aws_access_key_id, wrapper.aws_secret_access_key
-    if bool(key) != bool(secret):
-        raise BucketCredentialsError(
-            f"bucket_conn_id '{conn_id}' has {'an access key but no secret' if key else 'a secret but no access key'}; "
-            "set both (login and password), or neither to use Feldera's own credentials"
-        )
     _mask(secret)
     return BucketCredentials(
         access_key=key or None,
