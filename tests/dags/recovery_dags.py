@@ -1,0 +1,89 @@
+"""Recovery DAGs for the integration tests (dag.test()); only the provider's documented public API."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG
+
+from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
+from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
+from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+PARAMS = {
+    "pipeline": "staging",
+    "source": "prod",
+    "bucket": "bucket/staging",
+    "read_bucket": None,
+    "bucket_conn": None,
+    "checkpoint": "latest",
+    "primary": None,
+}
+FAST = {"poll_interval": 0.2, "timeout": 30}
+
+
+def dag(dag_id: str) -> DAG:
+    return DAG(
+        dag_id, schedule=None, start_date=START, catchup=False, params=PARAMS, render_template_as_native_obj=True
+    )
+
+
+with dag("configure_sync") as configure_sync:
+    ConfigureCheckpointSyncOperator(
+        task_id="configure",
+        pipeline_name="{{ params.pipeline }}",
+        bucket="{{ params.bucket }}",
+        bucket_conn_id="{{ params.bucket_conn }}",
+        read_bucket="{{ params.read_bucket }}",
+        retention_min_count=3,
+    )
+
+with dag("migration") as migration:
+    sync = SyncCheckpointOperator(task_id="sync", pipeline_name="{{ params.source }}", poll_interval=0.2, timeout=30)
+    RestoreCheckpointOperator(
+        task_id="restore",
+        pipeline_name="{{ params.pipeline }}",
+        checkpoint="{{ ti.xcom_pull(task_ids='sync') }}",
+        bucket="{{ params.bucket }}",
+        read_bucket="{{ params.read_bucket }}",
+        bucket_conn_id="{{ params.bucket_conn }}",
+        **FAST,  # type: ignore[arg-type]
+    ).set_upstream(sync)
+
+
+def restore_dag(dag_id: str, **kwargs: object) -> DAG:
+    with dag(dag_id) as d:
+        RestoreCheckpointOperator(
+            task_id="restore",
+            pipeline_name="{{ params.pipeline }}",
+            checkpoint="{{ params.checkpoint }}",
+            bucket="{{ params.bucket }}",
+            read_bucket="{{ params.read_bucket }}",
+            bucket_conn_id="{{ params.bucket_conn }}",
+            **{**FAST, **kwargs},  # type: ignore[arg-type]
+        )
+    return d
+
+
+restore_running = restore_dag("restore_running")
+restore_deferred = restore_dag("restore_deferred", deferrable=True)
+restore_standby = restore_dag("restore_standby", initial="standby", pull_interval=1)
+restore_standby_clear = restore_dag("restore_standby_clear", initial="standby", pull_interval=1, clear_storage=True)
+restore_stop_if_running = restore_dag("restore_stop_if_running", stop_if_running=True)
+
+
+def failover_dag(dag_id: str, **kwargs: object) -> DAG:
+    with dag(dag_id) as d:
+        ActivateStandbyOperator(
+            task_id="activate",
+            pipeline_name="{{ params.pipeline }}",
+            primary_pipeline_name="{{ params.primary }}",
+            **{**FAST, **kwargs},  # type: ignore[arg-type]
+        )
+    return d
+
+
+failover = failover_dag("failover")
+failover_deferred = failover_dag("failover_deferred", deferrable=True, initial="paused")
+failover_split_brain = failover_dag("failover_split_brain", allow_split_brain=True)

@@ -1,0 +1,321 @@
+"""Configure, Restore and Activate through dag.test(), against the sandbox and moto."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from airflow_support import feldera_connection, run_dag, task_states, xcoms
+from feldera_setup import Feldera
+from support import PROGRAM, sync_config, wait_until
+
+from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+BUCKET_CONN = "s3_dr"
+
+
+@pytest.fixture
+def feldera(
+    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Feldera]:
+    with FelderaSandbox() as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{BUCKET_CONN.upper()}",
+            json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": moto_s3.access_key,
+                    "password": moto_s3.secret_key,
+                    "extra": {"endpoint_url": moto_s3.url, "region_name": "us-east-1"},
+                }
+            ),
+        )
+        monkeypatch.setenv("AIRFLOW_CONN_AZURE_DR", json.dumps({"conn_type": "wasb", "login": "a", "password": "b"}))
+        yield Feldera(sandbox, moto_s3, s3_bucket)
+
+
+def conf(feldera: Feldera, **values: Any) -> dict[str, Any]:
+    base = {"bucket": f"{feldera.bucket}/staging", "read_bucket": f"{feldera.bucket}/prod", "bucket_conn": BUCKET_CONN}
+    return {**base, **values}
+
+
+def synced_prod(feldera: Feldera, records: int) -> str:
+    """A running 'prod' with `records` rows and one synced checkpoint; returns its uuid."""
+    feldera.running_pipeline("prod", records=records)
+    feldera.http.post("/pipelines/prod/checkpoint")
+    wait_until(lambda: feldera.sandbox.control.storage("prod")["checkpoints"], bool)
+    uuid = feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"]
+    wait_until(lambda: feldera.catalog("prod"), lambda c: uuid in c)
+    return str(uuid)
+
+
+def mutating(feldera: Feldera, pipeline: str) -> list[str]:
+    return [m for m in feldera.mutating_requests() if f"/pipelines/{pipeline}" in m]
+
+
+# -- configure --------------------------------------------------------------------------------------------------
+def test_configure_writes_only_the_sync_block_and_is_idempotent(feldera: Feldera) -> None:
+    feldera.create("staging", sync=None, workers=3, from_a_newer_feldera={"keep": "me"})
+    before = feldera.pipeline("staging", "all")["runtime_config"]
+    run = run_dag("configure_sync", **conf(feldera, read_bucket=None))
+    assert task_states(run) == {"configure": "success"}
+    assert xcoms(run)[("configure", "return_value")]["changed"] is True
+    after = feldera.pipeline("staging", "all")["runtime_config"]
+    sync = after["storage"]["backend"]["config"].pop("sync")
+    assert sync == {
+        "bucket": f"{feldera.bucket}/staging",
+        "access_key": feldera.s3.access_key,
+        "secret_key": feldera.s3.secret_key,
+        "endpoint": feldera.s3.url,
+        "region": "us-east-1",
+        "provider": "Other",
+        "retention_min_count": 3,
+    }
+    before["storage"]["backend"]["config"].pop("sync", None)
+    assert after == before  # everything else, unknown fields included, as it was
+    feldera.sandbox.control.clear_requests()
+    again = run_dag("configure_sync", **conf(feldera, read_bucket=None))
+    assert xcoms(again)[("configure", "return_value")]["changed"] is False
+    assert mutating(feldera, "staging") == []
+
+
+def test_configure_refuses_a_running_pipeline(feldera: Feldera, capfd: pytest.CaptureFixture[str]) -> None:
+    feldera.running_pipeline("staging", sync=None)
+    feldera.sandbox.control.clear_requests()
+    run = run_dag("configure_sync", **conf(feldera))
+    assert task_states(run) == {"configure": "failed"}
+    assert "only while the pipeline is stopped" in capfd.readouterr().out
+    assert mutating(feldera, "staging") == []
+
+
+def test_s3_credentials_from_an_aws_connection_work_end_to_end(feldera: Feldera) -> None:
+    # Configure prod through the aws connection, then sync with the keys that came from it.
+    feldera.create("prod", sync=None)
+    run = run_dag(
+        "configure_sync", pipeline="prod", bucket=f"{feldera.bucket}/prod", bucket_conn=BUCKET_CONN, read_bucket=None
+    )
+    assert task_states(run) == {"configure": "success"}
+    feldera.start("prod")
+    feldera.ingest("prod", 0, 5)
+    migrated = run_dag("sync_in_worker", pipeline="prod")
+    assert migrated.state == "success"
+    assert xcoms(migrated)[("sync", "return_value")] in feldera.catalog("prod")
+
+
+# -- restore ----------------------------------------------------------------------------------------------------
+def test_migration_restores_the_synced_state(feldera: Feldera) -> None:
+    feldera.running_pipeline("prod", records=21)
+    feldera.create("staging", sync=None)
+    run = run_dag("migration", **conf(feldera))
+    assert task_states(run) == {"sync": "success", "restore": "success"}
+    uuid = xcoms(run)[("sync", "return_value")]
+    result = xcoms(run)[("restore", "return_value")]
+    assert result == {"pipeline_name": "staging", "checkpoint": uuid, "status": "Running"}
+    assert feldera.processed("staging") == 21
+    assert feldera.catalog("prod") == [uuid]
+    assert feldera.s3.keys(feldera.bucket, "staging/") == []  # read_bucket was read, staging wrote nothing yet
+
+
+def test_restore_deferred(feldera: Feldera) -> None:
+    uuid = synced_prod(feldera, 4)
+    feldera.create("staging", sync=None)
+    run = run_dag("restore_deferred", **conf(feldera, checkpoint=uuid))
+    assert task_states(run) == {"restore": "success"}
+    assert feldera.processed("staging") == 4
+
+
+def test_hot_standby_then_failover_with_the_newer_state(feldera: Feldera) -> None:
+    synced_prod(feldera, 3)
+    feldera.create("staging", sync=None)
+    run = run_dag("restore_standby", **conf(feldera))
+    assert task_states(run) == {"restore": "success"}
+    assert feldera.pipeline("staging")["deployment_status"] == "Standby"
+    # The primary moves on and syncs again; the standby pulls the newer checkpoint.
+    feldera.ingest("prod", 100, 9)
+    feldera.http.post("/pipelines/prod/checkpoint")
+    newer = wait_until(lambda: feldera.sandbox.control.storage("prod")["checkpoints"], lambda c: len(c) == 2)[-1]
+    feldera.http.post("/pipelines/prod/checkpoint/sync")
+    wait_until(lambda: feldera.catalog("prod"), lambda c: newer["uuid"] in c)
+    wait_until(
+        lambda: feldera.sandbox.control.storage("staging")["checkpoints"],
+        lambda cs: newer["uuid"] in [c["uuid"] for c in cs],
+        timeout=15,
+    )
+    # Failover: the primary goes down, the standby takes over.
+    feldera.http.post("/pipelines/prod/stop", params={"force": "true"})
+    wait_until(lambda: feldera.pipeline("prod"), lambda p: p["deployment_status"] == "Stopped")
+    run = run_dag("failover", pipeline="staging", primary="prod")
+    assert task_states(run) == {"activate": "success"}
+    assert xcoms(run)[("activate", "return_value")] == {
+        "pipeline_name": "staging",
+        "status": "Running",
+        "already_active": False,
+    }
+    assert feldera.processed("staging") == 12
+    # A retry (or a second click at 3 a.m.) is safe: already running counts as done and activates nothing.
+    feldera.sandbox.control.clear_requests()
+    again = run_dag("failover", pipeline="staging", primary="prod")
+    assert xcoms(again)[("activate", "return_value")]["already_active"] is True
+    assert mutating(feldera, "staging") == []
+
+
+def test_failover_refuses_while_the_primary_runs(feldera: Feldera, capfd: pytest.CaptureFixture[str]) -> None:
+    synced_prod(feldera, 2)
+    feldera.create(
+        "staging",
+        sync_config(
+            feldera.s3,
+            feldera.bucket,
+            "staging",
+            read_bucket=f"{feldera.bucket}/prod",
+            start_from_checkpoint="latest",
+            pull_interval=1,
+        ),
+    )
+    feldera.start("staging", "standby")
+    feldera.sandbox.control.clear_requests()
+    run = run_dag("failover", pipeline="staging", primary="prod")
+    assert task_states(run) == {"activate": "failed"}
+    assert "the primary pipeline 'prod' is still Running" in capfd.readouterr().out
+    assert mutating(feldera, "staging") == []
+    forced = run_dag("failover_split_brain", pipeline="staging", primary="prod")
+    assert task_states(forced) == {"activate": "success"}
+
+
+def test_failover_to_paused_deferred(feldera: Feldera) -> None:
+    synced_prod(feldera, 2)
+    feldera.create(
+        "staging",
+        sync_config(
+            feldera.s3,
+            feldera.bucket,
+            "staging",
+            read_bucket=f"{feldera.bucket}/prod",
+            start_from_checkpoint="latest",
+            pull_interval=1,
+        ),
+    )
+    feldera.start("staging", "standby")
+    run = run_dag("failover_deferred", pipeline="staging")
+    assert task_states(run) == {"activate": "success"}
+    assert feldera.pipeline("staging")["deployment_status"] == "Paused"
+
+
+def test_activating_a_pipeline_that_is_not_a_standby_fails(feldera: Feldera, capfd: pytest.CaptureFixture[str]) -> None:
+    feldera.create("staging")
+    run = run_dag("failover", pipeline="staging")
+    assert task_states(run) == {"activate": "failed"}
+    assert "is Stopped, not in Standby" in capfd.readouterr().out
+
+
+def test_standby_on_activated_storage_says_to_clear_it(feldera: Feldera, capfd: pytest.CaptureFixture[str]) -> None:
+    synced_prod(feldera, 2)
+    feldera.create(
+        "staging",
+        sync_config(
+            feldera.s3,
+            feldera.bucket,
+            "staging",
+            read_bucket=f"{feldera.bucket}/prod",
+            start_from_checkpoint="latest",
+            pull_interval=1,
+        ),
+    )
+    feldera.start("staging", "standby")
+    feldera.http.post("/pipelines/staging/activate")
+    wait_until(lambda: feldera.pipeline("staging"), lambda p: p["deployment_status"] == "Running")
+    feldera.http.post("/pipelines/staging/stop", params={"force": "true"})
+    wait_until(lambda: feldera.pipeline("staging"), lambda p: p["deployment_status"] == "Stopped")
+    run = run_dag("restore_standby", **conf(feldera))
+    assert task_states(run) == {"restore": "failed"}
+    out = capfd.readouterr().out
+    assert "skipped Standby" in out and "clear_storage=True" in out
+    feldera.http.post("/pipelines/staging/stop", params={"force": "true"})
+    wait_until(lambda: feldera.pipeline("staging"), lambda p: p["deployment_status"] == "Stopped")
+    cleared = run_dag("restore_standby_clear", **conf(feldera))
+    assert task_states(cleared) == {"restore": "success"}
+    assert feldera.pipeline("staging")["deployment_status"] == "Standby"
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("unknown_uuid", "were not found in source"),
+        ("wrong_keys", "SignatureDoesNotMatch"),
+        ("program_changed", "AwaitingApproval"),
+    ],
+)
+def test_restore_failures_carry_feldera_message(
+    feldera: Feldera, monkeypatch: pytest.MonkeyPatch, case: str, message: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    uuid = synced_prod(feldera, 3)
+    checkpoint = uuid
+    if case == "unknown_uuid":
+        checkpoint = "01890000-0000-7000-8000-0000000000ff"
+    if case == "wrong_keys":
+        monkeypatch.setenv(
+            f"AIRFLOW_CONN_{BUCKET_CONN.upper()}",
+            json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": feldera.s3.access_key,
+                    "password": "wrong-secret-key",
+                    "extra": {"endpoint_url": feldera.s3.url},
+                }
+            ),
+        )
+    if case == "program_changed":
+        r = feldera.http.put(
+            "/pipelines/staging", json={"name": "staging", "program_code": PROGRAM + "\nCREATE TABLE extra (y INT);"}
+        )
+        assert r.status_code == 201
+        wait_until(lambda: feldera.pipeline("staging"), lambda p: p["program_status"] == "Success")
+    else:
+        feldera.create("staging", sync=None)
+    run = run_dag("restore_running", **conf(feldera, checkpoint=checkpoint))
+    assert task_states(run) == {"restore": "failed"}
+    assert message in capfd.readouterr().out
+
+
+def test_restore_refuses_a_running_pipeline_unless_told_to_stop_it(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    uuid = synced_prod(feldera, 6)
+    feldera.running_pipeline("staging", sync=None)
+    feldera.sandbox.control.clear_requests()
+    run = run_dag("restore_running", **conf(feldera, checkpoint=uuid))
+    assert task_states(run) == {"restore": "failed"}
+    assert "set stop_if_running=True" in capfd.readouterr().out
+    assert mutating(feldera, "staging") == []
+    stopped = run_dag("restore_stop_if_running", **conf(feldera, checkpoint=uuid))
+    assert task_states(stopped) == {"restore": "success"}
+    assert "POST /v0/pipelines/staging/stop" in mutating(feldera, "staging")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"checkpoint": "newest"}, "checkpoint='newest' is not valid"),
+        ({"bucket": "s3://bucket/staging"}, "without a URL scheme"),
+        ({"bucket_conn": "azure_dr"}, "S3-compatible stores only"),
+        ({"bucket_conn": "no_such_conn"}, "no_such_conn"),
+        ({"read_bucket": "BUCKET_SAME"}, "different location than bucket"),
+        ({"pipeline": "not a name"}, "is not a Feldera pipeline name"),
+    ],
+)
+def test_bad_input_fails_before_any_change(
+    feldera: Feldera, values: dict[str, Any], message: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    feldera.create("staging", sync=None)
+    feldera.sandbox.control.clear_requests()
+    if values.get("read_bucket") == "BUCKET_SAME":
+        values = {"read_bucket": f"{feldera.bucket}/staging"}
+    run = run_dag("restore_running", **conf(feldera, **values))
+    assert task_states(run) == {"restore": "failed"}
+    assert message in capfd.readouterr().out
+    assert feldera.mutating_requests() == []
