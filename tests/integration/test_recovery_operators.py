@@ -319,3 +319,23 @@ def test_bad_input_fails_before_any_change(
     assert task_states(run) == {"restore": "failed"}
     assert message in capfd.readouterr().out
     assert feldera.mutating_requests() == []
+
+
+def test_a_failed_activation_reports_the_deployment_error(feldera: Feldera, capfd: pytest.CaptureFixture[str]) -> None:
+    # A standby whose buckets hold nothing: it waits happily, but activation has nothing to pull.
+    feldera.create(
+        "staging",
+        sync_config(
+            feldera.s3,
+            feldera.bucket,
+            "staging",
+            read_bucket=f"{feldera.bucket}/prod",
+            start_from_checkpoint="latest",
+            pull_interval=1,
+        ),
+    )
+    feldera.start("staging", "standby")
+    run = run_dag("failover", pipeline="staging")
+    assert task_states(run) == {"activate": "failed"}
+    out = capfd.readouterr().out
+    assert "failed to start: activation failed: could not pull checkpoint" in out
