@@ -14,7 +14,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 help:
 	@echo "make test      install from uv.lock, then ruff, mypy and the test suite"
 	@echo "make sandbox   serve the Feldera sandbox on http://127.0.0.1:8080 (Ctrl-C stops it)"
-	@echo "make demo      the end-to-end demo (arrives with the example DAGs)"
+	@echo "make demo      the example DAGs end to end on a local Airflow, the Feldera sandbox and a local S3 server"
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -27,8 +27,8 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 install: $(VENV)/.synced
 
 lint: install
-	$(RUN)/ruff check airflow_checkpoint_sync tests
-	$(RUN)/ruff format --check airflow_checkpoint_sync tests
+	$(RUN)/ruff check airflow_checkpoint_sync tests demo example_dags
+	$(RUN)/ruff format --check airflow_checkpoint_sync tests demo example_dags
 
 typecheck: install
 	$(RUN)/mypy
@@ -41,10 +41,8 @@ test: lint typecheck pytest
 sandbox: install
 	$(RUN)/python -m airflow_checkpoint_sync.testing serve --port $(or $(PORT),8080)
 
-demo:
-	@echo "make demo arrives with the example DAGs (issue 5). Until then: 'make sandbox' serves the Feldera"
-	@echo "sandbox, and 'make test' runs the official feldera client against it and a local S3 server."
-	@exit 2
+demo: install
+	$(RUN)/python demo/run_demo.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache

@@ -159,7 +159,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
     :param fail_if_no_checkpoint: fail when the checkpoint is not found. True by default: a silent fresh start is
         what a recovery must never do; set False to accept starting empty.
     :param initial: ``"running"``, ``"paused"`` or ``"standby"`` (keep pulling the newest checkpoint, ready for
-        :class:`~airflow_checkpoint_sync.operators.standby.ActivateStandbyOperator`).
+        :class:`~airflow_checkpoint_sync.operators.standby.ActivateStandbyOperator`). (templated)
     :param pull_interval: seconds between a standby's pulls (Feldera's default 10).
     :param clear_storage: delete the pipeline's local storage first, so the checkpoint comes from the bucket and a
         standby can be started again.
@@ -180,6 +180,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
         "bucket",
         "read_bucket",
         "bucket_conn_id",
+        "initial",
     )
 
     def __init__(

@@ -36,7 +36,7 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         :ref:`howto/operator:ActivateStandbyOperator`
 
     :param pipeline_name: the standby pipeline. (templated)
-    :param initial: ``"running"`` or ``"paused"``, the status after activation.
+    :param initial: ``"running"`` or ``"paused"``, the status after activation. (templated)
     :param primary_pipeline_name: the pipeline the standby replaces, checked first. (templated)
     :param primary_conn_id: the ``feldera`` connection of the primary's Feldera; defaults to ``feldera_conn_id``.
         (templated)
@@ -49,7 +49,13 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
     :return: ``{"pipeline_name", "status", "already_active"}``.
     """
 
-    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id", "primary_pipeline_name", "primary_conn_id")
+    template_fields: Sequence[str] = (
+        "pipeline_name",
+        "feldera_conn_id",
+        "primary_pipeline_name",
+        "primary_conn_id",
+        "initial",
+    )
 
     def __init__(
         self,

@@ -1,0 +1,74 @@
+"""Scheduled disaster recovery: every run sets a recovery point of a Feldera pipeline in object storage.
+
+Two DAGs:
+
+- ``feldera_dr_setup`` (run once, by hand, while the pipeline is stopped): point the pipeline's checkpoint sync at
+  the DR bucket, with credentials from an Airflow connection.
+- ``feldera_scheduled_dr``: on every run, take a checkpoint, push it to the bucket and wait (deferred, so no worker
+  slot is held). The schedule is the push interval, and the synced uuid is recorded as an asset event.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Asset, Param
+
+from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
+from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+PARAMS = {
+    "pipeline": Param("prod", type="string", description="The Feldera pipeline to protect"),
+    "feldera_conn_id": Param("feldera_default", type="string", description="The Feldera connection"),
+    "bucket": Param("feldera-dr/prod", type="string", description="bucket-name/prefix for the checkpoints"),
+    "bucket_conn_id": Param(
+        "feldera_bucket",
+        type=["string", "null"],
+        description="aws or google_cloud_platform connection; null: Feldera's own credentials",
+    ),
+}
+# The asset downstream DAGs (a migration, a report) can be scheduled on. (An s3:// URI would make Airflow load the
+# Amazon provider, and boto3, every time this file is parsed.)
+CHECKPOINTS = Asset("feldera://prod/checkpoints")
+
+# [START howto_configure_checkpoint_sync]
+with DAG(
+    "feldera_dr_setup",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params=PARAMS,
+    render_template_as_native_obj=True,
+    tags=["feldera", "disaster-recovery"],
+) as setup:
+    ConfigureCheckpointSyncOperator(
+        task_id="configure_sync",
+        pipeline_name="{{ params.pipeline }}",
+        feldera_conn_id="{{ params.feldera_conn_id }}",
+        bucket="{{ params.bucket }}",
+        bucket_conn_id="{{ params.bucket_conn_id }}",
+        retention_min_count=48,  # keep two days of half-hourly recovery points
+        retention_min_age=2,
+    )
+# [END howto_configure_checkpoint_sync]
+
+# [START howto_sync_checkpoint]
+with DAG(
+    "feldera_scheduled_dr",
+    schedule=dt.timedelta(minutes=30),  # the push interval: one recovery point per run
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    params={k: PARAMS[k] for k in ("pipeline", "feldera_conn_id")},
+    tags=["feldera", "disaster-recovery"],
+) as scheduled:
+    SyncCheckpointOperator(
+        task_id="sync_checkpoint",
+        pipeline_name="{{ params.pipeline }}",
+        feldera_conn_id="{{ params.feldera_conn_id }}",
+        deferrable=True,
+        timeout=dt.timedelta(minutes=20),
+        outlets=[CHECKPOINTS],
+    )
+# [END howto_sync_checkpoint]
