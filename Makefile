@@ -9,10 +9,11 @@ export AWS_EC2_METADATA_DISABLED := true
 export NO_GCE_CHECK := True
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install test lint typecheck pytest sandbox demo clean
+.PHONY: help install test lint typecheck pytest docs sandbox demo clean
 
 help:
-	@echo "make test      install from uv.lock, then ruff, mypy and the test suite"
+	@echo "make test      install from uv.lock, then ruff, mypy, the test suite and the docs build"
+	@echo "make docs      build the documentation (warnings are errors) into docs/_build/html"
 	@echo "make sandbox   serve the Feldera sandbox on http://127.0.0.1:8080 (Ctrl-C stops it)"
 	@echo "make demo      the example DAGs end to end on a local Airflow, the Feldera sandbox and a local S3 server"
 
@@ -21,7 +22,7 @@ $(CURDIR)/.tools/bin/uv:
 	$(CURDIR)/.tools/bin/pip install --quiet "uv>=0.5"
 
 $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
-	$(UV) sync --locked --all-extras
+	$(UV) sync --locked --all-extras --all-groups
 	@touch $@
 
 install: $(VENV)/.synced
@@ -36,7 +37,11 @@ typecheck: install
 pytest: install
 	$(RUN)/pytest -q
 
-test: lint typecheck pytest
+docs: install
+	$(RUN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs built: docs/_build/html/index.html"
+
+test: lint typecheck pytest docs
 
 sandbox: install
 	$(RUN)/python -m airflow_checkpoint_sync.testing serve --port $(or $(PORT),8080)

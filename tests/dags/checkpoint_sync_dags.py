@@ -35,6 +35,7 @@ sync_retried = sync_dag("sync_with_retries", deferrable=False, retries=1, retry_
 
 def sensor_dag(dag_id: str, **sensor_kwargs: object) -> DAG:
     with DAG(dag_id, schedule=None, start_date=START, catchup=False, params=PARAMS) as dag:
+        # [START howto_checkpoint_status_sensor]
         start = SyncCheckpointOperator(
             task_id="sync",
             pipeline_name="{{ params.pipeline }}",
@@ -51,6 +52,7 @@ def sensor_dag(dag_id: str, **sensor_kwargs: object) -> DAG:
             **sensor_kwargs,  # type: ignore[arg-type]
         )
         start >> wait
+        # [END howto_checkpoint_status_sensor]
     return dag
 
 

@@ -1,0 +1,27 @@
+"""Sphinx configuration for the airflow-checkpoint-sync documentation."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+
+# autodoc imports the provider, which imports Airflow: give Airflow a throwaway home, not ~/airflow.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="acs-docs-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+sys.path.insert(0, os.path.abspath(".."))
+
+from airflow_checkpoint_sync import __version__  # noqa: E402
+
+project = "airflow-checkpoint-sync"
+author = "airflow-checkpoint-sync developers"
+release = version = __version__
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.viewcode"]
+autodoc_member_order = "bysource"
+autodoc_default_options = {"members": False, "show-inheritance": True}
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
+exclude_patterns = ["_build"]
+html_theme = "alabaster"
+html_title = f"airflow-checkpoint-sync {release}"
+html_static_path: list[str] = []
