@@ -10,6 +10,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_checkpoint_sync.links import PIPELINE_URL_KEY, FelderaPipelineLink
 from airflow_checkpoint_sync.task_errors import task_failure
+from airflow_checkpoint_sync.task_hook import FelderaHookMixin
 from airflow_checkpoint_sync.triggers.pipeline import (
     PipelineStatusTrigger,
     pipeline_wait_event,
@@ -21,13 +22,12 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_checkpoint_sync.hooks.feldera import FelderaHook
 
 #: XCom key of a deferred wait's state, read back when the task resumes (dag.test() drops defer kwargs).
 WAIT_STATE_KEY = "feldera_wait"
 
 
-class FelderaPipelineOperator(BaseOperator):
+class FelderaPipelineOperator(FelderaHookMixin, BaseOperator):
     """Base for operators that act on one Feldera pipeline.
 
     :param pipeline_name: the Feldera pipeline. (templated)
@@ -42,19 +42,9 @@ class FelderaPipelineOperator(BaseOperator):
         super().__init__(**kwargs)
         self.pipeline_name = pipeline_name
         self.feldera_conn_id = feldera_conn_id
-        self._hook: FelderaHook | None = None
-
-    @property
-    def hook(self) -> FelderaHook:
-        if self._hook is None:
-            from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-
-            self._hook = FelderaHook(self.feldera_conn_id)
-        return self._hook
 
     def on_kill(self) -> None:
-        if self._hook is not None:
-            self._hook.close()
+        self.close_hook()
 
     def failure(self, error: Exception, action: str) -> Exception:
         """The Airflow exception for a failed Feldera call (final when retrying cannot help)."""

@@ -15,7 +15,7 @@ from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_posit
 from airflow_checkpoint_sync.triggers.checkpoint import (
     INCARNATION_MISMATCH,
     CheckpointSyncTrigger,
-    sync_wait_event,
+    read_sync_event,
     validate_event,
 )
 
@@ -292,19 +292,12 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
             time.sleep(max(0.0, min(self.poll_interval, self._end_time - time.time())))
 
     def _read_event(self, uuid: str, incarnation: str | None) -> dict[str, Any] | None:
-        progress, error = None, None
-        try:
-            progress = self.hook.sync_progress(self.pipeline_name, uuid, incarnation)
-        except Exception as exc:
-            error = exc
-        return sync_wait_event(
+        return read_sync_event(
+            self.hook,
             pipeline_name=self.pipeline_name,
             checkpoint_uuid=uuid,
             incarnation_uuid=incarnation,
-            progress=progress,
-            error=error,
             end_time=self._end_time,
-            now=time.time(),
         )
 
     def _finish(self, context: Context, event: dict[str, Any], restarts: int) -> str:

@@ -12,17 +12,16 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from airflow_checkpoint_sync.links import PIPELINE_URL_KEY, FelderaPipelineLink
 from airflow_checkpoint_sync.status import is_uuid
 from airflow_checkpoint_sync.task_errors import check_pipeline_name
-from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger, sync_wait_event, validate_event
+from airflow_checkpoint_sync.task_hook import FelderaHookMixin
+from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger, read_sync_event, validate_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
 
-    from airflow_checkpoint_sync.hooks.feldera import FelderaHook
 
-
-class CheckpointStatusSensor(BaseSensorOperator):
+class CheckpointStatusSensor(FelderaHookMixin, BaseSensorOperator):
     """Wait until the sync of a checkpoint uuid succeeds; fail with Feldera's error if it failed.
 
     Typically fed from a :class:`~airflow_checkpoint_sync.operators.checkpoint.SyncCheckpointOperator` started with
@@ -71,15 +70,6 @@ class CheckpointStatusSensor(BaseSensorOperator):
         self.incarnation_uuid = incarnation_uuid
         self.feldera_conn_id = feldera_conn_id
         self.deferrable = deferrable
-        self._hook: FelderaHook | None = None
-
-    @property
-    def hook(self) -> FelderaHook:
-        if self._hook is None:
-            from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-
-            self._hook = FelderaHook(self.feldera_conn_id)
-        return self._hook
 
     def _validate(self) -> None:
         check_pipeline_name(self.pipeline_name)
@@ -131,19 +121,12 @@ class CheckpointStatusSensor(BaseSensorOperator):
         return self._outcome(checked)
 
     def _event(self, end_time: float) -> dict[str, Any] | None:
-        progress, error = None, None
-        try:
-            progress = self.hook.sync_progress(self.pipeline_name, self.checkpoint_uuid, self.incarnation_uuid)
-        except Exception as exc:
-            error = exc
-        return sync_wait_event(
+        return read_sync_event(
+            self.hook,
             pipeline_name=self.pipeline_name,
             checkpoint_uuid=self.checkpoint_uuid,
             incarnation_uuid=self.incarnation_uuid,
-            progress=progress,
-            error=error,
             end_time=end_time,
-            now=time.time(),
         )
 
     def _outcome(self, event: dict[str, Any]) -> str:

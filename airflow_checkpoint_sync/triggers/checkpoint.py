@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -9,7 +10,7 @@ from airflow_checkpoint_sync.status import SyncState
 from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
 
 if TYPE_CHECKING:
-    from airflow_checkpoint_sync.hooks.feldera import FelderaAsyncSession
+    from airflow_checkpoint_sync.hooks.feldera import FelderaAsyncSession, FelderaHook
 
 EVENT_STATUSES = frozenset({"success", "failure", "timeout", "error", "restarted"})
 INCARNATION_MISMATCH = "IncarnationUuidMismatch"
@@ -65,6 +66,26 @@ def sync_wait_event(
             "message": f"checkpoint {checkpoint_uuid} of pipeline '{pipeline_name}' was {state} at the deadline",
         }
     return None
+
+
+def read_sync_event(
+    hook: FelderaHook, *, pipeline_name: str, checkpoint_uuid: str, incarnation_uuid: str | None, end_time: float
+) -> dict[str, Any] | None:
+    """One worker-side look at a sync (the operator's wait, the sensor's poke), decided by :func:`sync_wait_event`."""
+    progress, error = None, None
+    try:
+        progress = hook.sync_progress(pipeline_name, checkpoint_uuid, incarnation_uuid)
+    except Exception as exc:  # decided below, like the trigger does
+        error = exc
+    return sync_wait_event(
+        pipeline_name=pipeline_name,
+        checkpoint_uuid=checkpoint_uuid,
+        incarnation_uuid=incarnation_uuid,
+        progress=progress,
+        error=error,
+        end_time=end_time,
+        now=time.time(),
+    )
 
 
 def validate_event(event: Any) -> dict[str, Any]:
