@@ -9,11 +9,12 @@ export AWS_EC2_METADATA_DISABLED := true
 export NO_GCE_CHECK := True
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install test lint typecheck pytest docs sandbox demo clean
+.PHONY: help install test lint typecheck pytest docs bench sandbox demo clean
 
 help:
 	@echo "make test      install from uv.lock, then ruff, mypy, the test suite and the docs build"
 	@echo "make docs      build the documentation (warnings are errors) into docs/_build/html"
+	@echo "make bench     the benchmarks (figures, never pass/fail); WRITE=1 saves benchmarks/results.md"
 	@echo "make sandbox   serve the Feldera sandbox on http://127.0.0.1:8080 (Ctrl-C stops it)"
 	@echo "make demo      the example DAGs end to end on a local Airflow, the Feldera sandbox and a local S3 server"
 
@@ -28,8 +29,8 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 install: $(VENV)/.synced
 
 lint: install
-	$(RUN)/ruff check airflow_checkpoint_sync tests demo example_dags
-	$(RUN)/ruff format --check airflow_checkpoint_sync tests demo example_dags
+	$(RUN)/ruff check airflow_checkpoint_sync tests demo example_dags benchmarks
+	$(RUN)/ruff format --check airflow_checkpoint_sync tests demo example_dags benchmarks
 
 typecheck: install
 	$(RUN)/mypy
@@ -42,6 +43,9 @@ docs: install
 	@echo "docs built: docs/_build/html/index.html"
 
 test: lint typecheck pytest docs
+
+bench: install
+	cd benchmarks && $(RUN)/python run_all.py $(if $(WRITE),--write,)
 
 sandbox: install
 	$(RUN)/python -m airflow_checkpoint_sync.testing serve --port $(or $(PORT),8080)

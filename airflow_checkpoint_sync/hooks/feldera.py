@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import ssl
 import time
@@ -71,20 +72,29 @@ class FelderaConnectionSettings:
             headers["Authorization"] = f"Bearer {self.api_key}"
         if self.tenant:
             headers["Feldera-Tenant"] = self.tenant
-        verify: bool | ssl.SSLContext = self.verify if isinstance(self.verify, bool) else _ca_context(self.verify)
         return {
             "base_url": self.base_url,
             "headers": headers,
-            "verify": verify,
+            "verify": ssl_context(self.verify),
             "timeout": httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
             "follow_redirects": False,
         }
 
 
-def _ca_context(path: str) -> ssl.SSLContext:
-    if os.path.isdir(path):
-        return ssl.create_default_context(capath=path)
-    return ssl.create_default_context(cafile=path)
+@functools.lru_cache(maxsize=16)
+def ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
+    """One TLS context per ``verify`` setting, shared by every client of the process.
+
+    Building a context loads a whole CA bundle (hundreds of KB); a triggerer running a thousand waits would
+    otherwise hold a thousand copies.
+    """
+    if verify is False:
+        return False
+    if verify is True:
+        return httpx.create_ssl_context()
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)
 
 
 def settings_from_connection(

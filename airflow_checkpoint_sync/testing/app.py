@@ -324,7 +324,10 @@ class _Gate:
             return
         method, path = scope["method"], scope["path"]
         query = scope.get("query_string", b"").decode()
-        record = RequestRecord(method=method, path=path, query=query, status=0)
+        client = scope.get("client")
+        record = RequestRecord(
+            method=method, path=path, query=query, status=0, client=f"{client[0]}:{client[1]}" if client else None
+        )
         with self.engine.lock:
             self.engine.requests.append(record)
 

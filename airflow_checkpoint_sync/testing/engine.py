@@ -73,6 +73,7 @@ class RequestRecord:
     fault: str | None = None
     content_type: str | None = None
     body: str | None = None  # kept only when the engine records bodies
+    client: str | None = None  # "host:port" of the TCP connection the request came on
 
     @property
     def mutating(self) -> bool:
@@ -121,11 +122,18 @@ class SandboxEngine:
         """Run ``job`` off the lock; then call ``done(result, exception)`` under the lock."""
 
         def finished(future: Future[T]) -> None:
+            if future.cancelled():  # the sandbox is shutting down
+                return
             exc = future.exception()
             with self.lock:
                 done(None if exc else future.result(), exc)
 
         self._executor.submit(job).add_done_callback(finished)
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`shutdown` began: long-running jobs give up so the process can exit."""
+        return self._stop.is_set()
 
     def locked_read(self, read: Callable[[], T]) -> T:
         with self.lock:

@@ -1094,7 +1094,7 @@ class SandboxPipeline:
         def push() -> list[str]:
             deadline = time.monotonic() + delay
             while time.monotonic() < deadline:
-                if not self.engine.locked_read(alive):
+                if self.engine.stopping or not self.engine.locked_read(alive):
                     raise SyncError("the pipeline process exited while the checkpoint was being pushed")
                 time.sleep(min(0.02, max(deadline - time.monotonic(), 0)))
             if injected:
@@ -1123,6 +1123,7 @@ class SandboxPipeline:
                     if p.sync_success == checkpoint.uuid:
                         p.sync_success = None
                 return
+            self._note(f"checkpoint sync of {checkpoint.uuid} succeeded")
             if result:
                 self._note(f"retention deleted remote checkpoints {result}")
             p.last_synced_uuid = checkpoint.uuid

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from abc import abstractmethod
 from typing import TYPE_CHECKING, Any
@@ -57,6 +58,10 @@ class FelderaPollingTrigger(BaseTrigger):
 
         try:
             async with FelderaHook(self.feldera_conn_id).async_session() as session:
+                # The task read the state just before deferring, so the first poll can wait a random part of the
+                # interval: a triggerer holding many waits then spreads their requests instead of firing them in
+                # bursts that stall its event loop.
+                await asyncio.sleep(random.uniform(0, max(0.0, min(self.poll_interval, self.end_time - time.time()))))
                 while True:
                     result, error = None, None
                     try:

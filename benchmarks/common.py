@@ -1,0 +1,53 @@
+"""Shared helpers for the benchmarks: fresh-interpreter timings, medians, the machine and versions."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SAFE_ENV = {
+    **os.environ,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    "NO_GCE_CHECK": "True",
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+}
+
+
+def machine() -> str:
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"apache-airflow {version('apache-airflow')}, airflow-checkpoint-sync {version('airflow-checkpoint-sync')}, "
+        f"httpx {version('httpx')}"
+    )
+
+
+def run_fresh(code: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    """Run ``code`` in a fresh interpreter; it must print one JSON object as its last line."""
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env or SAFE_ENV,
+        timeout=300,
+        check=True,
+        cwd=ROOT,
+    )
+    parsed: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
+    return parsed
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def ratio_line(name: str, ours: float, reference: float, goal: float, unit: str = "s") -> str:
+    ratio = ours / reference if reference else float("inf")
+    verdict = "meets" if ratio <= goal else "MISSES"
+    return f"{name}: {ours:.4f}{unit} vs {reference:.4f}{unit} -> ratio {ratio:.3f} ({verdict} the goal <= {goal})"
