@@ -127,10 +127,15 @@ def airflow_env(home: str, feldera_url: str, s3: MotoS3Server) -> dict[str, str]
     }
 
 
+#: Everything the Airflow CLI printed in this process (the leak scan in the tests reads it).
+CLI_OUTPUT: list[str] = []
+
+
 def airflow(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True, timeout=600
     )
+    CLI_OUTPUT.extend([result.stdout, result.stderr])
     if result.returncode != 0:
         raise DemoFailure(f"airflow {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result.stdout
