@@ -54,6 +54,20 @@ def synced_prod(feldera: Feldera, records: int) -> str:
     return str(uuid)
 
 
+def standby_staging(feldera: Feldera) -> None:
+    """'staging' started as a standby that pulls the latest checkpoint from prod's bucket every second."""
+    sync = sync_config(
+        feldera.s3,
+        feldera.bucket,
+        "staging",
+        read_bucket=f"{feldera.bucket}/prod",
+        start_from_checkpoint="latest",
+        pull_interval=1,
+    )
+    feldera.create("staging", sync)
+    feldera.start("staging", "standby")
+
+
 def mutating(feldera: Feldera, pipeline: str) -> list[str]:
     return [m for m in feldera.mutating_requests() if f"/pipelines/{pipeline}" in m]
 
@@ -166,18 +180,7 @@ def test_hot_standby_then_failover_with_the_newer_state(feldera: Feldera) -> Non
 
 def test_failover_refuses_while_the_primary_runs(feldera: Feldera, capfd: pytest.CaptureFixture[str]) -> None:
     synced_prod(feldera, 2)
-    feldera.create(
-        "staging",
-        sync_config(
-            feldera.s3,
-            feldera.bucket,
-            "staging",
-            read_bucket=f"{feldera.bucket}/prod",
-            start_from_checkpoint="latest",
-            pull_interval=1,
-        ),
-    )
-    feldera.start("staging", "standby")
+    standby_staging(feldera)
     feldera.sandbox.control.clear_requests()
     run = run_dag("failover", pipeline="staging", primary="prod")
     assert task_states(run) == {"activate": "failed"}
@@ -189,18 +192,7 @@ def test_failover_refuses_while_the_primary_runs(feldera: Feldera, capfd: pytest
 
 def test_failover_to_paused_deferred(feldera: Feldera) -> None:
     synced_prod(feldera, 2)
-    feldera.create(
-        "staging",
-        sync_config(
-            feldera.s3,
-            feldera.bucket,
-            "staging",
-            read_bucket=f"{feldera.bucket}/prod",
-            start_from_checkpoint="latest",
-            pull_interval=1,
-        ),
-    )
-    feldera.start("staging", "standby")
+    standby_staging(feldera)
     run = run_dag("failover_deferred", pipeline="staging")
     assert task_states(run) == {"activate": "success"}
     assert feldera.pipeline("staging")["deployment_status"] == "Paused"
@@ -215,18 +207,7 @@ def test_activating_a_pipeline_that_is_not_a_standby_fails(feldera: Feldera, cap
 
 def test_standby_on_activated_storage_says_to_clear_it(feldera: Feldera, capfd: pytest.CaptureFixture[str]) -> None:
     synced_prod(feldera, 2)
-    feldera.create(
-        "staging",
-        sync_config(
-            feldera.s3,
-            feldera.bucket,
-            "staging",
-            read_bucket=f"{feldera.bucket}/prod",
-            start_from_checkpoint="latest",
-            pull_interval=1,
-        ),
-    )
-    feldera.start("staging", "standby")
+    standby_staging(feldera)
     feldera.http.post("/pipelines/staging/activate")
     wait_until(lambda: feldera.pipeline("staging"), lambda p: p["deployment_status"] == "Running")
     feldera.http.post("/pipelines/staging/stop", params={"force": "true"})
@@ -323,18 +304,7 @@ def test_bad_input_fails_before_any_change(
 
 def test_a_failed_activation_reports_the_deployment_error(feldera: Feldera, capfd: pytest.CaptureFixture[str]) -> None:
     # A standby whose buckets hold nothing: it waits happily, but activation has nothing to pull.
-    feldera.create(
-        "staging",
-        sync_config(
-            feldera.s3,
-            feldera.bucket,
-            "staging",
-            read_bucket=f"{feldera.bucket}/prod",
-            start_from_checkpoint="latest",
-            pull_interval=1,
-        ),
-    )
-    feldera.start("staging", "standby")
+    standby_staging(feldera)
     run = run_dag("failover", pipeline="staging")
     assert task_states(run) == {"activate": "failed"}
     out = capfd.readouterr().out
