@@ -36,7 +36,7 @@ def trivial_file(shape: dict[str, list[object]]) -> str:
             "params={'p': Param('x', type='string')}):"
         )
         for i in range(int(tasks)):  # type: ignore[call-overload]
-            outlets = ", outlets=[Asset('trivial://asset')]" if has_outlets and i == 0 else ""
+            outlets = ", outlets=[Asset('x-trivial://asset')]" if has_outlets and i == 0 else ""
             lines.append(f"    EmptyOperator(task_id='t{i}'{outlets})")
     return "\n".join(lines) + "\n"
 

@@ -28,9 +28,9 @@ PARAMS = {
         description="aws or google_cloud_platform connection; null: Feldera's own credentials",
     ),
 }
-# The asset downstream DAGs (a migration, a report) can be scheduled on. (An s3:// URI would make Airflow load the
-# Amazon provider, and boto3, every time this file is parsed.)
-CHECKPOINTS = Asset("feldera://prod/checkpoints")
+# The asset downstream DAGs (a migration, a report) can be scheduled on. Airflow leaves "x-" schemes alone; a
+# provider's scheme (s3://, say) would make it load every provider's asset handlers, and boto3, at each parse.
+CHECKPOINTS = Asset("x-feldera://prod/checkpoints")
 
 # [START howto_configure_checkpoint_sync]
 with DAG(
