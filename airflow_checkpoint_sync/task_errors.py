@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import TYPE_CHECKING
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_checkpoint_sync.hooks.feldera_api import FelderaApiError, FelderaConnectionError
+if TYPE_CHECKING:
+    from airflow_checkpoint_sync.hooks.feldera_api import FelderaApiError
+
 
 #: Feldera's pipeline name rule (NameDoesNotMatchPattern).
 PIPELINE_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)?[A-Za-z0-9]$")
@@ -20,6 +23,8 @@ def task_failure(error: FelderaApiError, action: str, pipeline_name: str) -> Air
     retry would fail the same way. Connection trouble and server-side hiccups are plain ``AirflowException``, so
     the task's own retries apply.
     """
+    from airflow_checkpoint_sync.hooks.feldera_api import FelderaConnectionError
+
     prefix = f"Feldera: {action} on pipeline '{pipeline_name}' failed"
     if isinstance(error, FelderaConnectionError):
         if error.tls:

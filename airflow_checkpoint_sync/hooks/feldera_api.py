@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -173,6 +172,7 @@ def _retry_after(value: str | None) -> float | None:
         pass
     try:
         import datetime as dt
+        from email.utils import parsedate_to_datetime  # an HTTP date is rare; seconds are the norm
 
         return max((parsedate_to_datetime(value) - dt.datetime.now(dt.UTC)).total_seconds(), 0.0)
     except (TypeError, ValueError):

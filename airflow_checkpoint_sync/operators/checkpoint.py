@@ -10,7 +10,6 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import WAIT_STATE_KEY, FelderaPipelineOperator
 from airflow_checkpoint_sync.status import CheckpointState, PipelineGroup, checkpoint_result, pipeline_group
-from airflow_checkpoint_sync.sync_config import current_sync
 from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds
 from airflow_checkpoint_sync.triggers.checkpoint import (
     INCARNATION_MISMATCH,
@@ -165,6 +164,8 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
                 f"pipeline '{self.pipeline_name}' is {status}: it must be Running or Paused to take and sync a "
                 "checkpoint. Start it first."
             )
+        from airflow_checkpoint_sync.sync_config import current_sync
+
         sync = current_sync(pipeline.get("runtime_config"))
         if sync is None:
             raise AirflowFailException(
