@@ -19,8 +19,16 @@ from airflow_checkpoint_sync.triggers.pipeline import (
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from types import ModuleType
 
     from airflow.sdk import Context
+
+
+def feldera_requests() -> ModuleType:
+    """Feldera's request builders, loaded when a task runs rather than when its DAG file is parsed."""
+    from airflow_checkpoint_sync.hooks import feldera_api
+
+    return feldera_api
 
 
 #: XCom key of a deferred wait's state, read back when the task resumes (dag.test() drops defer kwargs).

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
+from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator, feldera_requests
 from airflow_checkpoint_sync.status import PipelineGroup, is_uuid, pipeline_group
 from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds
 
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Mapping, Sequence
-    from types import ModuleType
 
     from airflow.sdk import Context
 
@@ -137,7 +136,10 @@ def write_sync_config(task: FelderaPipelineOperator, pipeline: Mapping[str, Any]
     if not merged.changed:
         task.log.info("Pipeline '%s' already has this sync configuration; nothing to change", task.pipeline_name)
         return False
-    task.call("updating the runtime config", _api().patch_runtime_config(task.pipeline_name, merged.runtime_config))
+    task.call(
+        "updating the runtime config",
+        feldera_requests().patch_runtime_config(task.pipeline_name, merged.runtime_config),
+    )
     task.log.info("Pipeline '%s' now syncs with %s", task.pipeline_name, sync.redacted())
     return True
 
@@ -263,7 +265,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
         write_sync_config(self, pipeline, sync)
         if self.clear_storage:
             self._clear(poll, end_time)
-        self.call("starting the pipeline", _api().start_pipeline(self.pipeline_name, self.initial))
+        self.call("starting the pipeline", feldera_requests().start_pipeline(self.pipeline_name, self.initial))
         self.log.info(
             "Pipeline '%s' starting from checkpoint %s (%s)", self.pipeline_name, self.checkpoint, self.initial
         )
@@ -287,28 +289,21 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             self.pipeline_name,
             "forced" if force else "graceful: it checkpoints first",
         )
-        self.call("stopping the pipeline", _api().stop_pipeline(self.pipeline_name, force))
+        self.call("stopping the pipeline", feldera_requests().stop_pipeline(self.pipeline_name, force))
         self._until(lambda p: p.get("deployment_status") == "Stopped", "to stop", poll, end_time)
 
     def _clear(self, poll: float, end_time: float) -> None:
-        current = self.call("reading the storage status", _api().get_pipeline(self.pipeline_name))
+        current = self.call("reading the storage status", feldera_requests().get_pipeline(self.pipeline_name))
         if current.get("storage_status") != "Cleared":
             self.log.info("Clearing the storage of pipeline '%s'", self.pipeline_name)
-            self.call("clearing storage", _api().clear_storage(self.pipeline_name))
+            self.call("clearing storage", feldera_requests().clear_storage(self.pipeline_name))
             self._until(lambda p: p.get("storage_status") == "Cleared", "to clear its storage", poll, end_time)
 
     def _until(self, done: Any, what: str, poll: float, end_time: float) -> None:
         while True:
-            pipeline = self.call("reading the pipeline", _api().get_pipeline(self.pipeline_name))
+            pipeline = self.call("reading the pipeline", feldera_requests().get_pipeline(self.pipeline_name))
             if done(pipeline):
                 return
             if time.time() >= end_time:
                 raise AirflowException(f"pipeline '{self.pipeline_name}' took longer than timeout {what}")
             time.sleep(max(0.0, min(poll, end_time - time.time())))
-
-
-def _api() -> ModuleType:
-    """Feldera's request builders, loaded when a task runs rather than when its DAG file is parsed."""
-    from airflow_checkpoint_sync.hooks import feldera_api
-
-    return feldera_api

@@ -8,14 +8,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
+from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator, feldera_requests
 from airflow_checkpoint_sync.status import PipelineGroup, deployment_error_message, pipeline_group
 from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds
 
 if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Sequence
-    from types import ModuleType
 
     from airflow.sdk import Context
 
@@ -100,7 +99,7 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
             )
             return {**result, "status": status, "already_active": True}
         if group is PipelineGroup.STANDBY:
-            self.call("activating the standby", _api().activate_pipeline(self.pipeline_name, self.initial))
+            self.call("activating the standby", feldera_requests().activate_pipeline(self.pipeline_name, self.initial))
             self.log.info("Activating standby pipeline '%s' (%s)", self.pipeline_name, self.initial)
         elif group is PipelineGroup.TRANSITIONAL and pipeline.get("deployment_desired_status") in ("Running", "Paused"):
             self.log.info(
@@ -151,10 +150,3 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
             self.log.warning("The primary '%s' is still %s; activating anyway (allow_split_brain=True)", name, status)
         else:
             self.log.info("Primary pipeline '%s' is %s; safe to activate", name, status)
-
-
-def _api() -> ModuleType:
-    """Feldera's request builders, loaded when a task runs rather than when its DAG file is parsed."""
-    from airflow_checkpoint_sync.hooks import feldera_api
-
-    return feldera_api
