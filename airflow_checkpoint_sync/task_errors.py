@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
@@ -64,3 +64,11 @@ def check_positive_seconds(value: object, parameter: str) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
         raise AirflowFailException(f"{parameter}={value!r} is not valid: expected a positive number of seconds")
     return float(seconds)
+
+
+def wait_settings(poll_interval: Any, timeout: Any) -> tuple[Any, Any]:
+    """``poll_interval`` and ``timeout`` as given, once both are valid: checked when the DAG is parsed, where its
+    author sees the error first (they are not templated, so nothing later can fix them)."""
+    check_positive_seconds(poll_interval, "poll_interval")
+    check_positive_seconds(timeout, "timeout")
+    return poll_interval, timeout

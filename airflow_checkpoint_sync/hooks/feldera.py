@@ -46,6 +46,7 @@ class FelderaConnectionSettings:
     :param timeout: seconds for each HTTP request.
     :param tenant: sent as ``Feldera-Tenant`` when set.
     :param console_url: where the Feldera web console is, for links; defaults to ``base_url``.
+    :param conn_id: the Airflow connection these settings came from, for error messages.
     """
 
     base_url: str
@@ -54,6 +55,7 @@ class FelderaConnectionSettings:
     timeout: float
     tenant: str | None
     console_url: str
+    conn_id: str = ""
 
     def __repr__(self) -> str:
         # Never print the key, not even by accident in a debugger or a log line.
@@ -75,10 +77,20 @@ class FelderaConnectionSettings:
         return {
             "base_url": self.base_url,
             "headers": headers,
-            "verify": ssl_context(self.verify),
+            "verify": self._tls(),
             "timeout": httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
             "follow_redirects": False,
         }
+
+    def _tls(self) -> ssl.SSLContext | bool:
+        try:
+            return ssl_context(self.verify)
+        except (OSError, ssl.SSLError) as exc:
+            # The CA path is read only here, on the worker that connects: that is where it has to exist.
+            raise FelderaConnectionConfigError(
+                f"Airflow connection '{self.conn_id}': extra 'verify' {self.verify!r} is not valid; expected true, "
+                f"false or the path of a CA bundle readable on this worker ({exc.strerror or exc})"
+            ) from None
 
 
 @functools.lru_cache(maxsize=16)
@@ -105,6 +117,7 @@ def settings_from_connection(
     schema: str | None,
     password: str | None,
     extra: Mapping[str, Any],
+    conn_type: str | None = "feldera",
 ) -> FelderaConnectionSettings:
     """Check and normalise a ``feldera`` connection's fields (pure; the hook fetches them)."""
 
@@ -113,6 +126,9 @@ def settings_from_connection(
             f"Airflow connection '{conn_id}': {field} {value!r} is not valid; expected {accepted}"
         )
 
+    if conn_type and conn_type != "feldera":
+        # Another provider's connection (an aws one, say) would otherwise fail later with a misleading message.
+        raise bad("conn_type", conn_type, "'feldera': create the connection with the Feldera connection type")
     if not host:
         raise FelderaConnectionConfigError(
             f"Airflow connection '{conn_id}': host is empty; set it to the Feldera API URL, "
@@ -158,6 +174,7 @@ def settings_from_connection(
         timeout=timeout,
         tenant=str(tenant) if tenant else None,
         console_url=console_url,
+        conn_id=conn_id,
     )
 
 
@@ -174,9 +191,20 @@ def _transport_error(exc: httpx.TransportError, request: FelderaRequest) -> Feld
     where = request.describe()
     if isinstance(exc, httpx.ConnectError):
         text = str(exc)
+        server = _server_of(exc)
         if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text or "certificate" in text.lower():
-            return FelderaConnectionError(f"TLS handshake failed: {text}", sent=False, tls=True, request=where)
-        return FelderaConnectionError(f"cannot connect: {text or type(exc).__name__}", sent=False, request=where)
+            return FelderaConnectionError(
+                f"TLS handshake with {server} failed: {text}; if the server's certificate comes from a private CA, "
+                "set the connection's 'verify' extra to its CA bundle",
+                sent=False,
+                tls=True,
+                request=where,
+            )
+        return FelderaConnectionError(
+            f"cannot connect to {server} (the connection's host): {text or type(exc).__name__}",
+            sent=False,
+            request=where,
+        )
     if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
         return FelderaConnectionError(f"timed out connecting: {exc}", sent=False, request=where)
     if isinstance(exc, httpx.TimeoutException):
@@ -184,6 +212,14 @@ def _transport_error(exc: httpx.TransportError, request: FelderaRequest) -> Feld
     return FelderaConnectionError(
         f"the connection broke before a full response: {exc or type(exc).__name__}", sent=True, request=where
     )
+
+
+def _server_of(exc: httpx.TransportError) -> str:
+    try:
+        url = exc.request.url
+    except RuntimeError:  # httpx raises when the error has no request attached
+        return "the Feldera server"
+    return f"{url.scheme}://{url.netloc.decode()}"
 
 
 class _Attempts:
@@ -253,6 +289,10 @@ class FelderaAsyncSession:
         flow = api.read_sync_progress(pipeline_name, checkpoint_uuid, incarnation_uuid)
         return await api.arun_flow(flow, self.send)
 
+    async def newest_synced_checkpoint(self, pipeline_name: str) -> str | None:
+        """See :meth:`FelderaHook.newest_synced_checkpoint`."""
+        return await api.arun_flow(api.read_newest_synced(pipeline_name), self.send)
+
     async def get_pipeline(self, pipeline_name: str, selector: str = "status") -> dict[str, Any]:
         """See :meth:`FelderaHook.get_pipeline`."""
         result: dict[str, Any] = await self.send(api.get_pipeline(pipeline_name, selector))
@@ -312,6 +352,7 @@ class FelderaHook(BaseHook):
             schema=conn.schema,
             password=conn.password,
             extra=extra,
+            conn_type=conn.conn_type,
         )
 
     def pipeline_url(self, pipeline_name: str) -> str:
@@ -407,6 +448,10 @@ class FelderaHook(BaseHook):
         Raises FelderaApiError with ``error_code == "IncarnationUuidMismatch"`` if the pipeline restarted.
         """
         return api.run_flow(api.read_sync_progress(pipeline_name, checkpoint_uuid, incarnation_uuid), self.send)
+
+    def newest_synced_checkpoint(self, pipeline_name: str) -> str | None:
+        """The newest checkpoint synced to the pipeline's bucket (by UUIDv7 time), or None if nothing is synced."""
+        return api.run_flow(api.read_newest_synced(pipeline_name), self.send)
 
     # -- connection test -----------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import WAIT_STATE_KEY, FelderaPipelineOperator
 from airflow_checkpoint_sync.status import CheckpointState, PipelineGroup, checkpoint_result, pipeline_group
-from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds
+from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds, wait_settings
 from airflow_checkpoint_sync.triggers.checkpoint import (
     INCARNATION_MISMATCH,
     CheckpointSyncTrigger,
@@ -75,8 +75,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         self.take_checkpoint = take_checkpoint
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
         self._bucket: str | None = None
         self._end_time = 0.0
         self._synced_uuid: str | None = None

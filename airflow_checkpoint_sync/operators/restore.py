@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator, feldera_requests
 from airflow_checkpoint_sync.status import PipelineGroup, is_uuid, pipeline_group
-from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds
+from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds, wait_settings
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -221,8 +221,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
         self.sync_options = sync_options
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Everything is checked before the first request that changes anything.

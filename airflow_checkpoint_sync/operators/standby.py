@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator, feldera_requests
 from airflow_checkpoint_sync.status import PipelineGroup, deployment_error_message, pipeline_group
-from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds
+from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds, wait_settings
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -76,8 +76,7 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         self.allow_split_brain = allow_split_brain
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval = poll_interval
-        self.timeout = timeout
+        self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
 
     def execute(self, context: Context) -> dict[str, Any]:
         check_pipeline_name(self.pipeline_name)

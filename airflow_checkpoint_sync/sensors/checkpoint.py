@@ -75,13 +75,16 @@ class CheckpointStatusSensor(FelderaHookMixin, BaseSensorOperator):
         check_pipeline_name(self.pipeline_name)
         if not is_uuid(self.checkpoint_uuid):
             raise AirflowFailException(
-                f"checkpoint_uuid={self.checkpoint_uuid!r} is not a checkpoint uuid (e.g. the 'checkpoint_uuid' XCom "
-                "of a SyncCheckpointOperator task)"
+                f"checkpoint_uuid={self.checkpoint_uuid!r} is not valid: a checkpoint uuid (lower case), e.g. the "
+                "'checkpoint_uuid' XCom of a SyncCheckpointOperator task"
             )
         if self.incarnation_uuid in ("", "None"):
             self.incarnation_uuid = None  # an XCom template that rendered nothing
         if self.incarnation_uuid is not None and not is_uuid(self.incarnation_uuid):
-            raise AirflowFailException(f"incarnation_uuid={self.incarnation_uuid!r} is not a uuid")
+            raise AirflowFailException(
+                f"incarnation_uuid={self.incarnation_uuid!r} is not valid: None or a uuid (lower case), e.g. the "
+                "'incarnation_uuid' XCom of a SyncCheckpointOperator task"
+            )
 
     def execute(self, context: Context) -> Any:
         self._validate()

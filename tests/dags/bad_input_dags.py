@@ -1,0 +1,269 @@
+"""The bad-input battery: one table of cases across every operator, the sensor, SyncConfig and the connections,
+and one DAG per run-stage case, named ``bad_input_<case id>``.
+
+Each case builds one task. ``stage="parse"`` cases must be refused when the task is built (the DAG file would not
+import); ``stage="run"`` cases when it runs. ``expect`` is a regex the error must match: it names the parameter
+(or connection field) and what is accepted. tests/integration/test_bad_input_battery.py runs them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from airflow.sdk import DAG
+
+from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
+from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
+from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
+from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
+
+UPPER_UUID = "01890000-0000-7000-8000-0000000000AB"
+SOME_UUID = "01890000-0000-7000-8000-0000000000ab"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: which class, its arguments, and the words the refusal must contain."""
+
+    id: str
+    operator: str  # sync, sensor, configure, restore, activate
+    kwargs: dict[str, Any]
+    expect: str
+    stage: Literal["parse", "run"] = "run"
+
+
+def _configure(case_id: str, expect: str, stage: Literal["parse", "run"] = "run", **kwargs: Any) -> Case:
+    base = {"pipeline_name": "staging", "bucket": "dr/staging", "bucket_conn_id": "s3_dr"}
+    return Case(case_id, "configure", {**base, **kwargs}, expect, stage)
+
+
+def _restore(case_id: str, expect: str, stage: Literal["parse", "run"] = "run", **kwargs: Any) -> Case:
+    base = {"pipeline_name": "staging", "bucket": "dr/staging", "read_bucket": "dr/prod", "bucket_conn_id": "s3_dr"}
+    return Case(case_id, "restore", {**base, **kwargs}, expect, stage)
+
+
+CASES: list[Case] = [
+    # -- SyncCheckpointOperator ------------------------------------------------------------------------------
+    Case("sync_bad_name", "sync", {"pipeline_name": "not a name"}, r"pipeline_name='not a name'.*letters"),
+    Case("sync_unknown_pipeline", "sync", {"pipeline_name": "ghost"}, r"no pipeline named 'ghost'"),
+    Case(
+        "sync_not_configured",
+        "sync",
+        {"pipeline_name": "nosync"},
+        r"'nosync' has no checkpoint sync configured \(runtime_config\.storage\.backend\.config\.sync\)",
+    ),
+    Case(
+        "sync_zero_poll",
+        "sync",
+        {"pipeline_name": "prod", "poll_interval": 0},
+        r"poll_interval=0 is not valid: expected a positive number of seconds",
+        "parse",
+    ),
+    Case(
+        "sync_negative_timeout",
+        "sync",
+        {"pipeline_name": "prod", "timeout": -5},
+        r"timeout=-5 is not valid: expected a positive number of seconds",
+        "parse",
+    ),
+    # -- connections ------------------------------------------------------------------------------------------
+    Case(
+        "conn_wrong_type",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "s3_dr"},
+        r"connection 's3_dr': conn_type 'aws' is not valid; expected 'feldera'",
+    ),
+    Case(
+        "conn_missing",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "no_such_conn"},
+        r"The conn_id `no_such_conn` isn't defined",
+    ),
+    Case(
+        "conn_no_host",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_no_host"},
+        r"'feldera_no_host': host is empty; set it to the Feldera API URL",
+    ),
+    Case(
+        "conn_bad_timeout",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_bad_timeout"},
+        r"extra 'timeout' 'soon' is not valid; expected a number of seconds greater than 0",
+    ),
+    Case(
+        "conn_bad_verify",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_bad_verify"},
+        r"extra 'verify' 'maybe' is not valid; expected true, false or the path of a CA bundle readable on this worker",
+    ),
+    Case(
+        "conn_wrong_api_key",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_wrong_key"},
+        r"the API key was rejected \(HTTP 401\)\. Check the connection's password",
+    ),
+    Case(
+        "conn_unreachable",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_unreachable"},
+        r"cannot connect to http://127\.0\.0\.1:\d+ \(the connection's host\)",
+    ),
+    Case(
+        "conn_tls_failure",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_tls"},
+        r"TLS handshake with https://127\.0\.0\.1:\d+ failed.*set the connection's 'verify' extra",
+    ),
+    Case(
+        "community_edition",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_community"},
+        r"is the Open source edition: checkpoint sync, standby and activation need Feldera Enterprise",
+    ),
+    # -- CheckpointStatusSensor -------------------------------------------------------------------------------
+    Case(
+        "sensor_bad_uuid",
+        "sensor",
+        {"pipeline_name": "prod", "checkpoint_uuid": "latest"},
+        r"checkpoint_uuid='latest' is not valid: a checkpoint uuid \(lower case\)",
+    ),
+    Case(
+        "sensor_upper_uuid",
+        "sensor",
+        {"pipeline_name": "prod", "checkpoint_uuid": UPPER_UUID},
+        r"checkpoint_uuid='\S+AB' is not valid: a checkpoint uuid \(lower case\)",
+    ),
+    Case(
+        "sensor_bad_incarnation",
+        "sensor",
+        {"pipeline_name": "prod", "checkpoint_uuid": SOME_UUID, "incarnation_uuid": "x"},
+        r"incarnation_uuid='x' is not valid: None or a uuid \(lower case\)",
+    ),
+    Case(
+        "sensor_unknown_pipeline",
+        "sensor",
+        {"pipeline_name": "ghost", "checkpoint_uuid": SOME_UUID},
+        r"Unknown pipeline name 'ghost'",
+    ),
+    # -- ConfigureCheckpointSyncOperator and SyncConfig ---------------------------------------------------------
+    _configure(
+        "configure_url_bucket",
+        r"bucket='s3://dr/staging' is not valid: 'bucket-name\[/prefix\]' without a URL scheme",
+        bucket="s3://dr/staging",
+    ),
+    _configure(
+        "configure_read_bucket_is_bucket",
+        r"read_bucket='dr/staging' is not valid: it must point to a different location than bucket",
+        read_bucket="dr/staging",
+    ),
+    _configure(
+        "configure_push_interval_zero",
+        r"push_interval=0 is not valid: a whole number from 1 to \d+ seconds",
+        push_interval=0,
+    ),
+    _configure(
+        "configure_negative_retention",
+        r"retention_min_count=-1 is not valid: a whole number from 0 to \d+ checkpoints",
+        retention_min_count=-1,
+    ),
+    _configure(
+        "configure_pull_interval_zero",
+        r"pull_interval=0 is not valid: a whole number from 1 to \d+ seconds",
+        pull_interval=0,
+    ),
+    _configure(
+        "configure_transfers_out_of_range",
+        r"transfers=0 is not valid: a whole number from 1 to 255",
+        sync_options={"transfers": 0},
+    ),
+    _configure(
+        "configure_standby_flag",
+        r"standby=True is not valid: .*start the pipeline with initial='standby'",
+        sync_options={"standby": True},
+    ),
+    _configure(
+        "configure_unknown_option",
+        r"colour='blue' is not valid: not a Feldera sync setting; known: \['access_key'",
+        sync_options={"colour": "blue"},
+    ),
+    _configure(
+        "configure_azure_connection",
+        r"bucket_conn_id 'azure_dr' is an Azure Blob Storage \(wasb\) connection.*Use an aws or google_cloud_platform",
+        bucket_conn_id="azure_dr",
+    ),
+    _configure(
+        "configure_missing_bucket_conn",
+        r"bucket_conn_id 'no_such_conn': The conn_id `no_such_conn` isn't defined",
+        bucket_conn_id="no_such_conn",
+    ),
+    _configure(
+        "configure_missing_secret",
+        r"bucket_conn_id 's3_no_secret' has an access key but no secret; set both \(login and password\)",
+        bucket_conn_id="s3_no_secret",
+    ),
+    _configure(
+        "configure_running_pipeline",
+        r"pipeline 'prod' is Running: Feldera changes a runtime config only while the pipeline is stopped",
+        pipeline_name="prod",
+    ),
+    # -- RestoreCheckpointOperator ----------------------------------------------------------------------------
+    _restore(
+        "restore_bad_checkpoint",
+        r"checkpoint='newest' is not valid: 'latest' or a checkpoint uuid \(lower case\)",
+        checkpoint="newest",
+    ),
+    _restore(
+        "restore_upper_uuid",
+        r"checkpoint='\S+AB' is not valid: 'latest' or a checkpoint uuid \(lower case\)",
+        checkpoint=UPPER_UUID,
+    ),
+    _restore(
+        "restore_uuid_multihost",
+        r"pipeline 'multi' runs on 2 hosts: Feldera restores multihost pipelines from 'latest' only",
+        pipeline_name="multi",
+        checkpoint=SOME_UUID,
+    ),
+    _restore("restore_bad_initial", r"initial='bogus' is not valid: 'running', 'paused' or 'standby'", initial="bogus"),
+    _restore(
+        "restore_running_pipeline",
+        r"pipeline 'prod' is Running: a restore needs it stopped.*stop_if_running=True",
+        pipeline_name="prod",
+    ),
+    # -- ActivateStandbyOperator ------------------------------------------------------------------------------
+    Case(
+        "activate_bad_initial",
+        "activate",
+        {"pipeline_name": "staging", "initial": "standby"},
+        r"initial='standby' is not valid: 'running' or 'paused'",
+    ),
+    Case(
+        "activate_not_a_standby",
+        "activate",
+        {"pipeline_name": "staging"},
+        r"pipeline 'staging' is Stopped, not in Standby: start it as a standby first",
+    ),
+    Case(
+        "activate_primary_running",
+        "activate",
+        {"pipeline_name": "staging", "primary_pipeline_name": "prod"},
+        r"primary pipeline 'prod' is still Running.*allow_split_brain=True",
+    ),
+]
+
+
+CLASSES: dict[str, Any] = {
+    "sync": SyncCheckpointOperator,
+    "sensor": CheckpointStatusSensor,
+    "configure": ConfigureCheckpointSyncOperator,
+    "restore": RestoreCheckpointOperator,
+    "activate": ActivateStandbyOperator,
+}
+FAST = {"sync": {"poll_interval": 0.2, "timeout": 10}, "sensor": {"poke_interval": 0.2, "timeout": 10}}
+
+for case in CASES:
+    if case.stage == "run":
+        with DAG(f"bad_input_{case.id}", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)):
+            CLASSES[case.operator](task_id="task", **{**FAST.get(case.operator, {}), **case.kwargs})

@@ -1,0 +1,113 @@
+"""The bad-input battery: every case is refused with a message naming the parameter and what is accepted, and no
+Feldera server the case could reach sees a mutating request (tests/dags/bad_input_dags.py holds the table)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING
+
+import pytest
+from airflow_support import feldera_connection, run_dag, task_states
+from dags.bad_input_dags import CASES, Case
+from feldera_setup import Feldera
+from tls_support import make_tls_files
+
+from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+API_KEY = "apikey:battery-good-key"
+
+
+class Servers:
+    def __init__(self, main: Feldera, community: FelderaSandbox, tls: FelderaSandbox) -> None:
+        self.main = main
+        self.all = [main.sandbox, community, tls]
+
+    def clear(self) -> None:
+        for sandbox in self.all:
+            sandbox.control.clear_requests()
+
+    def mutating(self) -> list[str]:
+        return [f"{r['method']} {r['path']}" for s in self.all for r in s.control.mutating_requests()]
+
+
+@pytest.fixture(scope="module")
+def servers(airflow_db: str, moto_s3: MotoS3Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    _ca, cert, key = make_tls_files(tmp_path_factory.mktemp("tls"))
+    bucket = moto_s3.create_bucket("battery")
+    with (
+        FelderaSandbox(api_key=API_KEY) as main,
+        FelderaSandbox(edition="community") as community,
+        FelderaSandbox(ssl_certfile=str(cert), ssl_keyfile=str(key)) as tls,
+        pytest.MonkeyPatch.context() as env,
+    ):
+        aws = {"endpoint_url": moto_s3.url, "region_name": "us-east-1"}
+        connections = {
+            "feldera_default": feldera_connection(main.url, API_KEY),
+            "feldera_wrong_key": feldera_connection(main.url, "apikey:not-the-key"),
+            "feldera_community": feldera_connection(community.url),
+            "feldera_tls": feldera_connection(tls.url),
+            "feldera_unreachable": feldera_connection(_closed_port_url()),
+            "feldera_no_host": json.dumps({"conn_type": "feldera"}),
+            "feldera_bad_timeout": feldera_connection(main.url, API_KEY, timeout="soon"),
+            "feldera_bad_verify": feldera_connection(main.url, API_KEY, verify="maybe"),
+            "s3_dr": json.dumps(
+                {"conn_type": "aws", "login": moto_s3.access_key, "password": moto_s3.secret_key, "extra": aws}
+            ),
+            "s3_no_secret": json.dumps({"conn_type": "aws", "login": moto_s3.access_key, "extra": aws}),
+            "azure_dr": json.dumps({"conn_type": "wasb", "login": "account", "password": "key"}),
+        }
+        for conn_id, value in connections.items():
+            env.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
+        feldera = Feldera(main, moto_s3, bucket, api_key=API_KEY)
+        feldera.running_pipeline("prod")
+        feldera.running_pipeline("nosync", sync=None)
+        feldera.create("staging", sync=None)
+        feldera.create("multi", sync=None, hosts=2)
+        Feldera(community, moto_s3, bucket).running_pipeline("prod", sync=None)
+        yield Servers(feldera, community, tls)
+
+
+def _closed_port_url() -> str:
+    from airflow_checkpoint_sync.testing.server import LOOPBACK, bind_socket
+
+    sock = bind_socket(LOOPBACK, 0)
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there any more
+    return f"http://{LOOPBACK}:{port}"
+
+
+def error_of(log: str) -> str:
+    """The task's error as Airflow logged it: the exception line of its traceback."""
+    errors = re.findall(r"^\s*[\w.]*(?:Exception|Error): .*$", log, re.MULTILINE)
+    assert errors, log[-3000:]
+    return str(errors[-1]).strip()
+
+
+def test_the_battery_is_broad() -> None:
+    assert len(CASES) >= 30
+    assert {c.operator for c in CASES} == {"sync", "sensor", "configure", "restore", "activate"}
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_refused_clearly_and_changes_nothing(
+    servers: Servers, case: Case, capfd: pytest.CaptureFixture[str]
+) -> None:
+    servers.clear()
+    if case.stage == "parse":
+        from dags.bad_input_dags import CLASSES
+
+        with pytest.raises(Exception) as refused:  # noqa: PT011 - the message is what is checked
+            CLASSES[case.operator](task_id="task", **case.kwargs)
+        message = str(refused.value)
+    else:
+        capfd.readouterr()
+        run = run_dag(f"bad_input_{case.id}")
+        assert task_states(run) == {"task": "failed"}
+        message = error_of(capfd.readouterr().out)
+    assert re.search(case.expect, message), message
+    assert servers.mutating() == []
