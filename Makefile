@@ -9,11 +9,12 @@ export AWS_EC2_METADATA_DISABLED := true
 export NO_GCE_CHECK := True
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install test lint typecheck pytest docs bench sandbox demo clean
+.PHONY: help install test lint typecheck pytest docs bench reliability sandbox demo clean
 
 help:
 	@echo "make test      install from uv.lock, then ruff, mypy, the test suite and the docs build"
 	@echo "make docs      build the documentation (warnings are errors) into docs/_build/html"
+	@echo "make reliability  the seeded fault matrix, $(RUNS) runs (RUNS=, SEED= to change), and its table"
 	@echo "make bench     the benchmarks (figures, never pass/fail); WRITE=1 saves benchmarks/results.md"
 	@echo "make sandbox   serve the Feldera sandbox on http://127.0.0.1:8080 (Ctrl-C stops it)"
 	@echo "make demo      the example DAGs end to end on a local Airflow, the Feldera sandbox and a local S3 server"
@@ -46,6 +47,11 @@ test: lint typecheck pytest docs
 
 bench: install
 	cd benchmarks && $(RUN)/python run_all.py $(if $(WRITE),--write,)
+
+RUNS ?= 220
+SEED ?= 0
+reliability: install
+	RELIABILITY_RUNS=$(RUNS) RELIABILITY_SEED=$(SEED) $(RUN)/pytest -q -p no:cacheprovider tests/reliability
 
 sandbox: install
 	$(RUN)/python -m airflow_checkpoint_sync.testing serve --port $(or $(PORT),8080)

@@ -129,10 +129,25 @@ class MotoS3Server:
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 2}),
         )
 
+    def pause(self) -> None:
+        """Make the server stop answering (SIGSTOP), as an object store that is down for a while looks to a client.
+
+        The kernel still accepts connections, but nothing is answered until :meth:`resume`; a client's read
+        timeout decides whether its request fails or is answered late.
+        """
+        if self._process is not None and self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Answer again after :meth:`pause` (SIGCONT); requests that waited are handled now."""
+        if self._process is not None and self._process.poll() is None:
+            os.kill(self._process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """Stop the server (SIGTERM to its PID, SIGKILL if it lingers)."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
+            os.kill(process.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
             os.kill(process.pid, signal.SIGTERM)
             try:
                 process.wait(timeout=10)

@@ -872,9 +872,11 @@ class SandboxPipeline:
                     "failed_at": rfc3339(self.engine.clock.now()),
                 }
                 p.fail_next_checkpoint = None
+                self._note(f"checkpoint {seq} failed")
                 continue
-            self._make_checkpoint(p)
+            checkpoint = self._make_checkpoint(p)
             p.checkpoint_success = seq
+            self._note(f"checkpoint {seq} completed as {checkpoint.uuid}")
 
     def _tick_automatic(self, now: float, p: ProcessState) -> None:
         ft = self.runtime_config.get("fault_tolerance") or {}
@@ -1060,6 +1062,7 @@ class SandboxPipeline:
         seq = p.next_seq
         p.next_seq += 1
         p.pending_checkpoints.append((seq, time.monotonic() + self.engine.timings.checkpoint_s))
+        self._note(f"checkpoint {seq} requested")
         return seq
 
     def _make_checkpoint(self, p: ProcessState) -> Checkpoint:
@@ -1083,6 +1086,7 @@ class SandboxPipeline:
         sync = copy.deepcopy(self.sync_config() or {})
         if manual:
             p.sync_running.add(checkpoint.uuid)
+            self._note(f"checkpoint sync of {checkpoint.uuid} started")
         else:
             p.periodic_push_running = True
         injected, p.fail_next_sync = p.fail_next_sync, None

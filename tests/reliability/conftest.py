@@ -1,0 +1,84 @@
+"""Fixtures for the fault matrix, and the table it prints at the end of the session."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from typing import TYPE_CHECKING
+
+import pytest
+from airflow_support import feldera_connection
+from feldera_setup import Feldera
+from harness import BUCKET_CONN, Outcome
+from plan import CLIENT_TIMEOUT, KINDS
+
+from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+OUTCOMES: list[Outcome] = []
+VERDICTS = ("success", "correct_failure", "wrong", "hang")
+HEADERS = {
+    "runs": "runs",
+    "fault hit": "fault hit",
+    "success": "successes",
+    "correct_failure": "correct failures",
+    "wrong": "wrong outcomes",
+    "hang": "hangs",
+}
+
+
+@pytest.fixture(scope="module")
+def lab(airflow_db: str, moto_s3: MotoS3Server) -> Iterator[Feldera]:
+    """One sandbox and bucket for the module's runs (each run uses its own pipelines), with the connections."""
+    bucket = moto_s3.create_bucket("reliability")
+    with FelderaSandbox() as sandbox, pytest.MonkeyPatch.context() as env:
+        env.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url, timeout=CLIENT_TIMEOUT))
+        env.setenv(
+            f"AIRFLOW_CONN_{BUCKET_CONN.upper()}",
+            json.dumps(
+                {
+                    "conn_type": "aws",
+                    "login": moto_s3.access_key,
+                    "password": moto_s3.secret_key,
+                    "extra": {"endpoint_url": moto_s3.url, "region_name": "us-east-1"},
+                }
+            ),
+        )
+        yield Feldera(sandbox, moto_s3, bucket)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    """The matrix's figures by fault kind: runs, how many hit their fault, and each verdict."""
+    counts: dict[str, Counter[str]] = defaultdict(Counter)
+    for outcome in outcomes:
+        row = counts[outcome.plan.kind]
+        row["runs"] += 1
+        row["fault hit"] += outcome.fault_hit
+        row[outcome.verdict] += 1
+    columns = ("runs", "fault hit", *VERDICTS)
+    lines = [
+        "| fault kind | " + " | ".join(HEADERS[c] for c in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
+    total: Counter[str] = Counter()
+    for kind in [k for k in KINDS if k in counts]:
+        lines.append(f"| {kind} | " + " | ".join(str(counts[kind][c]) for c in columns) + " |")
+        total.update(counts[kind])
+    lines.append("| **all** | " + " | ".join(f"**{total[c]}**" for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not OUTCOMES:
+        return
+    terminalreporter.section("fault matrix")
+    terminalreporter.write_line(table(OUTCOMES))
+    seconds = sorted(o.seconds for o in OUTCOMES)
+    terminalreporter.write_line(
+        f"\n{len(OUTCOMES)} runs; flow time median {seconds[len(seconds) // 2]:.1f}s, longest {seconds[-1]:.1f}s"
+    )
+    for outcome in OUTCOMES:
+        if outcome.problems:
+            terminalreporter.write_line(f"{outcome.plan.label}: {outcome.verdict}: {'; '.join(outcome.problems)}")
