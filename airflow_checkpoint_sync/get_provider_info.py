@@ -25,13 +25,33 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Feldera", "python-modules": ["airflow_checkpoint_sync.hooks.feldera"]},
         ],
         "operators": [
-            {"integration-name": "Feldera", "python-modules": ["airflow_checkpoint_sync.operators.checkpoint"]},
+            {
+                "integration-name": "Feldera",
+                "python-modules": [
+                    "airflow_checkpoint_sync.operators.checkpoint",
+                    "airflow_checkpoint_sync.operators.restore",
+                    "airflow_checkpoint_sync.operators.standby",
+                ],
+            },
         ],
         "sensors": [
-            {"integration-name": "Feldera", "python-modules": ["airflow_checkpoint_sync.sensors.checkpoint"]},
+            {
+                "integration-name": "Feldera",
+                "python-modules": [
+                    "airflow_checkpoint_sync.sensors.checkpoint",
+                    "airflow_checkpoint_sync.sensors.freshness",
+                ],
+            },
         ],
         "triggers": [
-            {"integration-name": "Feldera", "python-modules": ["airflow_checkpoint_sync.triggers.checkpoint"]},
+            {
+                "integration-name": "Feldera",
+                "python-modules": [
+                    "airflow_checkpoint_sync.triggers.checkpoint",
+                    "airflow_checkpoint_sync.triggers.freshness",
+                    "airflow_checkpoint_sync.triggers.pipeline",
+                ],
+            },
         ],
         "extra-links": ["airflow_checkpoint_sync.links.FelderaPipelineLink"],
         "connection-types": [

@@ -173,3 +173,58 @@ def is_uuid(value: object) -> bool:
 
 def _uuid_int(value: str) -> int:
     return uuidlib.UUID(value).int
+
+
+def newest_uuid(candidates: Iterable[object]) -> str | None:
+    """The newest of some checkpoint uuids by their UUIDv7 time; anything that is not a uuid is ignored."""
+    uuids = [c for c in candidates if isinstance(c, str) and is_uuid(c)]
+    return max(uuids, key=_uuid_int) if uuids else None
+
+
+class Freshness(enum.StrEnum):
+    """How recent a pipeline's newest synced checkpoint is, against a recovery-point objective."""
+
+    FRESH = "fresh"
+    STALE = "stale"
+    NONE = "none"  # nothing synced at all
+
+
+@dataclass(frozen=True)
+class FreshnessReport:
+    """The newest synced checkpoint, its age and the verdict; ``as_dict`` is what XCom and the events carry."""
+
+    pipeline_name: str
+    checkpoint_uuid: str | None
+    age_seconds: float | None
+    max_age_seconds: float
+    state: Freshness
+
+    @property
+    def message(self) -> str:
+        if self.state is Freshness.NONE:
+            return f"pipeline '{self.pipeline_name}' has no synced checkpoint (max_age {self.max_age_seconds:g}s)"
+        verdict = "within" if self.state is Freshness.FRESH else "older than"
+        return (
+            f"newest synced checkpoint of '{self.pipeline_name}' is {self.checkpoint_uuid}, {self.age_seconds:.0f}s "
+            f"old: {verdict} max_age {self.max_age_seconds:g}s"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline_name": self.pipeline_name,
+            "checkpoint_uuid": self.checkpoint_uuid,
+            "age_seconds": self.age_seconds,
+            "max_age_seconds": self.max_age_seconds,
+            "state": str(self.state),
+            "message": self.message,
+        }
+
+
+def freshness(pipeline_name: str, newest: str | None, max_age_seconds: float, now: dt.datetime) -> FreshnessReport:
+    """Judge ``newest`` (a UUIDv7) against ``max_age_seconds`` at ``now``; the age comes from the uuid's own time."""
+    if newest is None:
+        return FreshnessReport(pipeline_name, None, None, max_age_seconds, Freshness.NONE)
+    # A Feldera clock slightly ahead of the worker's would give a negative age; it is as fresh as it gets.
+    age = max(0.0, (now - uuid7_time(newest)).total_seconds())
+    state = Freshness.FRESH if age <= max_age_seconds else Freshness.STALE
+    return FreshnessReport(pipeline_name, newest, round(age, 3), max_age_seconds, state)

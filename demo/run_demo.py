@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ class Summary:
     standby_status: str = ""
     standby_records: int = 0
     primary_records: int = 0
+    rpo_age_seconds: float = -1.0
 
     def lines(self, bucket: str) -> list[str]:
         return [
@@ -61,6 +63,7 @@ class Summary:
             f"had at that checkpoint ({self.production_records})",
             f"hot standby    after failover the standby is {self.standby_status} with {self.standby_records} records "
             f"(the primary's newest synced state: {self.primary_records})",
+            f"RPO monitor    the newest synced checkpoint was {self.rpo_age_seconds:.0f}s old, within the 1h objective",
         ]
 
 
@@ -141,10 +144,11 @@ def airflow(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def dags_test(env: dict[str, str], dag_id: str, **conf: Any) -> None:
+def dags_test(env: dict[str, str], dag_id: str, **conf: Any) -> str:
     out = airflow(env, "dags", "test", dag_id, "--conf", json.dumps(conf))
     if f"dag_id={dag_id}" not in out or "state=success" not in out.split("DagRun Finished")[-1]:
         raise DemoFailure(f"DAG {dag_id} did not succeed:\n{out[-4000:]}")
+    return out
 
 
 def catalog(s3: MotoS3Server, bucket: str, prefix: str) -> list[dict[str, Any]]:
@@ -214,6 +218,10 @@ def run_scenario(feldera_url: str, s3: MotoS3Server, bucket: str, env: dict[str,
     dags_test(env, "feldera_scheduled_dr", pipeline="prod")
     newest = catalog(s3, bucket, "prod")[-1]
     summary.primary_records = int(newest["processed_records"])
+    out = dags_test(env, "feldera_rpo_monitor", pipeline="prod")
+    age = re.search(rf"newest synced checkpoint of 'prod' is {newest['uuid']}, (\d+)s old: within", out)
+    check(age is not None, "the RPO monitor did not report the newest synced checkpoint as fresh")
+    summary.rpo_age_seconds = float(age[1]) if age else -1.0
     feldera.stop("prod")  # the primary goes down
     dags_test(env, "feldera_failover", standby="standby", primary="prod", initial="running")
     summary.standby_status = feldera.status("standby")["deployment_status"]

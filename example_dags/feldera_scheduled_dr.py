@@ -1,21 +1,26 @@
 """Scheduled disaster recovery: every run sets a recovery point of a Feldera pipeline in object storage.
 
-Two DAGs:
+Three DAGs:
 
 - ``feldera_dr_setup`` (run once, by hand, while the pipeline is stopped): point the pipeline's checkpoint sync at
   the DR bucket, with credentials from an Airflow connection.
 - ``feldera_scheduled_dr``: on every run, take a checkpoint, push it to the bucket and wait (deferred, so no worker
   slot is held). The schedule is the push interval, and the synced uuid is recorded as an asset event.
+- ``feldera_rpo_monitor``: every 15 minutes, check the recovery-point objective: the newest synced checkpoint
+  must be under an hour old. It gives a sync on its way five minutes, then raises the alarm and fails.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from typing import Any
 
-from airflow.sdk import DAG, Asset, Param
+from airflow.sdk import DAG, Asset, Context, Param
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
 from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator
+from airflow_checkpoint_sync.sensors.freshness import CheckpointFreshnessSensor
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PARAMS = {
@@ -72,3 +77,31 @@ with DAG(
         outlets=[CHECKPOINTS],
     )
 # [END howto_sync_checkpoint]
+
+
+# [START howto_checkpoint_freshness_sensor]
+def page_the_on_call(context: Context, measurement: dict[str, Any]) -> None:
+    """Replace with your paging or incident tool; ``measurement`` has the uuid, its age and the objective."""
+    logging.getLogger(__name__).critical("Feldera RPO missed: %s", measurement["message"])
+
+
+with DAG(
+    "feldera_rpo_monitor",
+    schedule=dt.timedelta(minutes=15),
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    params={k: PARAMS[k] for k in ("pipeline", "feldera_conn_id")},
+    tags=["feldera", "disaster-recovery"],
+) as monitor:
+    CheckpointFreshnessSensor(
+        task_id="recovery_point_objective",
+        pipeline_name="{{ params.pipeline }}",
+        feldera_conn_id="{{ params.feldera_conn_id }}",
+        max_age=dt.timedelta(hours=1),  # the RPO
+        timeout=dt.timedelta(minutes=5),  # a sync on its way may still land
+        poke_interval=30,
+        deferrable=True,
+        on_stale=page_the_on_call,
+    )
+# [END howto_checkpoint_freshness_sensor]

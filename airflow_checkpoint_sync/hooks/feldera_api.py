@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from airflow_checkpoint_sync.status import SyncResult, SyncState, resolve_unknown, sync_result
+from airflow_checkpoint_sync.status import SyncResult, SyncState, newest_uuid, resolve_unknown, sync_result
 
 T = TypeVar("T")
 
@@ -274,6 +274,20 @@ def read_sync_progress(name: str, checkpoint_uuid: str, incarnation_uuid: str | 
         remote = yield remote_checkpoints(name)
         result = resolve_unknown(checkpoint_uuid, [entry.get("uuid") for entry in remote or []])
     return SyncProgress(result, server_reports_running="running" in payload)
+
+
+def read_newest_synced(name: str) -> Flow[str | None]:
+    """The newest checkpoint synced to the pipeline's bucket, or None when there is none.
+
+    The sync status names it in one request while the process that synced it runs; after a restart that status is
+    gone, and the bucket's listing (which outlives restarts) answers instead.
+    """
+    payload = yield sync_status(name, None)
+    newest = newest_uuid([payload.get("success"), payload.get("periodic")])
+    if newest is None:
+        remote = yield remote_checkpoints(name)
+        newest = newest_uuid(entry.get("uuid") for entry in remote or [])
+    return newest
 
 
 def run_flow(flow: Flow[T], send: Any) -> T:

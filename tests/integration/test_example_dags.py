@@ -22,6 +22,7 @@ import run_demo  # noqa: E402
 EXPECTED = {
     "feldera_dr_setup",
     "feldera_scheduled_dr",
+    "feldera_rpo_monitor",
     "feldera_migration",
     "feldera_standby_setup",
     "feldera_failover",
@@ -72,6 +73,7 @@ def test_every_example_dag_runs_to_success_with_airflow_dags_test(
     assert summary.staging_records == summary.production_records == 15
     assert summary.standby_status == "Running"
     assert summary.standby_records == summary.primary_records == 22
+    assert 0 <= summary.rpo_age_seconds < 3600
 
     # No secret reached what Airflow keeps or shows: CLI output (task logs included), log files, any table.
     secrets = {"Feldera API key": run_demo.API_KEY, "bucket secret key": moto_s3.secret_key}

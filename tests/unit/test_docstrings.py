@@ -10,18 +10,22 @@ from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
 from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
 from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
+from airflow_checkpoint_sync.sensors.freshness import CheckpointFreshnessSensor
 from airflow_checkpoint_sync.sync_config import SyncConfig
 from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
+from airflow_checkpoint_sync.triggers.freshness import CheckpointFreshnessTrigger
 from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
 PUBLIC = [
     SyncCheckpointOperator,
     CheckpointStatusSensor,
+    CheckpointFreshnessSensor,
     ConfigureCheckpointSyncOperator,
     RestoreCheckpointOperator,
     ActivateStandbyOperator,
     SyncConfig,
     CheckpointSyncTrigger,
+    CheckpointFreshnessTrigger,
     PipelineStatusTrigger,
 ]
 OURS = "airflow_checkpoint_sync"
