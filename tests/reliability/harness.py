@@ -99,12 +99,19 @@ def triggerer_restart(life: float, fired: list[str]) -> Iterator[None]:
 
 
 def _inside_provider_code(frame: FrameType | None) -> bool:
-    """Whether the provider's code is running, and not inside Airflow's own task-runner plumbing below it."""
+    """Whether a task's own provider code is running: called by Airflow's task runner (not DAG parsing), not in
+    the runner's plumbing below it, and not in a trigger (dag.test() runs triggers in this process, in an event
+    loop; in a deployment they live in the triggerer)."""
+    seen_provider = False
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
+        if module.startswith("asyncio."):
+            return False
         if module.startswith("airflow_checkpoint_sync."):
+            seen_provider = True
+        elif module == "airflow.sdk.execution_time.task_runner" and seen_provider:
             return True
-        if module.startswith(("airflow.sdk.execution_time", "airflow.models", "sqlalchemy")):
+        elif module.startswith(("airflow.sdk.execution_time", "airflow.models", "sqlalchemy")) and not seen_provider:
             return False
         frame = frame.f_back
     return False
