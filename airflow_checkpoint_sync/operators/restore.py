@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from airflow_checkpoint_sync.sync_config import SyncConfig
 
 INITIAL_STATUS = {"running": "Running", "paused": "Paused", "standby": "Standby"}
+#: task_state_store key: the start a try requested, so that a retry after a lost worker follows it.
+STARTED_KEY = "feldera_restore_started"
 
 
 def build_sync_config(
@@ -254,6 +256,15 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
                 "'latest' only, not from a checkpoint uuid"
             )
         group = pipeline_group(pipeline)
+        result = {"pipeline_name": self.pipeline_name, "checkpoint": self.checkpoint}
+        if group not in (PipelineGroup.STOPPED, PipelineGroup.FAILED) and self._started_earlier(
+            context, pipeline, sync
+        ):
+            # An earlier try started it and then died (a lost worker): follow that start instead of refusing.
+            self.log.info(
+                "Pipeline '%s' was started by an earlier try of this task; waiting for it", self.pipeline_name
+            )
+            return self._wait(context, poll, end_time, result)
         if group not in (PipelineGroup.STOPPED, PipelineGroup.FAILED):
             if not self.stop_if_running:
                 raise AirflowFailException(
@@ -264,11 +275,31 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
         write_sync_config(self, pipeline, sync)
         if self.clear_storage:
             self._clear(poll, end_time)
+        store = context.get("task_state_store")  # type: ignore[call-overload]
+        if store is not None:
+            store.set(STARTED_KEY, self._start_marker())
         self.call("starting the pipeline", feldera_requests().start_pipeline(self.pipeline_name, self.initial))
         self.log.info(
             "Pipeline '%s' starting from checkpoint %s (%s)", self.pipeline_name, self.checkpoint, self.initial
         )
-        result = {"pipeline_name": self.pipeline_name, "checkpoint": self.checkpoint}
+        return self._wait(context, poll, end_time, result)
+
+    def _start_marker(self) -> dict[str, Any]:
+        return {"pipeline_name": self.pipeline_name, "checkpoint": self.checkpoint, "initial": self.initial}
+
+    def _started_earlier(self, context: Context, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
+        """Whether an earlier try of this task recorded this very start and the pipeline has its sync config."""
+        from airflow_checkpoint_sync.sync_config import SyncConfigError, merge_sync_config
+
+        store = context.get("task_state_store")  # type: ignore[call-overload]
+        if store is None or store.get(STARTED_KEY) != self._start_marker():
+            return False
+        try:
+            return not merge_sync_config(pipeline.get("runtime_config"), sync).changed
+        except SyncConfigError:
+            return False
+
+    def _wait(self, context: Context, poll: float, end_time: float, result: dict[str, Any]) -> dict[str, Any]:
         if not self.wait_for_completion:
             return {**result, "status": "starting"}
         return self.wait_for_status(

@@ -71,6 +71,7 @@ restore_deferred = restore_dag("restore_deferred", deferrable=True)
 restore_standby = restore_dag("restore_standby", initial="standby", pull_interval=1)
 restore_standby_clear = restore_dag("restore_standby_clear", initial="standby", pull_interval=1, clear_storage=True)
 restore_stop_if_running = restore_dag("restore_stop_if_running", stop_if_running=True)
+restore_with_retries = restore_dag("restore_with_retries", retries=1, retry_delay=dt.timedelta(seconds=0))
 
 
 def failover_dag(dag_id: str, **kwargs: object) -> DAG:

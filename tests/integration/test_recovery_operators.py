@@ -135,6 +135,20 @@ def test_migration_restores_the_synced_state(feldera: Feldera) -> None:
     assert feldera.s3.keys(feldera.bucket, "staging/") == []  # read_bucket was read, staging wrote nothing yet
 
 
+def test_a_retry_after_a_lost_worker_follows_the_start_it_requested(feldera: Feldera) -> None:
+    uuid = synced_prod(feldera, 7)
+    feldera.create("staging", sync=None)
+    control = feldera.sandbox.control
+    # The first read (before the start) passes; the first wait read after the start fails hard: that try is lost.
+    control.delay("/v0/pipelines/staging", 0, method="GET")
+    control.fail("/v0/pipelines/staging", method="GET", status=500, error_code="InternalError")
+    run = run_dag("restore_with_retries", **conf(feldera, checkpoint=uuid))
+    assert task_states(run) == {"restore": "success"}
+    starts = [r for r in control.requests() if r["method"] == "POST" and r["path"] == "/v0/pipelines/staging/start"]
+    assert len(starts) == 1  # the retry followed the start instead of refusing a running pipeline
+    assert feldera.processed("staging") == 7
+
+
 def test_restore_deferred(feldera: Feldera) -> None:
     uuid = synced_prod(feldera, 4)
     feldera.create("staging", sync=None)
