@@ -9,11 +9,12 @@ export AWS_EC2_METADATA_DISABLED := true
 export NO_GCE_CHECK := True
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install test lint typecheck pytest docs bench reliability sandbox demo clean
+.PHONY: help install test lint typecheck pytest docs bench bench-replicate reliability sandbox demo clean
 
 help:
 	@echo "make test      install from uv.lock, then ruff, mypy, the test suite and the docs build"
 	@echo "make docs      build the documentation (warnings are errors) into docs/_build/html"
+	@echo "make bench-replicate  the worker's peak memory replicating a 1 GB object (SIZE_MB= to change)"
 	@echo "make reliability  the seeded fault matrix, $(RUNS) runs (RUNS=, SEED= to change), and its table"
 	@echo "make bench     the benchmarks (figures, never pass/fail); WRITE=1 saves benchmarks/results.md"
 	@echo "make sandbox   serve the Feldera sandbox on http://127.0.0.1:8080 (Ctrl-C stops it)"
@@ -27,7 +28,13 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 	$(UV) sync --locked --all-extras --all-groups
 	@touch $@
 
-install: $(VENV)/.synced
+# Azurite (the Azure Blob emulator the replication tests use) from its committed lock; Node 20 is on the machine.
+AZURITE := $(CURDIR)/tests/azurite/node_modules/.bin/azurite-blob
+$(AZURITE): tests/azurite/package.json tests/azurite/package-lock.json
+	cd tests/azurite && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+install: $(VENV)/.synced $(AZURITE)
 
 lint: install
 	$(RUN)/ruff check airflow_checkpoint_sync tests demo example_dags benchmarks
@@ -48,6 +55,9 @@ test: lint typecheck pytest docs
 bench: install
 	cd benchmarks && $(RUN)/python run_all.py $(if $(WRITE),--write,)
 
+bench-replicate: install
+	cd benchmarks && SIZE_MB=$(or $(SIZE_MB),1024) $(RUN)/python bench_replicate.py
+
 RUNS ?= 220
 SEED ?= 0
 reliability: install
@@ -60,4 +70,4 @@ demo: install
 	$(RUN)/python demo/run_demo.py
 
 clean:
-	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .tools .pytest_cache .mypy_cache .ruff_cache tests/azurite/node_modules

@@ -1,8 +1,9 @@
 """``make demo``: the whole mission on one machine, with real Airflow, a Feldera sandbox and a local S3 server.
 
-It starts moto's S3 server and the Feldera sandbox on loopback, gives Airflow its connections through environment
-variables, creates a production pipeline with some data, and runs the example DAGs with ``airflow dags test``:
-scheduled DR, migration to staging, a hot standby and a failover. It checks every outcome, prints a summary, exits
+It starts moto's S3 server, Azurite and the Feldera sandbox on loopback, gives Airflow its connections through
+environment variables, creates a production pipeline with some data, and runs the example DAGs with
+``airflow dags test``: scheduled DR, an RPO check, migration to staging, a hot standby and a failover, then a
+replica in Azure and a DR drill restored from it. It checks every outcome, prints a summary, exits
 non-zero if anything is not as claimed, and stops everything it started.
 
 The integration tests run the same scenario (:func:`run_scenario`), so the demo's claims are tested claims.
@@ -22,14 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from azure.storage.blob import BlobServiceClient
 
-from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+from airflow_checkpoint_sync.testing import AzuriteServer, FelderaSandbox, MotoS3Server
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DAGS = ROOT / "example_dags"
+AZURITE = ROOT / "tests" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
 API_KEY = "apikey:demo-" + "0123456789abcdef" * 4
 PROGRAM = """
 CREATE TABLE orders (id INT NOT NULL PRIMARY KEY, amount DOUBLE);
@@ -54,6 +57,7 @@ class Summary:
     standby_records: int = 0
     primary_records: int = 0
     rpo_age_seconds: float = -1.0
+    drill_records: int = 0
 
     def lines(self, bucket: str) -> list[str]:
         return [
@@ -64,6 +68,7 @@ class Summary:
             f"hot standby    after failover the standby is {self.standby_status} with {self.standby_records} records "
             f"(the primary's newest synced state: {self.primary_records})",
             f"RPO monitor    the newest synced checkpoint was {self.rpo_age_seconds:.0f}s old, within the 1h objective",
+            f"Azure replica  a DR drill pipeline restored from the Azure copy holds {self.drill_records} records",
         ]
 
 
@@ -110,8 +115,8 @@ class Feldera:
         return int(self.http.get(f"/pipelines/{name}/stats").json()["global_metrics"]["total_processed_records"])
 
 
-def airflow_env(home: str, feldera_url: str, s3: MotoS3Server) -> dict[str, str]:
-    """Airflow on sqlite in ``home``, the example DAGs, and the two connections as environment variables."""
+def airflow_env(home: str, feldera_url: str, s3: MotoS3Server, azure_connection_string: str) -> dict[str, str]:
+    """Airflow on sqlite in ``home``, the example DAGs, and the three connections as environment variables."""
     bucket_conn = {
         "conn_type": "aws",
         "login": s3.access_key,
@@ -125,6 +130,9 @@ def airflow_env(home: str, feldera_url: str, s3: MotoS3Server) -> dict[str, str]
         "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
         "AIRFLOW_CONN_FELDERA_DEFAULT": json.dumps({"conn_type": "feldera", "host": feldera_url, "password": API_KEY}),
         "AIRFLOW_CONN_FELDERA_BUCKET": json.dumps(bucket_conn),
+        "AIRFLOW_CONN_FELDERA_AZURE": json.dumps(
+            {"conn_type": "wasb", "extra": {"connection_string": azure_connection_string}}
+        ),
         "AWS_EC2_METADATA_DISABLED": "true",
         "NO_GCE_CHECK": "True",
     }
@@ -166,7 +174,7 @@ def run_scenario(feldera_url: str, s3: MotoS3Server, bucket: str, env: dict[str,
     """Scheduled DR, migration, hot standby and failover, each checked against the bucket and the pipelines."""
     feldera = Feldera(feldera_url)
     summary = Summary()
-    for name in ("prod", "staging", "standby"):
+    for name in ("prod", "staging", "standby", "drill"):
         feldera.create(name)
 
     # 1. Scheduled disaster recovery: configure once (pipeline stopped), then a scheduled run syncs.
@@ -232,20 +240,41 @@ def run_scenario(feldera_url: str, s3: MotoS3Server, bucket: str, env: dict[str,
         f"the activated standby has {summary.standby_records} records; the newest synced state had "
         f"{summary.primary_records}; both should be 22",
     )
+
+    # 4. Cross-cloud replica: the primary's bucket copied to Azure; a DR drill restores a pipeline from that copy.
+    azure = json.loads(env["AIRFLOW_CONN_FELDERA_AZURE"])["extra"]["connection_string"]
+    BlobServiceClient.from_connection_string(azure).create_container("feldera-replica")
+    dags_test(env, "feldera_replicate_checkpoints", source=f"{bucket}/prod", replica="feldera-replica/prod")
+    dags_test(
+        env,
+        "feldera_restore_from_azure",
+        replica="feldera-replica/prod",
+        staging_prefix=f"{bucket}/from-azure",
+        pipeline="drill",
+        bucket=f"{bucket}/drill",
+        checkpoint=newest["uuid"],
+    )
+    summary.drill_records = feldera.records("drill")
+    check(
+        summary.drill_records == summary.primary_records,
+        f"the drill pipeline restored from Azure has {summary.drill_records} records, the newest synced state "
+        f"{summary.primary_records}",
+    )
     return summary
 
 
 def main() -> int:
     started = time.monotonic()
     bucket = "feldera-dr"
-    print("Starting moto's S3 server and the Feldera sandbox on 127.0.0.1 ...", flush=True)
+    print("Starting moto's S3 server, Azurite and the Feldera sandbox on 127.0.0.1 ...", flush=True)
     with (
         tempfile.TemporaryDirectory(prefix="feldera-demo-") as home,
         MotoS3Server() as s3,
+        AzuriteServer(AZURITE) as azurite,
         FelderaSandbox(api_key=API_KEY) as sandbox,
     ):
         s3.create_bucket(bucket)
-        env = airflow_env(home, sandbox.url, s3)
+        env = airflow_env(home, sandbox.url, s3, azurite.connection_string)
         print("Preparing Airflow (sqlite in a temporary AIRFLOW_HOME) ...", flush=True)
         airflow(env, "db", "migrate")
         print("Running the example DAGs with `airflow dags test` ...", flush=True)

@@ -19,13 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .control import SandboxControl
+    from .emulators import AzuriteServer, GcsEmulatorServer
     from .engine import Timings
     from .moto_server import MotoS3Server
     from .server import FelderaSandbox
 
-__all__ = ["FelderaSandbox", "MotoS3Server", "SandboxControl", "Timings"]
+__all__ = ["AzuriteServer", "FelderaSandbox", "GcsEmulatorServer", "MotoS3Server", "SandboxControl", "Timings"]
 
 _EXPORTS = {
+    "AzuriteServer": "emulators",
+    "GcsEmulatorServer": "emulators",
     "FelderaSandbox": "server",
     "MotoS3Server": "moto_server",
     "SandboxControl": "control",

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from airflow.sdk import DAG
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
+from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
 from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
 from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
@@ -28,7 +29,7 @@ class Case:
     """One bad input: which class, its arguments, and the words the refusal must contain."""
 
     id: str
-    operator: str  # sync, sensor, configure, restore, activate
+    operator: str  # sync, sensor, configure, restore, activate, replicate
     kwargs: dict[str, Any]
     expect: str
     stage: Literal["parse", "run"] = "run"
@@ -43,6 +44,8 @@ def _restore(case_id: str, expect: str, stage: Literal["parse", "run"] = "run", 
     base = {"pipeline_name": "staging", "bucket": "dr/staging", "read_bucket": "dr/prod", "bucket_conn_id": "s3_dr"}
     return Case(case_id, "restore", {**base, **kwargs}, expect, stage)
 
+
+REPLICA = {"source_conn_id": "s3_dr", "source": "dr/prod", "destination_conn_id": "azure_dr", "destination": "x/y"}
 
 CASES: list[Case] = [
     # -- SyncCheckpointOperator ------------------------------------------------------------------------------
@@ -232,6 +235,26 @@ CASES: list[Case] = [
         r"pipeline 'prod' is Running: a restore needs it stopped.*stop_if_running=True",
         pipeline_name="prod",
     ),
+    # -- ReplicateCheckpointsOperator -------------------------------------------------------------------------
+    Case(
+        "replicate_url_source",
+        "replicate",
+        {**REPLICA, "source": "s3://dr/prod"},
+        r"source='s3://dr/prod' is not valid: 'bucket-name\[/prefix\]'",
+    ),
+    Case(
+        "replicate_feldera_connection",
+        "replicate",
+        {**REPLICA, "destination_conn_id": "feldera_default"},
+        r"destination_conn_id 'feldera_default' has type 'feldera'; expected one of aws, google_cloud_platform, wasb",
+    ),
+    Case(
+        "replicate_concurrency_zero",
+        "replicate",
+        {**REPLICA, "max_concurrency": 0},
+        r"max_concurrency=0 is not valid: a whole number from 1 to 32",
+        "parse",
+    ),
     # -- ActivateStandbyOperator ------------------------------------------------------------------------------
     Case(
         "activate_bad_initial",
@@ -260,6 +283,7 @@ CLASSES: dict[str, Any] = {
     "configure": ConfigureCheckpointSyncOperator,
     "restore": RestoreCheckpointOperator,
     "activate": ActivateStandbyOperator,
+    "replicate": ReplicateCheckpointsOperator,
 }
 FAST = {"sync": {"poll_interval": 0.2, "timeout": 10}, "sensor": {"poke_interval": 0.2, "timeout": 10}}
 

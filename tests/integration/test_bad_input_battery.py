@@ -89,7 +89,7 @@ def error_of(log: str) -> str:
 
 def test_the_battery_is_broad() -> None:
     assert len(CASES) >= 30
-    assert {c.operator for c in CASES} == {"sync", "sensor", "configure", "restore", "activate"}
+    assert {c.operator for c in CASES} == {"sync", "sensor", "configure", "restore", "activate", "replicate"}
     assert len({c.id for c in CASES}) == len(CASES)
 
 

@@ -26,6 +26,8 @@ EXPECTED = {
     "feldera_migration",
     "feldera_standby_setup",
     "feldera_failover",
+    "feldera_replicate_checkpoints",
+    "feldera_restore_from_azure",
 }
 CLOUD_SDKS = ("boto3", "botocore", "aiobotocore", "google", "azure")
 
@@ -61,10 +63,10 @@ def test_example_dags_parse_without_errors_or_cloud_sdks() -> None:
 def test_every_example_dag_runs_to_success_with_airflow_dags_test(
     airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str
 ) -> None:
-    from airflow_checkpoint_sync.testing import FelderaSandbox
+    from airflow_checkpoint_sync.testing import AzuriteServer, FelderaSandbox
 
-    with FelderaSandbox(api_key=run_demo.API_KEY) as sandbox:
-        env = run_demo.airflow_env(airflow_db, sandbox.url, moto_s3)
+    with AzuriteServer(run_demo.AZURITE) as azurite, FelderaSandbox(api_key=run_demo.API_KEY) as sandbox:
+        env = run_demo.airflow_env(airflow_db, sandbox.url, moto_s3, azurite.connection_string)
         summary = run_demo.run_scenario(sandbox.url, moto_s3, s3_bucket, env)
         console_url = f"{sandbox.url}/pipelines/prod/"
     # run_scenario checks each claim as it goes; these are the ones the demo prints.
@@ -74,9 +76,16 @@ def test_every_example_dag_runs_to_success_with_airflow_dags_test(
     assert summary.standby_status == "Running"
     assert summary.standby_records == summary.primary_records == 22
     assert 0 <= summary.rpo_age_seconds < 3600
+    assert summary.drill_records == 22
 
     # No secret reached what Airflow keeps or shows: CLI output (task logs included), log files, any table.
-    secrets = {"Feldera API key": run_demo.API_KEY, "bucket secret key": moto_s3.secret_key}
+    from airflow_checkpoint_sync.testing.emulators import AZURITE_KEY
+
+    secrets = {
+        "Feldera API key": run_demo.API_KEY,
+        "bucket secret key": moto_s3.secret_key,
+        "Azure account key": AZURITE_KEY,
+    }
     assert all(len(value) >= 20 for value in secrets.values())  # long enough that Airflow's masker applies
     places = {"airflow CLI output": "\n".join(run_demo.CLI_OUTPUT)}
     places.update(log_files(Path(airflow_db) / "logs"))

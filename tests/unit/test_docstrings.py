@@ -7,6 +7,7 @@ import inspect
 import pytest
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
+from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
 from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
 from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
@@ -23,6 +24,7 @@ PUBLIC = [
     ConfigureCheckpointSyncOperator,
     RestoreCheckpointOperator,
     ActivateStandbyOperator,
+    ReplicateCheckpointsOperator,
     SyncConfig,
     CheckpointSyncTrigger,
     CheckpointFreshnessTrigger,

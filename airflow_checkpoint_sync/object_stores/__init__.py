@@ -1,0 +1,39 @@
+"""Object stores a checkpoint location can be replicated between (S3-compatible, GCS, Azure Blob), through the
+Airflow hook of each store's provider. The provider SDKs load only when a store is built, at task run time."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_checkpoint_sync.object_stores.base import ObjectStore
+
+#: Connection types a replication can read from, and write to.
+SOURCE_TYPES = ("aws", "google_cloud_platform", "wasb")
+DESTINATION_TYPES = ("aws", "google_cloud_platform", "wasb")
+
+
+def store_for(conn_id: str, location: str, parameter: str, accepted: tuple[str, ...]) -> ObjectStore:
+    """The store behind ``conn_id`` at ``location`` (``bucket-or-container[/prefix]``); errors name ``parameter``."""
+    from airflow.sdk import BaseHook
+
+    from airflow_checkpoint_sync.replication import split_location
+
+    container, prefix = split_location(location, parameter.replace("_conn_id", ""))
+    try:
+        conn_type = BaseHook.get_connection(conn_id).conn_type
+    except Exception as exc:
+        raise ValueError(f"{parameter} {conn_id!r}: {exc}") from None
+    if conn_type not in accepted:
+        raise ValueError(f"{parameter} {conn_id!r} has type {conn_type!r}; expected one of {', '.join(accepted)}")
+    if conn_type == "aws":
+        from airflow_checkpoint_sync.object_stores.s3 import S3Store
+
+        return S3Store(conn_id, container, prefix)
+    if conn_type == "google_cloud_platform":
+        from airflow_checkpoint_sync.object_stores.gcs import GCSStore
+
+        return GCSStore(conn_id, container, prefix)
+    from airflow_checkpoint_sync.object_stores.azure import AzureBlobStore
+
+    return AzureBlobStore(conn_id, container, prefix)

@@ -1,0 +1,95 @@
+"""The small interface every object store offers a replication, and a streaming reader that checks what it read."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from airflow_checkpoint_sync.replication import StoredObject
+
+#: Bytes per read while streaming an object; with the stores' part sizes this bounds a copy's memory.
+CHUNK = 1024 * 1024
+
+
+class ObjectStore(ABC):
+    """One ``container[/prefix]`` in one store; object names are relative to the prefix.
+
+    :param conn_id: the Airflow connection of the store.
+    :param container: the bucket (S3, GCS) or container (Azure).
+    :param prefix: the path inside it, without slashes at either end ('' for the whole container).
+    """
+
+    scheme = ""
+
+    def __init__(self, conn_id: str, container: str, prefix: str) -> None:
+        self.conn_id = conn_id
+        self.container = container
+        self.prefix = prefix
+
+    def __str__(self) -> str:
+        return f"{self.scheme}://{self.container}/{self.prefix}".rstrip("/")
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def name(self, key: str) -> str:
+        return key[len(self.prefix) + 1 :] if self.prefix else key
+
+    @abstractmethod
+    def list(self) -> list[StoredObject]:
+        """Every object under the prefix, with size, fingerprint and the source fingerprint a copy recorded."""
+
+    @abstractmethod
+    def read(self, name: str) -> tuple[bytes, str | None]:
+        """A small object's content and its fingerprint (the catalog), or FileNotFoundError."""
+
+    @abstractmethod
+    def chunks(self, name: str) -> Iterator[bytes]:
+        """The object's content, streamed."""
+
+    @abstractmethod
+    def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None) -> None:
+        """Store ``size`` bytes read from ``stream`` (never whole in memory), recording ``copied_from``."""
+
+    @abstractmethod
+    def delete(self, names: Iterable[str]) -> None:
+        """Delete these objects."""
+
+    def copy_within(self, source: ObjectStore, obj: StoredObject) -> bool:
+        """Copy ``obj`` from ``source`` server-side if both are on the same service; False when it cannot."""
+        return False
+
+
+class VerifyingReader(io.RawIOBase):
+    """A read-only stream over chunks that counts the bytes and their MD5 as they pass."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+        self.size = 0
+        self._md5 = hashlib.md5(usedforsecurity=False)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        while not self._pending:
+            try:
+                self._pending = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._md5.update(self._pending[:n])
+        self._pending = self._pending[n:]
+        self.size += n
+        return n
+
+    @property
+    def md5_hex(self) -> str:
+        return self._md5.hexdigest()

@@ -1,0 +1,179 @@
+"""ReplicateCheckpointsOperator: copy a checkpoint sync location to another store, never leaving it half-written."""
+
+from __future__ import annotations
+
+import io
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_checkpoint_sync.object_stores.base import ObjectStore
+    from airflow_checkpoint_sync.replication import ReplicationPlan, StoredObject
+
+
+class ReplicateCheckpointsOperator(BaseOperator):
+    """Copy a pipeline's checkpoint sync location to a replica in S3, GCS or Azure Blob Storage.
+
+    Feldera syncs only to S3-compatible stores, and a bucket copied by a cloud's own replication can show a catalog
+    before the files it names have arrived. This copy is always restorable:
+
+    * every object under ``source`` except ``owner.json`` that is missing at ``destination``, or differs from the
+      source (size, and the source fingerprint recorded on the copy), is copied; the rest is skipped;
+    * each copy is streamed (memory does not grow with object size), checked against the source's size and MD5
+      when the source knows it, and done server-side when both sides are one S3 endpoint and connection;
+    * the catalog (``checkpoints.feldera``), as read *before* the listing, is written last, and only once every
+      object is in place at its full size: a replica's catalog never names data that is not there, even if the
+      task dies half-way. Running again completes the copy and copies only what is missing.
+
+    Nothing at the destination is deleted unless ``delete_removed=True``, and then only after the new catalog is
+    in place. To restore from a replica that is not S3-compatible, replicate it back to an S3-compatible prefix and
+    pass that prefix to :class:`~airflow_checkpoint_sync.operators.restore.RestoreCheckpointOperator` as
+    ``read_bucket``.
+
+    .. seealso::
+        :ref:`howto/operator:ReplicateCheckpointsOperator`
+
+    :param source_conn_id: connection of the source store: ``aws`` (S3 or S3-compatible, through its
+        ``endpoint_url``), ``google_cloud_platform`` or ``wasb``. (templated)
+    :param source: ``bucket[/prefix]`` of the source: the pipeline's sync ``bucket`` (or a replica). (templated)
+    :param destination_conn_id: connection of the replica's store: ``aws``, ``google_cloud_platform`` or ``wasb``.
+        (templated)
+    :param destination: ``bucket[/prefix]`` (or ``container[/prefix]`` for Azure) of the replica. (templated)
+    :param delete_removed: delete replica objects no longer at the source (checkpoints removed by retention),
+        after the new catalog is in place.
+    :param max_concurrency: objects copied at the same time, 1 to 32.
+    :return: the report: ``copied``, ``skipped``, ``deleted``, ``bytes_copied``, ``newest_checkpoint_uuid``,
+        ``source`` and ``destination``.
+    """
+
+    template_fields: Sequence[str] = ("source_conn_id", "source", "destination_conn_id", "destination")
+    ui_color = "#c7e3ff"
+
+    def __init__(
+        self,
+        *,
+        source_conn_id: str,
+        source: str,
+        destination_conn_id: str,
+        destination: str,
+        delete_removed: bool = False,
+        max_concurrency: int = 4,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 32:
+            raise ValueError(f"max_concurrency={max_concurrency!r} is not valid: a whole number from 1 to 32")
+        self.source_conn_id = source_conn_id
+        self.source = source
+        self.destination_conn_id = destination_conn_id
+        self.destination = destination
+        self.delete_removed = delete_removed
+        self.max_concurrency = max_concurrency
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_checkpoint_sync.object_stores import DESTINATION_TYPES, SOURCE_TYPES, store_for
+
+        try:
+            source = store_for(self.source_conn_id, self.source, "source_conn_id", SOURCE_TYPES)
+            destination = store_for(
+                self.destination_conn_id, self.destination, "destination_conn_id", DESTINATION_TYPES
+            )
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        if (type(source), source.conn_id, source.container, source.prefix) == (
+            type(destination),
+            destination.conn_id,
+            destination.container,
+            destination.prefix,
+        ):
+            raise AirflowFailException("destination is the same location as source; replicate to another place")
+        report = replicate(source, destination, delete_removed=self.delete_removed, workers=self.max_concurrency)
+        self.log.info(
+            "Replicated %s to %s: %d objects copied (%d bytes), %d already there, %d deleted; newest checkpoint %s",
+            source,
+            destination,
+            report["copied"],
+            report["bytes_copied"],
+            report["skipped"],
+            report["deleted"],
+            report["newest_checkpoint_uuid"],
+        )
+        return report
+
+
+def replicate(source: ObjectStore, destination: ObjectStore, *, delete_removed: bool, workers: int) -> dict[str, Any]:
+    """Make ``destination`` a restorable copy of ``source``; the catalog is written last (see the operator)."""
+    from airflow_checkpoint_sync.replication import CATALOG, missing_after_copy, newest_in_catalog
+
+    catalog_body, catalog_fingerprint, plan = _snapshot(source, destination, delete_removed)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:
+        copied = list(pool.map(lambda obj: _copy(source, destination, obj), plan.copy))
+    missing = missing_after_copy(plan, destination.list())
+    if missing:
+        raise AirflowFailException(
+            f"not writing the catalog: {len(missing)} object(s) are not in place at {destination}: "
+            + ", ".join(missing[:5])
+        )
+    if plan.catalog_changed:
+        destination.write(CATALOG, io.BytesIO(catalog_body), len(catalog_body), catalog_fingerprint)
+    if plan.delete:
+        destination.delete(plan.delete)
+    return {
+        "source": str(source),
+        "destination": str(destination),
+        "copied": len(plan.copy),
+        "skipped": len(plan.skip),
+        "deleted": len(plan.delete),
+        "bytes_copied": sum(copied),
+        "catalog_written": plan.catalog_changed,
+        "newest_checkpoint_uuid": newest_in_catalog(catalog_body),
+    }
+
+
+def _snapshot(
+    source: ObjectStore, destination: ObjectStore, delete_removed: bool, attempts: int = 3
+) -> tuple[bytes, str | None, ReplicationPlan]:
+    """The source's catalog and a plan from a listing taken while that catalog was still the current one.
+
+    The catalog is read first: everything it names was in place when Feldera wrote it. If the listing then shows
+    another catalog, a sync landed in between (and its retention may delete objects): read both again.
+    """
+    from airflow_checkpoint_sync.replication import CATALOG, plan_replication
+
+    for _ in range(attempts):
+        try:
+            body, fingerprint = source.read(CATALOG)
+        except FileNotFoundError:
+            raise AirflowFailException(
+                f"{source} holds no {CATALOG}: nothing has been synced there (is it the pipeline's sync bucket?)"
+            ) from None
+        plan = plan_replication(source.list(), destination.list(), delete_removed=delete_removed)
+        if plan.catalog is not None and plan.catalog.fingerprint == fingerprint:
+            return body, fingerprint, plan
+    raise AirflowFailException(f"{source} kept changing while it was listed ({attempts} tries); run again later")
+
+
+def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> int:
+    """Copy one object, server-side when possible, else streamed and checked; returns the bytes copied."""
+    from airflow_checkpoint_sync.object_stores.base import VerifyingReader
+
+    if destination.copy_within(source, obj):
+        return obj.size
+    reader = VerifyingReader(source.chunks(obj.name))
+    destination.write(obj.name, io.BufferedReader(reader, 1024 * 1024), obj.size, obj.fingerprint)
+    if reader.size != obj.size or (obj.md5 is not None and reader.md5_hex != obj.md5):
+        # Remove the bad copy this run just wrote (it records the source's fingerprint, so a rerun would trust it);
+        # the catalog is not written, and a rerun copies the object again.
+        destination.delete([obj.name])
+        raise AirflowFailException(
+            f"{source}/{obj.name} changed or was damaged while copied: read {reader.size} of {obj.size} bytes"
+            + (f", MD5 {reader.md5_hex} instead of {obj.md5}" if obj.md5 else "")
+        )
+    return obj.size

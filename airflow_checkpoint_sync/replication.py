@@ -1,0 +1,121 @@
+"""Pure rules for replicating a checkpoint sync location: what to copy, in which order, and what may be deleted.
+
+No I/O. The operator lists both sides, asks :func:`plan_replication` what to do, copies, and writes the catalog
+last; the rules that keep a replica restorable at every moment live here once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_checkpoint_sync.status import newest_uuid
+
+#: Feldera's catalog of synced checkpoints; a replica may name only objects that are already in place.
+CATALOG = "checkpoints.feldera"
+#: The writer's lock file: it belongs to the pipeline that owns the bucket, never to a replica.
+OWNER = "owner.json"
+#: Metadata key on every replicated object: the source object's fingerprint, to recognise an up-to-date copy.
+SOURCE_FINGERPRINT = "feldera-source-fingerprint"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a listing shows it, its name relative to the prefix.
+
+    ``fingerprint`` identifies the content at the source (an ETag, an MD5, a generation); ``copied_from`` is the
+    source fingerprint a replica recorded when it was written (None for objects not written by a replication);
+    ``md5`` is the content's MD5 in hex when the store knows it, to verify a streamed copy.
+    """
+
+    name: str
+    size: int
+    fingerprint: str | None = None
+    copied_from: str | None = None
+    md5: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplicationPlan:
+    """What one replication does: ``copy`` (catalog excluded), ``skip``, then the catalog, then ``delete``."""
+
+    copy: tuple[StoredObject, ...]
+    skip: tuple[StoredObject, ...]
+    catalog: StoredObject | None
+    catalog_changed: bool
+    delete: tuple[str, ...] = field(default=())
+
+
+def up_to_date(source: StoredObject, replica: StoredObject | None) -> bool:
+    """Whether ``replica`` already holds ``source``: same size, and written from the same source content."""
+    if replica is None or replica.size != source.size:
+        return False
+    if source.fingerprint is None:
+        return False  # nothing to compare content with: copy again rather than trust a size
+    return source.fingerprint in (replica.copied_from, replica.fingerprint)
+
+
+def plan_replication(
+    source: Iterable[StoredObject], destination: Iterable[StoredObject], *, delete_removed: bool
+) -> ReplicationPlan:
+    """Which objects to copy and delete so that the destination becomes a copy of the source.
+
+    ``owner.json`` is never copied nor deleted. The catalog is planned apart: the caller writes it only after every
+    copy is in place and verified. Deletions (only with ``delete_removed``) come after the catalog.
+    """
+    there = {obj.name: obj for obj in destination}
+    copy: list[StoredObject] = []
+    skip: list[StoredObject] = []
+    catalog = None
+    names = set()
+    for obj in sorted(source, key=lambda o: o.name):
+        if obj.name == OWNER:
+            continue
+        names.add(obj.name)
+        if obj.name == CATALOG:
+            catalog = obj
+        elif up_to_date(obj, there.get(obj.name)):
+            skip.append(obj)
+        else:
+            copy.append(obj)
+    catalog_changed = catalog is not None and not up_to_date(catalog, there.get(CATALOG))
+    delete: tuple[str, ...] = ()
+    if delete_removed:
+        delete = tuple(sorted(n for n in there if n not in names and n not in (OWNER, CATALOG)))
+    return ReplicationPlan(tuple(copy), tuple(skip), catalog, catalog_changed, delete)
+
+
+def missing_after_copy(plan: ReplicationPlan, destination: Iterable[StoredObject]) -> list[str]:
+    """Objects the catalog may name that the destination does not hold in full: each must be empty to go on."""
+    there = {obj.name: obj for obj in destination}
+    return [
+        f"{obj.name} ({'missing' if obj.name not in there else f'{there[obj.name].size} of {obj.size} bytes'})"
+        for obj in (*plan.copy, *plan.skip)
+        if obj.name not in there or there[obj.name].size != obj.size
+    ]
+
+
+def newest_in_catalog(body: bytes) -> str | None:
+    """The newest checkpoint uuid a catalog names, for the report; None if it cannot be read."""
+    try:
+        document: Any = json.loads(body)
+    except ValueError:
+        return None
+    entries = document.get("checkpoints") if isinstance(document, Mapping) else document
+    if not isinstance(entries, list):
+        return None
+    return newest_uuid(entry.get("uuid") if isinstance(entry, Mapping) else entry for entry in entries)
+
+
+def split_location(location: str, parameter: str) -> tuple[str, str]:
+    """``bucket-or-container[/prefix]`` into its container and a prefix without slashes at the ends."""
+    text = (location or "").strip()
+    if not text or "://" in text or text.startswith("/"):
+        raise ValueError(
+            f"{parameter}={location!r} is not valid: 'bucket-name[/prefix]' (or 'container[/prefix]' for Azure), "
+            "without a URL scheme"
+        )
+    container, _, prefix = text.partition("/")
+    return container, prefix.strip("/")

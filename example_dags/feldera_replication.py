@@ -1,0 +1,83 @@
+"""Cross-cloud replicas of the recovery points, and a DR drill that restores from one.
+
+Two DAGs:
+
+- ``feldera_replicate_checkpoints``: each time the scheduled-DR DAG records a new recovery point (its asset),
+  copy the pipeline's sync bucket to a replica in another cloud: Azure Blob here; GCS or another S3 region work
+  the same way. The replica's catalog is written last, so the replica is restorable at every moment.
+- ``feldera_restore_from_azure`` (by hand: a DR drill, or the real thing when the primary's cloud is gone): Feldera
+  restores only from S3-compatible storage, so copy the Azure replica back to an S3-compatible prefix, then start a
+  pipeline from it with that prefix as ``read_bucket``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import DAG, Asset, Param
+
+from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
+from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
+
+START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+# The asset feldera_scheduled_dr updates after every synced recovery point.
+CHECKPOINTS = Asset("x-feldera://prod/checkpoints")
+
+# [START howto_replicate_checkpoints]
+with DAG(
+    "feldera_replicate_checkpoints",
+    schedule=[CHECKPOINTS],
+    start_date=START,
+    catchup=False,
+    max_active_runs=1,
+    params={
+        "source": Param("feldera-dr/prod", type="string", description="The pipeline's sync bucket/prefix"),
+        "replica": Param("feldera-replica/prod", type="string", description="Azure container/prefix"),
+    },
+    tags=["feldera", "disaster-recovery"],
+) as replicate:
+    ReplicateCheckpointsOperator(
+        task_id="replicate_to_azure",
+        source_conn_id="feldera_bucket",  # aws
+        source="{{ params.source }}",
+        destination_conn_id="feldera_azure",  # wasb
+        destination="{{ params.replica }}",
+        delete_removed=True,  # follow the source's retention, after the new catalog is in place
+    )
+# [END howto_replicate_checkpoints]
+
+# [START howto_restore_from_replica]
+with DAG(
+    "feldera_restore_from_azure",
+    schedule=None,
+    start_date=START,
+    catchup=False,
+    params={
+        "replica": Param("feldera-replica/prod", type="string", description="Azure container/prefix to restore"),
+        "staging_prefix": Param(
+            "feldera-dr/from-azure", type="string", description="S3-compatible bucket/prefix to copy it back to"
+        ),
+        "pipeline": Param("drill", type="string", description="The (stopped) pipeline to start from the replica"),
+        "bucket": Param("feldera-dr/drill", type="string", description="That pipeline's own sync bucket/prefix"),
+        "checkpoint": Param("latest", type="string", description="'latest' or a checkpoint uuid"),
+    },
+    tags=["feldera", "disaster-recovery"],
+) as restore_from_azure:
+    back_to_s3 = ReplicateCheckpointsOperator(
+        task_id="copy_back_to_s3",
+        source_conn_id="feldera_azure",
+        source="{{ params.replica }}",
+        destination_conn_id="feldera_bucket",
+        destination="{{ params.staging_prefix }}",
+    )
+    restore = RestoreCheckpointOperator(
+        task_id="restore",
+        pipeline_name="{{ params.pipeline }}",
+        checkpoint="{{ params.checkpoint }}",
+        bucket="{{ params.bucket }}",
+        read_bucket="{{ params.staging_prefix }}",
+        bucket_conn_id="feldera_bucket",
+        deferrable=True,
+    )
+    back_to_s3 >> restore
+# [END howto_restore_from_replica]

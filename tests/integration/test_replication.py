@@ -1,0 +1,282 @@
+"""ReplicateCheckpointsOperator against moto (S3), Azurite (Azure Blob) and gcp-storage-emulator (GCS)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from airflow_support import feldera_connection, run_dag, task_states, xcoms
+from feldera_setup import Feldera
+from support import wait_until
+
+from airflow_checkpoint_sync.testing import AzuriteServer, FelderaSandbox, GcsEmulatorServer, MotoS3Server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+CATALOG = "checkpoints.feldera"
+
+
+AZURITE = Path(__file__).parents[1] / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+
+
+@pytest.fixture(scope="module")
+def azurite() -> Iterator[AzuriteServer]:
+    with AzuriteServer(AZURITE) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def gcs() -> Iterator[GcsEmulatorServer]:
+    with GcsEmulatorServer() as server:
+        yield server
+
+
+def aws_connection(s3: MotoS3Server) -> str:
+    extra = {"endpoint_url": s3.url, "region_name": "us-east-1"}
+    return json.dumps({"conn_type": "aws", "login": s3.access_key, "password": s3.secret_key, "extra": extra})
+
+
+@pytest.fixture
+def stores(
+    airflow_db: str,
+    moto_s3: MotoS3Server,
+    s3_bucket: str,
+    azurite: AzuriteServer,
+    gcs: GcsEmulatorServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Feldera]:
+    from azure.storage.blob import BlobServiceClient
+
+    container = f"dr{random.randrange(10**9)}"
+    BlobServiceClient.from_connection_string(azurite.connection_string).create_container(container)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
+    gcs_client().create_bucket(container)
+    with FelderaSandbox() as sandbox:
+        connections = {
+            "feldera_default": feldera_connection(sandbox.url),
+            "s3_dr": aws_connection(moto_s3),
+            "s3_other": aws_connection(moto_s3),  # same endpoint, another connection: streamed, not server-side
+            "azure_dr": json.dumps({"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}),
+            "gcs_dr": json.dumps({"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True}}),
+        }
+        for conn_id, value in connections.items():
+            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
+        feldera = Feldera(sandbox, moto_s3, s3_bucket)
+        feldera.container = container  # type: ignore[attr-defined]
+        yield feldera
+
+
+def gcs_client() -> Any:
+    from google.cloud import storage
+
+    return storage.Client.create_anonymous_client()
+
+
+def azure_objects(azurite: AzuriteServer, container: str, prefix: str) -> dict[str, bytes]:
+    from azure.storage.blob import BlobServiceClient
+
+    client = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(container)
+    return {
+        b.name[len(prefix) + 1 :]: client.download_blob(b.name).readall()
+        for b in client.list_blobs(name_starts_with=f"{prefix}/")
+    }
+
+
+def gcs_objects(container: str, prefix: str) -> dict[str, bytes]:
+    client = gcs_client()
+    return {b.name[len(prefix) + 1 :]: b.download_as_bytes() for b in client.list_blobs(container, prefix=f"{prefix}/")}
+
+
+def s3_objects(s3: MotoS3Server, bucket: str, prefix: str) -> dict[str, bytes]:
+    client = s3.client()
+    return {
+        key[len(prefix) + 1 :]: client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        for key in s3.keys(bucket, f"{prefix}/")
+    }
+
+
+def synced(feldera: Feldera, records: int) -> str:
+    """'prod' running with ``records`` rows and a newly synced checkpoint; returns its uuid."""
+    if records:
+        feldera.ingest("prod", feldera.processed("prod"), records)
+    before = len(feldera.sandbox.control.storage("prod")["checkpoints"])
+    feldera.http.post("/pipelines/prod/checkpoint")
+    wait_until(lambda: feldera.sandbox.control.storage("prod")["checkpoints"], lambda c: len(c) > before)
+    uuid = str(feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"])
+    wait_until(lambda: feldera.catalog("prod"), lambda c: uuid in c)
+    return uuid
+
+
+def replicate(dag_id: str = "replicate", **conf: str) -> dict[str, Any]:
+    run = run_dag(dag_id, **conf)
+    assert task_states(run) == {"replicate": "success"}
+    report: dict[str, Any] = xcoms(run)[("replicate", "return_value")]
+    return report
+
+
+def test_s3_to_azure_and_back_then_restore(stores: Feldera, azurite: AzuriteServer) -> None:
+    feldera, container = stores, stores.container  # type: ignore[attr-defined]
+    feldera.running_pipeline("prod")
+    uuid = synced(feldera, 12)
+    source = s3_objects(feldera.s3, feldera.bucket, "prod")
+
+    report = replicate(source=f"{feldera.bucket}/prod", destination_conn="azure_dr", destination=f"{container}/prod")
+    assert report["newest_checkpoint_uuid"] == uuid and report["catalog_written"]
+    assert report["copied"] == len(source) - 2  # all but owner.json and the catalog, which is written apart
+    assert report["bytes_copied"] == sum(len(v) for k, v in source.items() if k not in (CATALOG, "owner.json"))
+    replica = azure_objects(azurite, container, "prod")
+    assert replica == {k: v for k, v in source.items() if k != "owner.json"}
+
+    # Back from Azure to an S3-compatible prefix, then a pipeline restores from it as its read_bucket.
+    back = replicate(
+        source_conn="azure_dr",
+        source=f"{container}/prod",
+        destination_conn="s3_dr",
+        destination=f"{feldera.bucket}/restored",
+    )
+    assert back["newest_checkpoint_uuid"] == uuid
+    assert s3_objects(feldera.s3, feldera.bucket, "restored") == replica
+    feldera.create("staging", sync=None)
+    run = run_dag(
+        "restore_running",
+        pipeline="staging",
+        checkpoint=uuid,
+        bucket=f"{feldera.bucket}/staging",
+        read_bucket=f"{feldera.bucket}/restored",
+        bucket_conn="s3_dr",
+    )
+    assert task_states(run) == {"restore": "success"}
+    assert feldera.processed("staging") == 12
+
+
+def test_s3_to_gcs_then_only_what_changed(stores: Feldera) -> None:
+    feldera, container = stores, stores.container  # type: ignore[attr-defined]
+    feldera.running_pipeline("prod")
+    synced(feldera, 5)
+    conf = {"source": f"{feldera.bucket}/prod", "destination_conn": "gcs_dr", "destination": f"{container}/prod"}
+    first = replicate(**conf)
+    source = s3_objects(feldera.s3, feldera.bucket, "prod")
+    assert gcs_objects(container, "prod") == {k: v for k, v in source.items() if k != "owner.json"}
+    assert first["copied"] > 0 and first["skipped"] == 0
+
+    again = replicate(**conf)
+    assert (again["copied"], again["bytes_copied"], again["catalog_written"]) == (0, 0, False)
+    assert again["skipped"] == first["copied"]
+
+    newer = synced(feldera, 3)
+    after = s3_objects(feldera.s3, feldera.bucket, "prod")
+    new_objects = {k for k in after if k not in source} | {k for k in after if k in source and after[k] != source[k]}
+    third = replicate(**conf)
+    assert third["newest_checkpoint_uuid"] == newer
+    assert third["copied"] == len(new_objects - {CATALOG, "owner.json"})
+    assert gcs_objects(container, "prod") == {k: v for k, v in after.items() if k != "owner.json"}
+
+
+def test_objects_gone_from_the_source_are_kept_unless_asked(stores: Feldera, azurite: AzuriteServer) -> None:
+    feldera, container = stores, stores.container  # type: ignore[attr-defined]
+    conf = {"source": "", "destination_conn": "azure_dr", "destination": f"{container}/synthetic"}
+    write_source(feldera, "synthetic", {"a.bin": b"a" * 10, "b.bin": b"b" * 20})
+    conf["source"] = f"{feldera.bucket}/synthetic"
+    replicate(**conf)
+    feldera.s3.client().delete_object(Bucket=feldera.bucket, Key="synthetic/a.bin")
+    write_source(feldera, "synthetic", {"c.bin": b"c" * 5})
+    kept = replicate(**conf)
+    assert kept["deleted"] == 0 and "a.bin" in azure_objects(azurite, container, "synthetic")
+    pruned = replicate("replicate_pruning", **conf)
+    assert pruned["deleted"] == 1
+    assert set(azure_objects(azurite, container, "synthetic")) == {"b.bin", "c.bin", CATALOG}
+
+
+def test_bad_locations_and_connections_are_refused(stores: Feldera, capfd: pytest.CaptureFixture[str]) -> None:
+    cases = {
+        ("s3_dr", "s3://b/p"): "source='s3://b/p' is not valid: 'bucket-name[/prefix]'",
+        ("feldera_default", "b/p"): "source_conn_id 'feldera_default' has type 'feldera'; expected one of aws",
+    }
+    for (conn, source), message in cases.items():
+        run = run_dag("replicate", source_conn=conn, source=source, destination=f"{stores.bucket}/x")
+        assert task_states(run) == {"replicate": "failed"}
+        assert message in capfd.readouterr().out
+    run = run_dag("replicate", source=f"{stores.bucket}/p", destination_conn="s3_dr", destination=f"{stores.bucket}/p")
+    assert task_states(run) == {"replicate": "failed"}
+    assert "destination is the same location as source" in capfd.readouterr().out
+    run = run_dag(
+        "replicate", source=f"{stores.bucket}/empty", destination_conn="s3_dr", destination=f"{stores.bucket}/x"
+    )
+    assert task_states(run) == {"replicate": "failed"}
+    assert "holds no checkpoints.feldera: nothing has been synced there" in capfd.readouterr().out
+
+
+def done(process: subprocess.Popen[bytes]) -> bool:
+    return process.poll() is not None
+
+
+def write_source(feldera: Feldera, prefix: str, objects: dict[str, bytes]) -> None:
+    """Objects, then a catalog naming them (written last, as Feldera does)."""
+    client = feldera.s3.client()
+    for name, body in objects.items():
+        client.put_object(Bucket=feldera.bucket, Key=f"{prefix}/{name}", Body=body)
+    names = sorted(k.split("/", 1)[1] for k in feldera.s3.keys(feldera.bucket, f"{prefix}/"))
+    catalog = json.dumps({"checkpoints": [], "objects": [n for n in names if n != CATALOG]})
+    client.put_object(Bucket=feldera.bucket, Key=f"{prefix}/{CATALOG}", Body=catalog.encode())
+
+
+KILL_SCRIPT = """
+import json, sys
+from airflow_checkpoint_sync.object_stores import store_for, SOURCE_TYPES
+from airflow_checkpoint_sync.operators.replicate import replicate
+source = store_for("s3_dr", sys.argv[1], "source_conn_id", SOURCE_TYPES)
+destination = store_for("s3_other", sys.argv[2], "destination_conn_id", SOURCE_TYPES)
+print("STARTED", flush=True)
+print(json.dumps(replicate(source, destination, delete_removed=False, workers=2)), flush=True)
+"""
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_replication_killed_at_any_point_leaves_no_catalog_naming_missing_data(stores: Feldera, seed: int) -> None:
+    rng = random.Random(seed)
+    feldera = stores
+    prefix, replica = f"kill{seed}", f"kill{seed}-replica"
+    objects = {f"data/{i:03}.bin": rng.randbytes(rng.randint(20_000, 200_000)) for i in range(30)}
+    write_source(feldera, prefix, objects)
+    source = s3_objects(feldera.s3, feldera.bucket, prefix)
+    env = {**os.environ}
+    for attempt in range(2):
+        process = subprocess.Popen(
+            [sys.executable, "-c", KILL_SCRIPT, f"{feldera.bucket}/{prefix}", f"{feldera.bucket}/{replica}"],
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == b"STARTED"
+        # Killed once the replica holds a seeded number of objects: mid-copy, or around the catalog's write.
+        target = rng.randint(1, len(objects) + 1)
+        wait_until(
+            lambda: len(feldera.s3.keys(feldera.bucket, f"{replica}/")),
+            lambda n, target=target, process=process: n >= target or done(process),
+        )
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+        copy = s3_objects(feldera.s3, feldera.bucket, replica)
+        if CATALOG in copy:  # whatever the catalog could name is there, complete
+            assert all(copy.get(name) == body for name, body in source.items() if name != "owner.json")
+        else:
+            assert all(copy[name] == source[name] for name in copy), f"a partial object after kill {attempt}"
+    missing = [n for n in source if n != CATALOG and n not in s3_objects(feldera.s3, feldera.bucket, replica)]
+    result = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, f"{feldera.bucket}/{prefix}", f"{feldera.bucket}/{replica}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["copied"] == len(missing)
+    assert s3_objects(feldera.s3, feldera.bucket, replica) == source
