@@ -13,6 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+#: Feldera's error code when a status read names an ``incarnation_uuid`` the pipeline no longer runs as (a restart).
+INCARNATION_MISMATCH = "IncarnationUuidMismatch"
+
 
 class SyncState(enum.StrEnum):
     """Where the sync of one checkpoint uuid stands."""

@@ -11,11 +11,6 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_checkpoint_sync.links import PIPELINE_URL_KEY, FelderaPipelineLink
 from airflow_checkpoint_sync.task_errors import task_failure
 from airflow_checkpoint_sync.task_hook import FelderaHookMixin
-from airflow_checkpoint_sync.triggers.pipeline import (
-    PipelineStatusTrigger,
-    pipeline_wait_event,
-    validate_pipeline_event,
-)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -102,6 +97,9 @@ class FelderaPipelineOperator(FelderaHookMixin, BaseOperator):
         result: dict[str, Any],
     ) -> dict[str, Any]:
         """Wait (in the worker, or deferred) until the pipeline is in one of ``targets``; returns ``result``."""
+        # Trigger modules load Airflow's trigger machinery: imported when a task runs, not when a DAG is parsed.
+        from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger, pipeline_wait_event
+
         while True:
             pipeline, error = None, None
             try:
@@ -136,6 +134,8 @@ class FelderaPipelineOperator(FelderaHookMixin, BaseOperator):
 
     def resume_after_status(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the status trigger fired."""
+        from airflow_checkpoint_sync.triggers.pipeline import validate_pipeline_event
+
         try:
             checked = validate_pipeline_event(event)
         except ValueError as exc:

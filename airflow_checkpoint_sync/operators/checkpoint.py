@@ -9,14 +9,14 @@ from airflow.sdk import ResumableJobMixin, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import WAIT_STATE_KEY, FelderaPipelineOperator
-from airflow_checkpoint_sync.status import CheckpointState, PipelineGroup, checkpoint_result, pipeline_group
-from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds, wait_settings
-from airflow_checkpoint_sync.triggers.checkpoint import (
+from airflow_checkpoint_sync.status import (
     INCARNATION_MISMATCH,
-    CheckpointSyncTrigger,
-    read_sync_event,
-    validate_event,
+    CheckpointState,
+    PipelineGroup,
+    checkpoint_result,
+    pipeline_group,
 )
+from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds, wait_settings
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -92,6 +92,8 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: validate the event and finish, or start over after a restart."""
+        from airflow_checkpoint_sync.triggers.checkpoint import validate_event
+
         try:
             checked = validate_event(event)
         except ValueError as exc:
@@ -266,6 +268,8 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         )
 
     def _wait(self, context: Context, started: dict[str, Any], restarts: int) -> str:
+        from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
+
         uuid, incarnation = started["checkpoint_uuid"], started.get("incarnation_uuid")
         while True:
             event = self._read_event(uuid, incarnation)
@@ -292,6 +296,8 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
             time.sleep(max(0.0, min(self.poll_interval, self._end_time - time.time())))
 
     def _read_event(self, uuid: str, incarnation: str | None) -> dict[str, Any] | None:
+        from airflow_checkpoint_sync.triggers.checkpoint import read_sync_event
+
         return read_sync_event(
             self.hook,
             pipeline_name=self.pipeline_name,

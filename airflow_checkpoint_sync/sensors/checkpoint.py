@@ -13,7 +13,6 @@ from airflow_checkpoint_sync.links import PIPELINE_URL_KEY, FelderaPipelineLink
 from airflow_checkpoint_sync.status import is_uuid
 from airflow_checkpoint_sync.task_errors import check_pipeline_name
 from airflow_checkpoint_sync.task_hook import FelderaHookMixin
-from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger, read_sync_event, validate_event
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -91,6 +90,8 @@ class CheckpointStatusSensor(FelderaHookMixin, BaseSensorOperator):
         context["ti"].xcom_push(key=PIPELINE_URL_KEY, value=self._console_url())
         if not self.deferrable:
             return super().execute(context)
+        from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
+
         event = self._event(math.inf)
         if event is not None:
             return self._outcome(event)
@@ -115,6 +116,8 @@ class CheckpointStatusSensor(FelderaHookMixin, BaseSensorOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired; any outcome but success fails (or skips, with ``soft_fail``)."""
+        from airflow_checkpoint_sync.triggers.checkpoint import validate_event
+
         try:
             checked = validate_event(event)
         except ValueError as exc:
@@ -124,6 +127,8 @@ class CheckpointStatusSensor(FelderaHookMixin, BaseSensorOperator):
         return self._outcome(checked)
 
     def _event(self, end_time: float) -> dict[str, Any] | None:
+        from airflow_checkpoint_sync.triggers.checkpoint import read_sync_event
+
         return read_sync_event(
             self.hook,
             pipeline_name=self.pipeline_name,

@@ -6,14 +6,13 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_checkpoint_sync.status import SyncState
+from airflow_checkpoint_sync.status import INCARNATION_MISMATCH, SyncState
 from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
 
 if TYPE_CHECKING:
     from airflow_checkpoint_sync.hooks.feldera import FelderaAsyncSession, FelderaHook
 
 EVENT_STATUSES = frozenset({"success", "failure", "timeout", "error", "restarted"})
-INCARNATION_MISMATCH = "IncarnationUuidMismatch"
 
 
 def sync_wait_event(
