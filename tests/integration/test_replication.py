@@ -195,6 +195,23 @@ def test_objects_gone_from_the_source_are_kept_unless_asked(stores: Feldera, azu
     assert set(azure_objects(azurite, container, "synthetic")) == {"b.bin", "c.bin", CATALOG}
 
 
+def test_one_s3_endpoint_through_one_connection_copies_server_side(stores: Feldera) -> None:
+    feldera = stores
+    write_source(feldera, "same", {f"data/{i}.bin": bytes([i]) * 1000 for i in range(5)})
+    feldera.s3.start_recording()
+    report = replicate(source=f"{feldera.bucket}/same", destination_conn="s3_dr", destination=f"{feldera.bucket}/copy")
+    reads = [path for method, path in feldera.s3.recorded_requests() if method == "GET" and "/same/data/" in path]
+    assert reads == []  # no object body went through the worker
+    assert report["copied"] == 5 and report["bytes_copied"] == 5000
+    copy = s3_objects(feldera.s3, feldera.bucket, "copy")
+    assert copy == s3_objects(feldera.s3, feldera.bucket, "same")
+    # Another connection to the same server is streamed instead: the source's bodies are read.
+    feldera.s3.start_recording()
+    replicate(source=f"{feldera.bucket}/same", destination_conn="s3_other", destination=f"{feldera.bucket}/streamed")
+    reads = [path for method, path in feldera.s3.recorded_requests() if method == "GET" and "/same/data/" in path]
+    assert len(reads) == 5
+
+
 def test_bad_locations_and_connections_are_refused(stores: Feldera, capfd: pytest.CaptureFixture[str]) -> None:
     cases = {
         ("s3_dr", "s3://b/p"): "source='s3://b/p' is not valid: 'bucket-name[/prefix]'",
