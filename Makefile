@@ -15,7 +15,8 @@ help:
 	@echo "make test      install from uv.lock, then ruff, mypy, the test suite and the docs build"
 	@echo "make docs      build the documentation (warnings are errors) into docs/_build/html"
 	@echo "make bench-replicate  the worker's peak memory replicating a 1 GB object (SIZE_MB= to change)"
-	@echo "make reliability  the seeded fault matrix, $(RUNS) runs (RUNS=, SEED= to change), and its table"
+	@echo "make reliability  the seeded fault matrix, $(RUNS) runs (RUNS=, SEED= to change), and its table;"
+	@echo "                  WRITE=1 saves the table for the docs (docs/reliability_table.rst)"
 	@echo "make bench     the benchmarks (figures, never pass/fail); WRITE=1 saves benchmarks/results.md"
 	@echo "make sandbox   serve the Feldera sandbox on http://127.0.0.1:8080 (Ctrl-C stops it)"
 	@echo "make demo      the example DAGs end to end on a local Airflow, the Feldera sandbox and a local S3 server"
@@ -61,7 +62,8 @@ bench-replicate: install
 RUNS ?= 220
 SEED ?= 0
 reliability: install
-	RELIABILITY_RUNS=$(RUNS) RELIABILITY_SEED=$(SEED) $(RUN)/pytest -q -p no:cacheprovider tests/reliability
+	RELIABILITY_RUNS=$(RUNS) RELIABILITY_SEED=$(SEED) $(if $(WRITE),RELIABILITY_WRITE=1) \
+		$(RUN)/pytest -q -p no:cacheprovider tests/reliability
 
 sandbox: install
 	$(RUN)/python -m airflow_checkpoint_sync.testing serve --port $(or $(PORT),8080)

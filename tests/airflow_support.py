@@ -14,6 +14,18 @@ def feldera_connection(url: str, api_key: str | None = None, **extra: Any) -> st
     return json.dumps({"conn_type": "feldera", "host": url, "password": api_key, "extra": extra})
 
 
+def aws_connection(s3: Any, **fields: Any) -> str:
+    """An AIRFLOW_CONN_* value for an ``aws`` connection to the moto server ``s3`` (its keys unless overridden)."""
+    connection = {
+        "conn_type": "aws",
+        "login": s3.access_key,
+        "password": s3.secret_key,
+        "extra": {"endpoint_url": s3.url, "region_name": "us-east-1"},
+        **fields,
+    }
+    return json.dumps({k: v for k, v in connection.items() if v is not None})
+
+
 def run_dag(dag_id: str, **conf: Any) -> Any:
     """Run one DAG from tests/dags with dag.test(); returns the DagRun."""
     from airflow.dag_processing.dagbag import DagBag

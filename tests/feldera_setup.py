@@ -61,6 +61,17 @@ class Feldera:
         if records:
             self.ingest(name, 0, records)
 
+    def sync_now(self, name: str = "prod", records: int = 0) -> str:
+        """Ingest ``records`` more rows into a running pipeline, take a checkpoint and sync it; returns its uuid."""
+        if records:
+            self.ingest(name, self.processed(name), records)
+        before = len(self.sandbox.control.storage(name)["checkpoints"])
+        self.http.post(f"/pipelines/{name}/checkpoint")
+        wait_until(lambda: self.sandbox.control.storage(name)["checkpoints"], lambda c: len(c) > before)
+        uuid = str(self.http.post(f"/pipelines/{name}/checkpoint/sync").json()["checkpoint_uuid"])
+        wait_until(lambda: self.catalog(name), lambda c: uuid in c)
+        return uuid
+
     def processed(self, name: str) -> int:
         return int(self.http.get(f"/pipelines/{name}/stats").json()["global_metrics"]["total_processed_records"])
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from .server import LOOPBACK, bind_socket
+from .server import LOOPBACK, bind_socket, stop_child
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -56,14 +55,9 @@ class _Server:
             time.sleep(0.1)
 
     def stop(self) -> None:
+        """Stop the server (SIGTERM to its PID, SIGKILL if it lingers)."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_child(process)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

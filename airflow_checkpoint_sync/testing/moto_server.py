@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
-from .server import LOOPBACK, bind_socket
+from .server import LOOPBACK, bind_socket, stop_child
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -146,14 +146,7 @@ class MotoS3Server:
     def stop(self) -> None:
         """Stop the server (SIGTERM to its PID, SIGKILL if it lingers)."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGCONT)  # a paused server cannot act on SIGTERM
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        stop_child(process)
         if self._workdir is not None:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None

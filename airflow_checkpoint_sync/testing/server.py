@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import threading
 import time
 from typing import TYPE_CHECKING, Any
@@ -136,3 +139,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
+
+
+def stop_child(process: subprocess.Popen[bytes] | None) -> None:
+    """Stop a server this process started: SIGTERM to its PID (after SIGCONT, in case it was paused), then SIGKILL
+    if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    os.kill(process.pid, signal.SIGCONT)
+    os.kill(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

@@ -8,7 +8,7 @@ import re
 from typing import TYPE_CHECKING
 
 import pytest
-from airflow_support import feldera_connection, run_dag, task_states
+from airflow_support import aws_connection, feldera_connection, run_dag, task_states
 from dags.bad_input_dags import CASES, Case
 from feldera_setup import Feldera
 from tls_support import make_tls_files
@@ -44,7 +44,6 @@ def servers(airflow_db: str, moto_s3: MotoS3Server, tmp_path_factory: pytest.Tem
         FelderaSandbox(ssl_certfile=str(cert), ssl_keyfile=str(key)) as tls,
         pytest.MonkeyPatch.context() as env,
     ):
-        aws = {"endpoint_url": moto_s3.url, "region_name": "us-east-1"}
         connections = {
             "feldera_default": feldera_connection(main.url, API_KEY),
             "feldera_wrong_key": feldera_connection(main.url, "apikey:not-the-key"),
@@ -54,10 +53,8 @@ def servers(airflow_db: str, moto_s3: MotoS3Server, tmp_path_factory: pytest.Tem
             "feldera_no_host": json.dumps({"conn_type": "feldera"}),
             "feldera_bad_timeout": feldera_connection(main.url, API_KEY, timeout="soon"),
             "feldera_bad_verify": feldera_connection(main.url, API_KEY, verify="maybe"),
-            "s3_dr": json.dumps(
-                {"conn_type": "aws", "login": moto_s3.access_key, "password": moto_s3.secret_key, "extra": aws}
-            ),
-            "s3_no_secret": json.dumps({"conn_type": "aws", "login": moto_s3.access_key, "extra": aws}),
+            "s3_dr": aws_connection(moto_s3),
+            "s3_no_secret": aws_connection(moto_s3, password=None),
             "azure_dr": json.dumps({"conn_type": "wasb", "login": "account", "password": "key"}),
         }
         for conn_id, value in connections.items():

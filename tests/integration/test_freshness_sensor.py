@@ -8,34 +8,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 from airflow_support import feldera_connection, run_dag, task_states, xcoms
-from feldera_setup import Feldera
 from support import wait_until
 
 from airflow_checkpoint_sync.status import uuid7_time
-from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
 from airflow_checkpoint_sync.testing.server import LOOPBACK, bind_socket
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-
-@pytest.fixture
-def feldera(
-    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Feldera]:
-    with FelderaSandbox() as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
-        yield Feldera(sandbox, moto_s3, s3_bucket)
-
-
-def sync_now(feldera: Feldera) -> str:
-    """A new checkpoint of 'prod', synced to its bucket; returns its uuid."""
-    before = len(feldera.sandbox.control.storage("prod")["checkpoints"])
-    feldera.http.post("/pipelines/prod/checkpoint")
-    wait_until(lambda: feldera.sandbox.control.storage("prod")["checkpoints"], lambda c: len(c) > before)
-    uuid = str(feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"])
-    wait_until(lambda: feldera.catalog("prod"), lambda c: uuid in c)
-    return uuid
+    from feldera_setup import Feldera
 
 
 def older_than(uuid: str, seconds: float) -> None:
@@ -45,7 +24,7 @@ def older_than(uuid: str, seconds: float) -> None:
 @pytest.mark.parametrize("dag_id", ["freshness_poke", "freshness_reschedule", "freshness_deferred"])
 def test_a_fresh_checkpoint_passes_with_its_age_in_xcom(feldera: Feldera, dag_id: str) -> None:
     feldera.running_pipeline("prod", records=3)
-    uuid = sync_now(feldera)
+    uuid = feldera.sync_now()
     run = run_dag(dag_id)
     assert task_states(run) == {"rpo": "success"}
     values = xcoms(run)
@@ -61,7 +40,7 @@ def test_a_stale_checkpoint_fails_and_fires_the_callback(
     feldera: Feldera, dag_id: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     feldera.running_pipeline("prod", records=3)
-    uuid = sync_now(feldera)
+    uuid = feldera.sync_now()
     older_than(uuid, 1.2)
     run = run_dag(dag_id)
     assert task_states(run) == {"rpo": "failed"}
@@ -98,13 +77,13 @@ def test_unreachable_feldera_fails_without_calling_the_callback(
 @pytest.mark.parametrize("dag_id", ["freshness_strict_waiting", "freshness_strict_waiting_reschedule"])
 def test_with_a_timeout_it_waits_for_the_next_sync(feldera: Feldera, dag_id: str) -> None:
     feldera.running_pipeline("prod", records=3)
-    older_than(sync_now(feldera), 5.2)  # stale against max_age=5, so the sensor has to wait for the next sync
+    older_than(feldera.sync_now(), 5.2)  # stale against max_age=5, so the sensor has to wait for the next sync
     newer: list[str | BaseException] = []
 
     def sync_once_the_sensor_waits() -> None:
         try:
             wait_until(lambda: len(status_reads(feldera)), lambda n: n >= 2, timeout=60)  # looked, looking again
-            newer.append(sync_now(feldera))
+            newer.append(feldera.sync_now())
         except BaseException as exc:
             newer.append(exc)
 
@@ -125,7 +104,7 @@ def status_reads(feldera: Feldera) -> list[object]:
 
 def test_after_a_restart_the_bucket_listing_answers(feldera: Feldera) -> None:
     feldera.running_pipeline("prod", records=3)
-    uuid = sync_now(feldera)
+    uuid = feldera.sync_now()
     feldera.sandbox.control.restart("prod")  # the new process's sync status names nothing
     wait_until(lambda: feldera.pipeline("prod"), lambda p: p["deployment_status"] == "Running")
     run = run_dag("freshness_deferred")

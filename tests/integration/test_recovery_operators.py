@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_support import feldera_connection, run_dag, task_states, xcoms
+from airflow_support import aws_connection, feldera_connection, run_dag, task_states, xcoms
 from feldera_setup import Feldera
 from support import PROGRAM, sync_config, wait_until
 
@@ -24,17 +24,7 @@ def feldera(
 ) -> Iterator[Feldera]:
     with FelderaSandbox() as sandbox:
         monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
-        monkeypatch.setenv(
-            f"AIRFLOW_CONN_{BUCKET_CONN.upper()}",
-            json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": moto_s3.access_key,
-                    "password": moto_s3.secret_key,
-                    "extra": {"endpoint_url": moto_s3.url, "region_name": "us-east-1"},
-                }
-            ),
-        )
+        monkeypatch.setenv(f"AIRFLOW_CONN_{BUCKET_CONN.upper()}", aws_connection(moto_s3))
         monkeypatch.setenv("AIRFLOW_CONN_AZURE_DR", json.dumps({"conn_type": "wasb", "login": "a", "password": "b"}))
         yield Feldera(sandbox, moto_s3, s3_bucket)
 
@@ -254,15 +244,7 @@ def test_restore_failures_carry_feldera_message(
         checkpoint = "01890000-0000-7000-8000-0000000000ff"
     if case == "wrong_keys":
         monkeypatch.setenv(
-            f"AIRFLOW_CONN_{BUCKET_CONN.upper()}",
-            json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": feldera.s3.access_key,
-                    "password": "wrong-secret-key",
-                    "extra": {"endpoint_url": feldera.s3.url},
-                }
-            ),
+            f"AIRFLOW_CONN_{BUCKET_CONN.upper()}", aws_connection(feldera.s3, password="wrong-secret-key")
         )
     if case == "program_changed":
         r = feldera.http.put(

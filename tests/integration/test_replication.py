@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_support import feldera_connection, run_dag, task_states, xcoms
+from airflow_support import aws_connection, feldera_connection, run_dag, task_states, xcoms
 from feldera_setup import Feldera
 from support import wait_until
 
@@ -37,11 +37,6 @@ def azurite() -> Iterator[AzuriteServer]:
 def gcs() -> Iterator[GcsEmulatorServer]:
     with GcsEmulatorServer() as server:
         yield server
-
-
-def aws_connection(s3: MotoS3Server) -> str:
-    extra = {"endpoint_url": s3.url, "region_name": "us-east-1"}
-    return json.dumps({"conn_type": "aws", "login": s3.access_key, "password": s3.secret_key, "extra": extra})
 
 
 @pytest.fixture
@@ -103,18 +98,6 @@ def s3_objects(s3: MotoS3Server, bucket: str, prefix: str) -> dict[str, bytes]:
     }
 
 
-def synced(feldera: Feldera, records: int) -> str:
-    """'prod' running with ``records`` rows and a newly synced checkpoint; returns its uuid."""
-    if records:
-        feldera.ingest("prod", feldera.processed("prod"), records)
-    before = len(feldera.sandbox.control.storage("prod")["checkpoints"])
-    feldera.http.post("/pipelines/prod/checkpoint")
-    wait_until(lambda: feldera.sandbox.control.storage("prod")["checkpoints"], lambda c: len(c) > before)
-    uuid = str(feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"])
-    wait_until(lambda: feldera.catalog("prod"), lambda c: uuid in c)
-    return uuid
-
-
 def replicate(dag_id: str = "replicate", **conf: str) -> dict[str, Any]:
     run = run_dag(dag_id, **conf)
     assert task_states(run) == {"replicate": "success"}
@@ -125,7 +108,7 @@ def replicate(dag_id: str = "replicate", **conf: str) -> dict[str, Any]:
 def test_s3_to_azure_and_back_then_restore(stores: Feldera, azurite: AzuriteServer) -> None:
     feldera, container = stores, stores.container  # type: ignore[attr-defined]
     feldera.running_pipeline("prod")
-    uuid = synced(feldera, 12)
+    uuid = feldera.sync_now(records=12)
     source = s3_objects(feldera.s3, feldera.bucket, "prod")
 
     report = replicate(source=f"{feldera.bucket}/prod", destination_conn="azure_dr", destination=f"{container}/prod")
@@ -160,7 +143,7 @@ def test_s3_to_azure_and_back_then_restore(stores: Feldera, azurite: AzuriteServ
 def test_s3_to_gcs_then_only_what_changed(stores: Feldera) -> None:
     feldera, container = stores, stores.container  # type: ignore[attr-defined]
     feldera.running_pipeline("prod")
-    synced(feldera, 5)
+    feldera.sync_now(records=5)
     conf = {"source": f"{feldera.bucket}/prod", "destination_conn": "gcs_dr", "destination": f"{container}/prod"}
     first = replicate(**conf)
     source = s3_objects(feldera.s3, feldera.bucket, "prod")
@@ -171,7 +154,7 @@ def test_s3_to_gcs_then_only_what_changed(stores: Feldera) -> None:
     assert (again["copied"], again["bytes_copied"], again["catalog_written"]) == (0, 0, False)
     assert again["skipped"] == first["copied"]
 
-    newer = synced(feldera, 3)
+    newer = feldera.sync_now(records=3)
     after = s3_objects(feldera.s3, feldera.bucket, "prod")
     new_objects = {k for k in after if k not in source} | {k for k in after if k in source and after[k] != source[k]}
     third = replicate(**conf)

@@ -5,22 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from airflow_support import feldera_connection, run_dag, task_states, xcoms
-from feldera_setup import Feldera
-
-from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+from airflow_support import run_dag, task_states, xcoms
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-
-@pytest.fixture
-def feldera(
-    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Feldera]:
-    with FelderaSandbox() as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
-        yield Feldera(sandbox, moto_s3, s3_bucket)
+    from feldera_setup import Feldera
 
 
 @pytest.mark.parametrize("dag_id", ["sensor_poke", "sensor_reschedule", "sensor_deferred"])

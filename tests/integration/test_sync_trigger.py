@@ -7,23 +7,13 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_support import feldera_connection
-from feldera_setup import Feldera
 
-from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
 from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger, validate_event
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from feldera_setup import Feldera
 
 CLASSPATH = "airflow_checkpoint_sync.triggers.checkpoint.CheckpointSyncTrigger"
-
-
-@pytest.fixture
-def feldera(moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Feldera]:
-    with FelderaSandbox() as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
-        yield Feldera(sandbox, moto_s3, s3_bucket)
 
 
 def start_sync(feldera: Feldera, name: str = "prod") -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import os
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from airflow_support import feldera_connection
+from airflow_support import aws_connection, feldera_connection
 from feldera_setup import Feldera
 from harness import BUCKET_CONN, Outcome
 from plan import CLIENT_TIMEOUT, KINDS
@@ -35,17 +36,7 @@ def lab(airflow_db: str, moto_s3: MotoS3Server) -> Iterator[Feldera]:
     bucket = moto_s3.create_bucket("reliability")
     with FelderaSandbox() as sandbox, pytest.MonkeyPatch.context() as env:
         env.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url, timeout=CLIENT_TIMEOUT))
-        env.setenv(
-            f"AIRFLOW_CONN_{BUCKET_CONN.upper()}",
-            json.dumps(
-                {
-                    "conn_type": "aws",
-                    "login": moto_s3.access_key,
-                    "password": moto_s3.secret_key,
-                    "extra": {"endpoint_url": moto_s3.url, "region_name": "us-east-1"},
-                }
-            ),
-        )
+        env.setenv(f"AIRFLOW_CONN_{BUCKET_CONN.upper()}", aws_connection(moto_s3))
         yield Feldera(sandbox, moto_s3, bucket)
 
 
@@ -74,11 +65,20 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if not OUTCOMES:
         return
     terminalreporter.section("fault matrix")
-    terminalreporter.write_line(table(OUTCOMES))
     seconds = sorted(o.seconds for o in OUTCOMES)
-    terminalreporter.write_line(
-        f"\n{len(OUTCOMES)} runs; flow time median {seconds[len(seconds) // 2]:.1f}s, longest {seconds[-1]:.1f}s"
+    seeds = sorted(o.plan.seed for o in OUTCOMES)
+    summary = (
+        f"{len(OUTCOMES)} runs (seeds {seeds[0]}-{seeds[-1]}); flow time median {seconds[len(seconds) // 2]:.1f}s, "
+        f"longest {seconds[-1]:.1f}s"
     )
+    terminalreporter.write_line(table(OUTCOMES))
+    terminalreporter.write_line(f"\n{summary}")
+    if os.environ.get("RELIABILITY_WRITE"):
+        # make reliability WRITE=1: the table the docs include (docs/reliability.rst).
+        lines = [*table(OUTCOMES).splitlines(), "", summary]
+        target = Path(__file__).parents[2] / "docs" / "reliability_table.rst"
+        target.write_text(".. code-block:: text\n\n" + "".join(f"   {line}\n" for line in lines))
+        terminalreporter.write_line(f"written to {target}")
     for outcome in OUTCOMES:
         if outcome.problems:
             terminalreporter.write_line(f"{outcome.plan.label}: {outcome.verdict}: {'; '.join(outcome.problems)}")
