@@ -57,7 +57,7 @@ bench: install
 	cd benchmarks && $(RUN)/python run_all.py $(if $(WRITE),--write,)
 
 bench-replicate: install
-	cd benchmarks && SIZE_MB=$(or $(SIZE_MB),1024) $(RUN)/python bench_replicate.py
+	cd benchmarks && SIZE_MB=$(or $(SIZE_MB),1024) $(RUN)/python bench_replicate.py $(if $(WRITE),--write,)
 
 RUNS ?= 220
 SEED ?= 0

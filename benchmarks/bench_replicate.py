@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from common import SAFE_ENV, machine, run_fresh
 
@@ -74,8 +75,16 @@ def measure(size_mb: int = 1024) -> list[str]:
 
 def main() -> int:
     size_mb = int(os.environ.get("SIZE_MB", "1024"))
-    print(f"Machine: {machine()}", flush=True)
-    print("\n".join(measure(size_mb)))
+    lines = [f"Machine: {machine()}", *measure(size_mb)]
+    print("\n".join(lines))
+    if "--write" in sys.argv:
+        out = Path(__file__).parent / "results_replicate.md"
+        out.write_text(
+            f"# Replication memory benchmark\n\n`make bench-replicate`, {size_mb} MB:\n\n```\n"
+            + "\n".join(lines)
+            + "\n```\n"
+        )
+        print(f"written to {out}")
     return 0
 
 
