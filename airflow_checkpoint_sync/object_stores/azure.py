@@ -38,7 +38,7 @@ class AzureBlobStore(ObjectStore):
             self._container = service.get_container_client(self.container)
         return self._container
 
-    def list(self) -> list[StoredObject]:
+    def list(self, *, copy_marks: bool = False) -> list[StoredObject]:
         blobs = self.container_client.list_blobs(
             name_starts_with=self.key("") if self.prefix else None, include=["metadata"]
         )

@@ -41,8 +41,9 @@ class ObjectStore(ABC):
         return key[len(self.prefix) + 1 :] if self.prefix else key
 
     @abstractmethod
-    def list(self) -> list[StoredObject]:
-        """Every object under the prefix, with size, fingerprint and the source fingerprint a copy recorded."""
+    def list(self, *, copy_marks: bool = False) -> list[StoredObject]:
+        """Every object under the prefix, with size and fingerprint; with ``copy_marks``, also the source fingerprint
+        a copy recorded (stores that need a request per object for it skip that work otherwise)."""
 
     @abstractmethod
     def read(self, name: str) -> tuple[bytes, str | None]:

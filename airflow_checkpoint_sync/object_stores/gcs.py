@@ -33,7 +33,7 @@ class GCSStore(ObjectStore):
             self._bucket = self._hook.get_conn().bucket(self.container)
         return self._bucket
 
-    def list(self) -> list[StoredObject]:
+    def list(self, *, copy_marks: bool = False) -> list[StoredObject]:
         blobs = self.bucket.client.list_blobs(self.bucket, prefix=self.key("") if self.prefix else None)
         return [self._described(blob) for blob in blobs]
 
@@ -48,14 +48,19 @@ class GCSStore(ObjectStore):
         )
 
     def read(self, name: str) -> tuple[bytes, str | None]:
-        from google.api_core.exceptions import NotFound
+        from google.api_core.exceptions import NotFound, PreconditionFailed
 
-        blob = self.bucket.blob(self.key(name))
+        blob = self.bucket.get_blob(self.key(name))
+        if blob is None:
+            raise FileNotFoundError(f"{self}/{name}")
         try:
-            body = blob.download_as_bytes()
+            # The content of the generation whose fingerprint is reported, even if the object is replaced meanwhile.
+            body = blob.download_as_bytes(if_generation_match=blob.generation)
         except NotFound:
             raise FileNotFoundError(f"{self}/{name}") from None
-        return body, base64.b64decode(blob.md5_hash).hex() if blob.md5_hash else blob.etag
+        except PreconditionFailed:
+            return self.read(name)  # replaced between the two requests: read the new one
+        return body, self._described(blob).fingerprint
 
     def chunks(self, name: str) -> Iterator[bytes]:
         with self.bucket.blob(self.key(name)).open("rb", chunk_size=CHUNK) as reader:

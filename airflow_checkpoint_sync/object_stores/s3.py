@@ -37,23 +37,29 @@ class S3Store(ObjectStore):
     def _endpoint(self) -> tuple[str | None, str]:
         return self.client.meta.endpoint_url, self.conn_id
 
-    def list(self) -> list[StoredObject]:
+    def list(self, *, copy_marks: bool = False) -> list[StoredObject]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.container, Prefix=self.key("") if self.prefix else ""
         )
         listed = [item for page in pages for item in page.get("Contents", [])]
+        if not copy_marks:
+            return [self._described(item, None) for item in listed]
         # Only a HEAD shows an object's metadata, where a replica keeps its source's fingerprint.
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(self._described, listed))
+            return list(pool.map(lambda item: self._described(item, self._copy_mark(item["Key"])), listed))
 
-    def _described(self, item: dict[str, Any]) -> StoredObject:
-        head = self.client.head_object(Bucket=self.container, Key=item["Key"])
+    def _copy_mark(self, key: str) -> str | None:
+        metadata = self.client.head_object(Bucket=self.container, Key=key).get("Metadata") or {}
+        mark: str | None = metadata.get(SOURCE_FINGERPRINT)
+        return mark
+
+    def _described(self, item: dict[str, Any], copied_from: str | None) -> StoredObject:
         etag = str(item.get("ETag", "")).strip('"') or None
         return StoredObject(
             name=self.name(item["Key"]),
             size=int(item["Size"]),
             fingerprint=etag,
-            copied_from=(head.get("Metadata") or {}).get(SOURCE_FINGERPRINT),
+            copied_from=copied_from,
             # A multipart upload's ETag is not the content's MD5 (it has a '-').
             md5=etag if etag and "-" not in etag else None,
         )

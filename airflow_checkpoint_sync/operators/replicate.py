@@ -154,7 +154,7 @@ def _snapshot(
             raise AirflowFailException(
                 f"{source} holds no {CATALOG}: nothing has been synced there (is it the pipeline's sync bucket?)"
             ) from None
-        plan = plan_replication(source.list(), destination.list(), delete_removed=delete_removed)
+        plan = plan_replication(source.list(), destination.list(copy_marks=True), delete_removed=delete_removed)
         if plan.catalog is not None and plan.catalog.fingerprint == fingerprint:
             return body, fingerprint, plan
     raise AirflowFailException(f"{source} kept changing while it was listed ({attempts} tries); run again later")

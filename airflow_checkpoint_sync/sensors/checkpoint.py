@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
 
-from airflow_checkpoint_sync.links import PIPELINE_URL_KEY, FelderaPipelineLink
+from airflow_checkpoint_sync.links import FelderaPipelineLink
 from airflow_checkpoint_sync.status import is_uuid
 from airflow_checkpoint_sync.task_errors import check_pipeline_name
 from airflow_checkpoint_sync.task_hook import FelderaHookMixin
@@ -87,7 +87,7 @@ class CheckpointStatusSensor(FelderaHookMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         self._validate()
-        context["ti"].xcom_push(key=PIPELINE_URL_KEY, value=self._console_url())
+        self.publish_pipeline_link(context)
         if not self.deferrable:
             return super().execute(context)
         from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
@@ -145,9 +145,3 @@ class CheckpointStatusSensor(FelderaHookMixin, BaseSensorOperator):
             # Feldera unreachable after the hook's retries: a task retry may well succeed.
             raise AirflowException(event["message"])
         raise AirflowFailException(event["message"])
-
-    def _console_url(self) -> str:
-        try:
-            return self.hook.pipeline_url(self.pipeline_name)
-        except Exception as exc:
-            raise AirflowFailException(str(exc)) from exc

@@ -77,6 +77,7 @@ class CheckpointFreshnessSensor(FelderaHookMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         check_pipeline_name(self.pipeline_name)
+        self.publish_pipeline_link(context)
         if not self.deferrable:
             return super().execute(context)
         from airflow_checkpoint_sync.triggers.freshness import CheckpointFreshnessTrigger

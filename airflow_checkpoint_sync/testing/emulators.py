@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from .server import LOOPBACK, bind_socket, stop_child
+from .moto_server import SAFE_ENV
+from .server import LOOPBACK, free_port, stop_child
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -25,23 +26,18 @@ AZURITE_ACCOUNT = "devstoreaccount1"
 AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
-def _free_port() -> int:
-    sock = bind_socket(LOOPBACK, 0)
-    port: int = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
 class _Server:
     """A child process serving on a free loopback port; ``url`` is where."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
     def _launch(self, command: list[str], ready: str) -> None:
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            command, env={**os.environ, **SAFE_ENV}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 30
         while True:
             try:

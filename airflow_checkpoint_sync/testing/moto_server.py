@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlparse
 
 import httpx
 
-from .server import LOOPBACK, bind_socket, stop_child
+from .server import LOOPBACK, free_port, stop_child
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -41,9 +41,7 @@ class MotoS3Server:
         self._workdir: str | None = None
 
     def start(self) -> MotoS3Server:
-        sock = bind_socket(LOOPBACK, 0)
-        port = sock.getsockname()[1]
-        sock.close()
+        port = free_port()
         self._workdir = tempfile.mkdtemp(prefix="moto-s3-")
         env = {
             **os.environ,

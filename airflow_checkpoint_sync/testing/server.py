@@ -153,3 +153,11 @@ def stop_child(process: subprocess.Popen[bytes] | None) -> None:
     except subprocess.TimeoutExpired:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for a child server, or as a place that refuses connections)."""
+    sock = bind_socket(LOOPBACK, 0)
+    port: int = sock.getsockname()[1]
+    sock.close()
+    return port

@@ -14,6 +14,7 @@ from feldera_setup import Feldera
 from tls_support import make_tls_files
 
 from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+from airflow_checkpoint_sync.testing.server import LOOPBACK, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -49,7 +50,7 @@ def servers(airflow_db: str, moto_s3: MotoS3Server, tmp_path_factory: pytest.Tem
             "feldera_wrong_key": feldera_connection(main.url, "apikey:not-the-key"),
             "feldera_community": feldera_connection(community.url),
             "feldera_tls": feldera_connection(tls.url),
-            "feldera_unreachable": feldera_connection(_closed_port_url()),
+            "feldera_unreachable": feldera_connection(f"http://{LOOPBACK}:{free_port()}"),
             "feldera_no_host": json.dumps({"conn_type": "feldera"}),
             "feldera_bad_timeout": feldera_connection(main.url, API_KEY, timeout="soon"),
             "feldera_bad_verify": feldera_connection(main.url, API_KEY, verify="maybe"),
@@ -66,15 +67,6 @@ def servers(airflow_db: str, moto_s3: MotoS3Server, tmp_path_factory: pytest.Tem
         feldera.create("multi", sync=None, hosts=2)
         Feldera(community, moto_s3, bucket).running_pipeline("prod", sync=None)
         yield Servers(feldera, community, tls)
-
-
-def _closed_port_url() -> str:
-    from airflow_checkpoint_sync.testing.server import LOOPBACK, bind_socket
-
-    sock = bind_socket(LOOPBACK, 0)
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there any more
-    return f"http://{LOOPBACK}:{port}"
 
 
 def error_of(log: str) -> str:

@@ -11,7 +11,7 @@ from airflow_support import feldera_connection, run_dag, task_states, xcoms
 from support import wait_until
 
 from airflow_checkpoint_sync.status import uuid7_time
-from airflow_checkpoint_sync.testing.server import LOOPBACK, bind_socket
+from airflow_checkpoint_sync.testing.server import LOOPBACK, free_port
 
 if TYPE_CHECKING:
     from feldera_setup import Feldera
@@ -33,6 +33,7 @@ def test_a_fresh_checkpoint_passes_with_its_age_in_xcom(feldera: Feldera, dag_id
     assert 0 <= measured["age_seconds"] < 3600 and measured["max_age_seconds"] == 3600
     assert values[("rpo", "return_value")] == measured
     assert ("rpo", "alarm") not in values
+    assert values[("rpo", "feldera_pipeline_url")] == f"{feldera.sandbox.url}/pipelines/prod/"  # the extra link
 
 
 @pytest.mark.parametrize("dag_id", ["freshness_strict_poke", "freshness_strict_deferred"])
@@ -64,9 +65,7 @@ def test_no_synced_checkpoint_at_all_is_stale(feldera: Feldera, capfd: pytest.Ca
 def test_unreachable_feldera_fails_without_calling_the_callback(
     airflow_db: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    sock = bind_socket(LOOPBACK, 0)
-    url = f"http://{LOOPBACK}:{sock.getsockname()[1]}"
-    sock.close()
+    url = f"http://{LOOPBACK}:{free_port()}"
     monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(url))
     run = run_dag("freshness_strict_deferred")
     assert task_states(run) == {"rpo": "failed"}
