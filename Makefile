@@ -38,8 +38,8 @@ $(AZURITE): tests/azurite/package.json tests/azurite/package-lock.json
 install: $(VENV)/.synced $(AZURITE)
 
 lint: install
-	$(RUN)/ruff check airflow_checkpoint_sync tests demo example_dags benchmarks
-	$(RUN)/ruff format --check airflow_checkpoint_sync tests demo example_dags benchmarks
+	$(RUN)/ruff check airflow_checkpoint_sync tests demo example_dags benchmarks docs/recipes
+	$(RUN)/ruff format --check airflow_checkpoint_sync tests demo example_dags benchmarks docs/recipes
 
 typecheck: install
 	$(RUN)/mypy
