@@ -109,6 +109,25 @@ def newest_in_catalog(body: bytes) -> str | None:
     return newest_uuid(entry.get("uuid") if isinstance(entry, Mapping) else entry for entry in entries)
 
 
+def location_overlap(source: tuple[str, ...], destination: tuple[str, ...]) -> str | None:
+    """How two locations overlap, or None when replicating one to the other is safe.
+
+    Each location is ``(store type, connection id, container, prefix)``. Only locations of one store, connection
+    and container can overlap; then a destination that is, lies inside or holds the source would list, overwrite
+    or delete (``delete_removed``) the source's own objects.
+    """
+    if source[:-1] != destination[:-1]:
+        return None
+    source_prefix, destination_prefix = source[-1], destination[-1]
+    if source_prefix == destination_prefix:
+        return "they are the same location"
+    if not source_prefix or destination_prefix.startswith(source_prefix + "/"):
+        return "the destination lies inside the source"
+    if not destination_prefix or source_prefix.startswith(destination_prefix + "/"):
+        return "the source lies inside the destination"
+    return None
+
+
 def split_location(location: str, parameter: str) -> tuple[str, str]:
     """``bucket-or-container[/prefix]`` into its container and a prefix without slashes at the ends."""
     text = (location or "").strip()

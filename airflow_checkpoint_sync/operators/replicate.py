@@ -45,7 +45,9 @@ class ReplicateCheckpointsOperator(BaseOperator):
     :param source: ``bucket[/prefix]`` of the source: the pipeline's sync ``bucket`` (or a replica). (templated)
     :param destination_conn_id: connection of the replica's store: ``aws``, ``google_cloud_platform`` or ``wasb``.
         (templated)
-    :param destination: ``bucket[/prefix]`` (or ``container[/prefix]`` for Azure) of the replica. (templated)
+    :param destination: ``bucket[/prefix]`` (or ``container[/prefix]`` for Azure) of the replica. (templated) On
+        the source's connection it must lie outside the source, and must not contain it; an overlap is refused
+        before anything is written.
     :param delete_removed: delete replica objects no longer at the source (checkpoints removed by retention),
         after the new catalog is in place.
     :param max_concurrency: objects copied at the same time, 1 to 32.
@@ -79,6 +81,7 @@ class ReplicateCheckpointsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_checkpoint_sync.object_stores import DESTINATION_TYPES, SOURCE_TYPES, store_for
+        from airflow_checkpoint_sync.replication import location_overlap
 
         try:
             source = store_for(self.source_conn_id, self.source, "source_conn_id", SOURCE_TYPES)
@@ -87,13 +90,15 @@ class ReplicateCheckpointsOperator(BaseOperator):
             )
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
-        if (type(source), source.conn_id, source.container, source.prefix) == (
-            type(destination),
-            destination.conn_id,
-            destination.container,
-            destination.prefix,
-        ):
-            raise AirflowFailException("destination is the same location as source; replicate to another place")
+        overlap = location_overlap(
+            (type(source).__name__, source.conn_id, source.container, source.prefix),
+            (type(destination).__name__, destination.conn_id, destination.container, destination.prefix),
+        )
+        if overlap:
+            raise AirflowFailException(
+                f"destination={self.destination!r} overlaps source={self.source!r} on connection "
+                f"'{self.source_conn_id}': {overlap}; replicate to a location outside the source"
+            )
         report = replicate(source, destination, delete_removed=self.delete_removed, workers=self.max_concurrency)
         self.log.info(
             "Replicated %s to %s: %d objects copied (%d bytes), %d already there, %d deleted; newest checkpoint %s",

@@ -41,7 +41,11 @@ def build_sync_config(
         # Explicit sync_options win over what the connection implies (an endpoint override, say).
         values = {**credentials, **extra, **{k: v for k, v in fields.items() if v is not None}}
         return SyncConfig.from_dict({"bucket": bucket, **values})
-    except (SyncConfigError, BucketCredentialsError) as exc:
+    except SyncConfigError as exc:
+        # A key of sync_options is not a parameter of the task: say where the bad value came in.
+        where = "sync_options: " if exc.field in extra else ""
+        raise AirflowFailException(f"{where}{exc}") from exc
+    except BucketCredentialsError as exc:
         raise AirflowFailException(str(exc)) from exc
     except Exception as exc:  # the connection id itself does not resolve
         raise AirflowFailException(f"bucket_conn_id '{bucket_conn_id}': {exc}") from exc

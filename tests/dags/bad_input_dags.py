@@ -184,12 +184,12 @@ CASES: list[Case] = [
     ),
     _configure(
         "configure_standby_flag",
-        r"standby=True is not valid: .*start the pipeline with initial='standby'",
+        r"sync_options: standby=True is not valid: .*start the pipeline with initial='standby'",
         sync_options={"standby": True},
     ),
     _configure(
         "configure_unknown_option",
-        r"colour='blue' is not valid: not a Feldera sync setting; known: \['access_key'",
+        r"sync_options: colour='blue' is not valid: not a Feldera sync setting; known: \['access_key'",
         sync_options={"colour": "blue"},
     ),
     _configure(

@@ -212,9 +212,22 @@ def test_bad_locations_and_connections_are_refused(stores: Feldera, capfd: pytes
         run = run_dag("replicate", source_conn=conn, source=source, destination=f"{stores.bucket}/x")
         assert task_states(run) == {"replicate": "failed"}
         assert message in capfd.readouterr().out
-    run = run_dag("replicate", source=f"{stores.bucket}/p", destination_conn="s3_dr", destination=f"{stores.bucket}/p")
-    assert task_states(run) == {"replicate": "failed"}
-    assert "destination is the same location as source" in capfd.readouterr().out
+    write_source(stores, "nest", {"data/0.bin": b"x" * 100})
+    before = s3_objects(stores.s3, stores.bucket, "nest")
+    overlapping = {
+        "nest": "they are the same location",
+        "nest/replica": "the destination lies inside the source",
+        "": "the source lies inside the destination",
+    }
+    for prefix, overlap in overlapping.items():
+        destination = f"{stores.bucket}/{prefix}".rstrip("/")
+        run = run_dag("replicate", source=f"{stores.bucket}/nest", destination_conn="s3_dr", destination=destination)
+        assert task_states(run) == {"replicate": "failed"}
+        assert (
+            f"destination={destination!r} overlaps source='{stores.bucket}/nest' on connection 's3_dr': {overlap}"
+            in (capfd.readouterr().out)
+        )
+    assert s3_objects(stores.s3, stores.bucket, "nest") == before  # refused before anything was written
     run = run_dag(
         "replicate", source=f"{stores.bucket}/empty", destination_conn="s3_dr", destination=f"{stores.bucket}/x"
     )

@@ -10,6 +10,7 @@ from airflow_checkpoint_sync.replication import (
     CATALOG,
     OWNER,
     StoredObject,
+    location_overlap,
     missing_after_copy,
     newest_in_catalog,
     plan_replication,
@@ -80,3 +81,21 @@ def test_locations_without_schemes_only(bad: str) -> None:
         split_location(bad, "destination")
     assert split_location("b/p/q/", "destination") == ("b", "p/q")
     assert split_location("b", "destination") == ("b", "")
+
+
+@pytest.mark.parametrize(
+    ("source", "destination", "overlap"),
+    [
+        (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", "p"), "they are the same location"),
+        (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", "p/replica"), "the destination lies inside the source"),
+        (("S3Store", "c", "b", ""), ("S3Store", "c", "b", "p"), "the destination lies inside the source"),
+        (("S3Store", "c", "b", "p/q"), ("S3Store", "c", "b", "p"), "the source lies inside the destination"),
+        (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", ""), "the source lies inside the destination"),
+        (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", "p2"), None),  # a shared start is not nesting
+        (("S3Store", "c", "b", "p"), ("S3Store", "c", "other", "p"), None),
+        (("S3Store", "c", "b", "p"), ("S3Store", "d", "b", "p"), None),
+        (("S3Store", "c", "b", "p"), ("AzureStore", "c", "b", "p"), None),
+    ],
+)
+def test_overlapping_locations(source: tuple[str, ...], destination: tuple[str, ...], overlap: str | None) -> None:
+    assert location_overlap(source, destination) == overlap
