@@ -140,7 +140,7 @@ async def run_waits(
 
 
 def provider_waits(url: str, started: Started, counter: list[int]) -> Callable[[int], Awaitable[None]]:
-    """The provider's CheckpointSyncTrigger, counting each decide() call: one poll."""
+    """The provider's CheckpointSyncTrigger, counting each read() call: one poll."""
     os.environ["AIRFLOW_CONN_FELDERA_DEFAULT"] = json.dumps({"conn_type": "feldera", "host": url})
     from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
 

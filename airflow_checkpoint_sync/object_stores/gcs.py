@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 #: Resumable-upload chunk (a multiple of 256 KiB): what one streamed copy holds in memory.
 UPLOAD_CHUNK = 8 * 1024 * 1024
+#: Reads of one object before giving up when each finds it replaced between its metadata and its content.
+READ_TRIES = 3
 
 
 class GCSStore(ObjectStore):
@@ -50,17 +52,19 @@ class GCSStore(ObjectStore):
     def read(self, name: str) -> tuple[bytes, str | None]:
         from google.api_core.exceptions import NotFound, PreconditionFailed
 
-        blob = self.bucket.get_blob(self.key(name))
-        if blob is None:
-            raise FileNotFoundError(f"{self}/{name}")
-        try:
-            # The content of the generation whose fingerprint is reported, even if the object is replaced meanwhile.
-            body = blob.download_as_bytes(if_generation_match=blob.generation)
-        except NotFound:
-            raise FileNotFoundError(f"{self}/{name}") from None
-        except PreconditionFailed:
-            return self.read(name)  # replaced between the two requests: read the new one
-        return body, self._described(blob).fingerprint
+        for _ in range(READ_TRIES):
+            blob = self.bucket.get_blob(self.key(name))
+            if blob is None:
+                raise FileNotFoundError(f"{self}/{name}")
+            try:
+                # The content of the generation whose fingerprint is reported, even if the object is replaced.
+                body = blob.download_as_bytes(if_generation_match=blob.generation)
+            except NotFound:
+                raise FileNotFoundError(f"{self}/{name}") from None
+            except PreconditionFailed:
+                continue  # replaced between the two requests: read the new one
+            return body, self._described(blob).fingerprint
+        raise RuntimeError(f"{self}/{name} was replaced during each of {READ_TRIES} reads; run again later")
 
     def chunks(self, name: str) -> Iterator[bytes]:
         with self.bucket.blob(self.key(name)).open("rb", chunk_size=CHUNK) as reader:

@@ -6,27 +6,21 @@ import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_support import aws_connection, feldera_connection, run_dag, task_states, xcoms
-from feldera_setup import Feldera
+from airflow_support import aws_connection, run_dag, task_states, xcoms
 from support import PROGRAM, sync_config, wait_until
 
-from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
-
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from feldera_setup import Feldera
 
 BUCKET_CONN = "s3_dr"
 
 
 @pytest.fixture
-def feldera(
-    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Feldera]:
-    with FelderaSandbox() as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
-        monkeypatch.setenv(f"AIRFLOW_CONN_{BUCKET_CONN.upper()}", aws_connection(moto_s3))
-        monkeypatch.setenv("AIRFLOW_CONN_AZURE_DR", json.dumps({"conn_type": "wasb", "login": "a", "password": "b"}))
-        yield Feldera(sandbox, moto_s3, s3_bucket)
+def feldera(feldera: Feldera, monkeypatch: pytest.MonkeyPatch) -> Feldera:
+    """The shared sandbox fixture, plus the bucket connections these DAGs name."""
+    monkeypatch.setenv(f"AIRFLOW_CONN_{BUCKET_CONN.upper()}", aws_connection(feldera.s3))
+    monkeypatch.setenv("AIRFLOW_CONN_AZURE_DR", json.dumps({"conn_type": "wasb", "login": "a", "password": "b"}))
+    return feldera
 
 
 def conf(feldera: Feldera, **values: Any) -> dict[str, Any]:
