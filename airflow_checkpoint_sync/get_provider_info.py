@@ -29,6 +29,7 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Feldera",
                 "python-modules": [
                     "airflow_checkpoint_sync.operators.checkpoint",
+                    "airflow_checkpoint_sync.operators.configure",
                     "airflow_checkpoint_sync.operators.replicate",
                     "airflow_checkpoint_sync.operators.restore",
                     "airflow_checkpoint_sync.operators.standby",

@@ -10,18 +10,21 @@ if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
     from airflow.sdk.types import TaskInstanceKey
 
-#: XCom key the operators push the console URL under, before any wait.
-PIPELINE_URL_KEY = "feldera_pipeline_url"
-
 
 class FelderaPipelineLink(BaseOperatorLink):
-    """ "Feldera pipeline": the pipeline's page in the Feldera web console."""
+    """ "Feldera pipeline": the pipeline's page in the Feldera web console.
+
+    Airflow asks for the link on the worker at the end of every run of the task (the run that defers included)
+    and stores it as the XCom ``_link_FelderaPipelineLink``, which is all the web UI reads. The URL comes from the
+    task's connection (``console_url``, or the API's URL) and its rendered ``pipeline_name``: nothing else is
+    stored for it.
+    """
 
     name = "Feldera pipeline"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        # Resolved here, on the API server's side of the link, not when a DAG file is parsed.
-        from airflow.sdk.execution_time.xcom import XCom
-
-        url = XCom.get_value(ti_key=ti_key, key=PIPELINE_URL_KEY)
-        return str(url) if url else ""
+        try:
+            url: str = operator.hook.pipeline_url(operator.pipeline_name)  # type: ignore[attr-defined]
+        except Exception:  # a connection that does not resolve has no console to link to; the task says why
+            return ""
+        return url

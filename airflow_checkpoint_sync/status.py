@@ -1,7 +1,5 @@
-"""Pure rules for reading Feldera's status payloads. No I/O, no Airflow.
-
-Every "is this done?" decision the provider makes lives here once: the operator's in-worker wait, the sensor's poke
-and the trigger's async loop all call these functions.
+"""Pure readings of Feldera's status payloads: sync and checkpoint states, pipeline groups, UUIDv7 time,
+freshness. No I/O, no Airflow. The wait rules built on them are in :mod:`airflow_checkpoint_sync.waits`.
 """
 
 from __future__ import annotations
@@ -11,9 +9,6 @@ import enum
 import uuid as uuidlib
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
-
-#: Feldera's error code when a status read names an ``incarnation_uuid`` the pipeline no longer runs as (a restart).
-INCARNATION_MISMATCH = "IncarnationUuidMismatch"
 
 # The records below are NamedTuples rather than dataclasses because this module loads whenever a DAG file using an
 # operator is parsed: defining a frozen dataclass costs about ten times as much (0.7 ms against 0.07 ms here).
@@ -26,10 +21,6 @@ class SyncState(enum.StrEnum):
     FAILURE = "failure"
     IN_PROGRESS = "in_progress"
     UNKNOWN = "unknown"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (SyncState.SUCCESS, SyncState.FAILURE)
 
 
 class SyncResult(NamedTuple):
@@ -82,6 +73,8 @@ class CheckpointState(enum.StrEnum):
 
 
 class CheckpointResult(NamedTuple):
+    """The state of one checkpoint request, with Feldera's error text on failure."""
+
     state: CheckpointState
     error: str | None = None
 

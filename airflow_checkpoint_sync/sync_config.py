@@ -22,21 +22,6 @@ U8_MAX = 255
 SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?[kMGT]?$")
 SECRET_FIELDS = ("access_key", "secret_key")
 
-#: Feldera's defaults for the fields the provider reasons about (the rest are rclone tuning).
-FELDERA_DEFAULTS: dict[str, Any] = {
-    "fail_if_no_checkpoint": False,
-    "pull_interval": 10,
-    "retention_min_count": 10,
-    "retention_min_age": 30,
-    "optimize_download_resources": True,
-    "transfers": 20,
-    "checkers": 20,
-    "multi_thread_streams": 10,
-    "multi_thread_cutoff": "100M",
-    "upload_concurrency": 10,
-    "provider": "Other",
-}
-
 
 class SyncConfigError(ValueError):
     """A sync setting Feldera would reject, or that cannot work; the message names the field and what is accepted."""

@@ -19,10 +19,10 @@ from airflow_checkpoint_sync.testing import MotoS3Server
 
 COPY = """
 import json, resource, time
-from airflow_checkpoint_sync.object_stores import SOURCE_TYPES, store_for
+from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
 from airflow_checkpoint_sync.operators.replicate import replicate
-source = store_for("bench_source", "bench/src", "source_conn_id", SOURCE_TYPES)
-destination = store_for("bench_destination", "bench/dst", "destination_conn_id", SOURCE_TYPES)
+source = store_for("bench_source", "bench/src", "source_conn_id", STORE_TYPES)
+destination = store_for("bench_destination", "bench/dst", "destination_conn_id", STORE_TYPES)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 started = time.monotonic()
 report = replicate(source, destination, delete_removed=False, workers=4)

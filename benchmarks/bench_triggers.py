@@ -140,15 +140,15 @@ async def run_waits(
 
 
 def provider_waits(url: str, started: Started, counter: list[int]) -> Callable[[int], Awaitable[None]]:
-    """The provider's CheckpointSyncTrigger, counting each read() call: one poll."""
+    """The provider's CheckpointSyncTrigger, counting each reads() call: one poll."""
     os.environ["AIRFLOW_CONN_FELDERA_DEFAULT"] = json.dumps({"conn_type": "feldera", "host": url})
     from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
 
     class Counting(CheckpointSyncTrigger):
-        # Each read() call is one poll, however many requests it takes: the count the requests are compared with.
-        async def read(self, session: Any) -> Any:
+        # Each reads() call is one poll, however many requests it takes: the count the requests are compared with.
+        def reads(self) -> Any:
             counter[0] += 1
-            return await super().read(session)
+            return super().reads()
 
     async def wait(i: int) -> None:
         name, uuid, incarnation = started[i % PIPELINES]

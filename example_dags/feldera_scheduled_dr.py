@@ -19,7 +19,7 @@ from typing import Any
 from airflow.sdk import DAG, Asset, Context, Param
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
-from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator
+from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncOperator
 from airflow_checkpoint_sync.sensors.freshness import CheckpointFreshnessSensor
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

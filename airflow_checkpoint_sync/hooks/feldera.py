@@ -9,31 +9,28 @@ import ssl
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import httpx
 from airflow.sdk import BaseHook
 
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionConfigError, FelderaConnectionError
 from airflow_checkpoint_sync.hooks import feldera_api as api
-from airflow_checkpoint_sync.hooks.feldera_api import (
-    FelderaApiError,
-    FelderaConnectionError,
-    FelderaRequest,
-    RetryPolicy,
-    SyncProgress,
-)
+from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaRequest, Flow
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
     from airflow.sdk import Connection
 
+    from airflow_checkpoint_sync.status import SyncResult
+
+__all__ = ["FelderaAsyncSession", "FelderaConnectionConfigError", "FelderaConnectionSettings", "FelderaHook"]
+
+T = TypeVar("T")
+
 DEFAULT_TIMEOUT_S = 30.0
-
-
-class FelderaConnectionConfigError(ValueError):
-    """The ``feldera`` connection is filled in wrongly; the message names the field and what it accepts."""
 
 
 @dataclass(frozen=True)
@@ -225,7 +222,7 @@ def _server_of(exc: httpx.TransportError) -> str:
 class _Attempts:
     """Book-keeping for one call's retries, shared by the sync and async transports."""
 
-    def __init__(self, policy: RetryPolicy, request: FelderaRequest, log: Any) -> None:
+    def __init__(self, policy: BackoffPolicy, request: FelderaRequest, log: Any) -> None:
         self._policy = policy
         self._request = request
         self._log = log
@@ -268,7 +265,7 @@ async def _asend_once(client: httpx.AsyncClient, request: FelderaRequest) -> Any
 class FelderaAsyncSession:
     """Async access to Feldera over one ``httpx.AsyncClient`` (one per trigger run, not one per poll)."""
 
-    def __init__(self, client: httpx.AsyncClient, policy: RetryPolicy, log: Any) -> None:
+    def __init__(self, client: httpx.AsyncClient, policy: BackoffPolicy, log: Any) -> None:
         self._client = client
         self._policy = policy
         self._log = log
@@ -282,21 +279,9 @@ class FelderaAsyncSession:
             except FelderaApiError as error:
                 await asyncio.sleep(attempts.backoff(error))
 
-    async def sync_progress(
-        self, pipeline_name: str, checkpoint_uuid: str, incarnation_uuid: str | None
-    ) -> SyncProgress:
-        """See :meth:`FelderaHook.sync_progress`."""
-        flow = api.read_sync_progress(pipeline_name, checkpoint_uuid, incarnation_uuid)
+    async def run(self, flow: Flow[T]) -> T:
+        """Run a multi-step read (see :mod:`~airflow_checkpoint_sync.hooks.feldera_api`) over this session."""
         return await api.arun_flow(flow, self.send)
-
-    async def newest_synced_checkpoint(self, pipeline_name: str) -> str | None:
-        """See :meth:`FelderaHook.newest_synced_checkpoint`."""
-        return await api.arun_flow(api.read_newest_synced(pipeline_name), self.send)
-
-    async def get_pipeline(self, pipeline_name: str, selector: str = "status") -> dict[str, Any]:
-        """See :meth:`FelderaHook.get_pipeline`."""
-        result: dict[str, Any] = await self.send(api.get_pipeline(pipeline_name, selector))
-        return result
 
 
 class FelderaHook(BaseHook):
@@ -306,12 +291,14 @@ class FelderaHook(BaseHook):
     API key, and its extras ``verify`` (true/false or a CA bundle path), ``timeout`` (seconds), ``tenant`` and
     ``console_url``. See :ref:`the connection guide <howto/connection:feldera>`.
 
-    Every call retries transient failures (connection errors, 408, 429 with ``Retry-After``, 502, 503, 504) with
-    bounded exponential backoff, except that a request which is not idempotent (taking a checkpoint, starting a
-    sync) is re-sent only when the failure proves it never took effect.
+    Every call retries what :func:`~airflow_checkpoint_sync.exceptions.classify` calls retryable (connection
+    errors, 408, 429 with ``Retry-After``, 5xx but 501) with bounded exponential backoff, except that a request
+    which is not idempotent (taking a checkpoint, starting a sync) is re-sent only when the failure proves it
+    never took effect.
 
     :param feldera_conn_id: the Airflow connection to use.
-    :param retry_policy: retries for transient failures; see :class:`RetryPolicy`.
+    :param retry_policy: the backoff for retryable failures; see
+        :class:`~airflow_checkpoint_sync.hooks.feldera_api.BackoffPolicy`.
     """
 
     conn_name_attr = "feldera_conn_id"
@@ -319,10 +306,10 @@ class FelderaHook(BaseHook):
     conn_type = "feldera"
     hook_name = "Feldera"
 
-    def __init__(self, feldera_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None) -> None:
+    def __init__(self, feldera_conn_id: str = default_conn_name, retry_policy: BackoffPolicy | None = None) -> None:
         super().__init__()
         self.feldera_conn_id = feldera_conn_id
-        self.retry_policy = retry_policy or RetryPolicy()
+        self.retry_policy = retry_policy or BackoffPolicy()
         self._settings: FelderaConnectionSettings | None = None
         self._client: httpx.Client | None = None
 
@@ -389,6 +376,10 @@ class FelderaHook(BaseHook):
             except FelderaApiError as error:
                 time.sleep(attempts.backoff(error))
 
+    def run(self, flow: Flow[T]) -> T:
+        """Run a multi-step read (see :mod:`~airflow_checkpoint_sync.hooks.feldera_api`) with :meth:`send`."""
+        return api.run_flow(flow, self.send)
+
     @asynccontextmanager
     async def async_session(self) -> AsyncIterator[FelderaAsyncSession]:
         """An async session over one ``httpx.AsyncClient``, closed when the block ends."""
@@ -442,16 +433,37 @@ class FelderaHook(BaseHook):
         result = self.send(api.remote_checkpoints(pipeline_name)) or []
         return [str(entry["uuid"]) for entry in result]
 
-    def sync_progress(self, pipeline_name: str, checkpoint_uuid: str, incarnation_uuid: str | None) -> SyncProgress:
+    def sync_progress(self, pipeline_name: str, checkpoint_uuid: str, incarnation_uuid: str | None) -> SyncResult:
         """Where the sync of ``checkpoint_uuid`` stands (an UNKNOWN status is settled from the bucket's listing).
 
         Raises FelderaApiError with ``error_code == "IncarnationUuidMismatch"`` if the pipeline restarted.
         """
-        return api.run_flow(api.read_sync_progress(pipeline_name, checkpoint_uuid, incarnation_uuid), self.send)
+        return self.run(api.read_sync_progress(pipeline_name, checkpoint_uuid, incarnation_uuid))
 
     def newest_synced_checkpoint(self, pipeline_name: str) -> str | None:
         """The newest checkpoint synced to the pipeline's bucket (by UUIDv7 time), or None if nothing is synced."""
-        return api.run_flow(api.read_newest_synced(pipeline_name), self.send)
+        return self.run(api.read_newest_synced(pipeline_name))
+
+    # -- endpoints that change something -------------------------------------------------------------------------
+    def patch_runtime_config(self, pipeline_name: str, runtime_config: Mapping[str, Any]) -> None:
+        """``PATCH /pipelines/{name}`` with the whole ``runtime_config`` (Feldera replaces it, it does not merge)."""
+        self.send(api.patch_runtime_config(pipeline_name, runtime_config))
+
+    def start_pipeline(self, pipeline_name: str, initial: str) -> None:
+        """``POST /start?initial=running|paused|standby``; the pipeline gets there later."""
+        self.send(api.start_pipeline(pipeline_name, initial))
+
+    def stop_pipeline(self, pipeline_name: str, *, force: bool) -> None:
+        """``POST /stop``: gracefully (a final checkpoint first) unless ``force``."""
+        self.send(api.stop_pipeline(pipeline_name, force))
+
+    def activate_pipeline(self, pipeline_name: str, initial: str) -> None:
+        """``POST /activate?initial=running|paused``: a standby pulls the newest checkpoint once more, then runs."""
+        self.send(api.activate_pipeline(pipeline_name, initial))
+
+    def clear_storage(self, pipeline_name: str) -> None:
+        """``POST /clear``: delete a stopped pipeline's local storage."""
+        self.send(api.clear_storage(pipeline_name))
 
     # -- connection test -----------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
+from airflow_checkpoint_sync.exceptions import (
+    Failure,
+    FelderaApiError,
+    FelderaConnectionError,
+    classify,
+)
 from airflow_checkpoint_sync.status import SyncResult, SyncState, newest_uuid, resolve_unknown, sync_result
 
-T = TypeVar("T")
+__all__ = ["BackoffPolicy", "FelderaApiError", "FelderaConnectionError", "FelderaRequest"]
 
-#: Statuses Feldera documents as transient (plus 429, which says when to come back).
-RETRYABLE_STATUSES = frozenset({408, 429, 502, 503, 504})
-#: 503s that prove the request never reached a pipeline that could act on it.
-NOT_APPLIED_503 = frozenset({"PipelineInteractionNotDeployed", "Initializing", "AwaitingApproval"})
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -41,54 +44,10 @@ class FelderaRequest:
         return f"{self.method} {self.path}"
 
 
-class FelderaApiError(Exception):
-    """Any failed call to Feldera: HTTP status, Feldera's ``error_code``, message and details.
-
-    ``status`` is None when no response arrived (see :class:`FelderaConnectionError`). The text never contains
-    request headers, so the API key cannot leak through it.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        error_code: str | None = None,
-        details: Any = None,
-        retry_after: float | None = None,
-        request: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-        self.error_code = error_code
-        self.details = details
-        self.retry_after = retry_after
-        self.request = request
-
-    def __str__(self) -> str:
-        where = f"{self.request}: " if self.request else ""
-        code = f" {self.error_code}" if self.error_code else ""
-        status = f"HTTP {self.status}{code}" if self.status is not None else "no response"
-        return f"{where}{status}: {self.message}"
-
-
-class FelderaConnectionError(FelderaApiError):
-    """No response: the connection failed, timed out or broke.
-
-    ``sent`` is False only when the request certainly never left (connection refused, TLS handshake failed):
-    then even a non-idempotent request may be re-sent.
-    """
-
-    def __init__(self, message: str, *, sent: bool, tls: bool = False, request: str | None = None) -> None:
-        super().__init__(message, request=request, error_code="TLSError" if tls else "ConnectionError")
-        self.sent = sent
-        self.tls = tls
-
-
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Bounded exponential backoff for transient failures.
+class BackoffPolicy:
+    """Bounded exponential backoff for the failures :func:`~airflow_checkpoint_sync.exceptions.classify` calls
+    retryable.
 
     :param max_attempts: attempts in all, the first included.
     :param base_delay: seconds before the first retry; doubles each time.
@@ -109,26 +68,13 @@ class RetryPolicy:
 
     def delay(self, attempt: int, error: FelderaApiError, request: FelderaRequest, elapsed: float) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None to give up and raise ``error``."""
-        if attempt >= self.max_attempts or not is_retryable(error, request):
+        if attempt >= self.max_attempts or classify(error, idempotent=request.idempotent) is not Failure.RETRYABLE:
             return None
         wait = error.retry_after if error.retry_after is not None else self.base_delay * 2 ** (attempt - 1)
         wait = min(max(wait, 0.0), self.max_delay)
         if elapsed + wait > self.deadline:
             return None
         return wait
-
-
-def is_retryable(error: FelderaApiError, request: FelderaRequest) -> bool:
-    """Whether ``request`` may be sent again after ``error`` without risking a second checkpoint or sync."""
-    if isinstance(error, FelderaConnectionError):
-        return request.idempotent or not error.sent
-    if error.status not in RETRYABLE_STATUSES:
-        return False
-    if request.idempotent:
-        return True
-    # The server answered without acting: a timeout before the body arrived, a rate limit, or a pipeline that
-    # cannot take the request yet. A 502/504 from a proxy may hide a request that did reach Feldera.
-    return error.status in (408, 429) or (error.status == 503 and error.error_code in NOT_APPLIED_503)
 
 
 def parse_response(status: int, headers: Mapping[str, str], body: bytes, request: FelderaRequest) -> Any:
@@ -254,15 +200,25 @@ def _incarnation(incarnation_uuid: str | None) -> dict[str, str] | None:
 Flow = Generator[FelderaRequest, Any, T]
 
 
-@dataclass(frozen=True)
-class SyncProgress:
-    """One look at a checkpoint sync: its result, and whether the server reports in-flight syncs (``running``)."""
-
-    result: SyncResult
-    server_reports_running: bool = field(default=True)
+def read_pipeline(name: str, selector: str = "status") -> Flow[Any]:
+    """The pipeline (``GET /v0/pipelines/{name}``), as a one-step flow for the waits that watch its status."""
+    pipeline = yield get_pipeline(name, selector)
+    return pipeline
 
 
-def read_sync_progress(name: str, checkpoint_uuid: str, incarnation_uuid: str | None) -> Flow[SyncProgress]:
+def read_local_checkpoints(name: str) -> Flow[list[dict[str, Any]]]:
+    """The pipeline's local checkpoints, oldest first, as a one-step flow."""
+    checkpoints = yield list_checkpoints(name)
+    return list(checkpoints or [])
+
+
+def read_checkpoint_status(name: str, incarnation_uuid: str | None) -> Flow[Any]:
+    """``GET /checkpoint_status`` of the current process, as a one-step flow."""
+    payload = yield checkpoint_status(name, incarnation_uuid)
+    return payload
+
+
+def read_sync_progress(name: str, checkpoint_uuid: str, incarnation_uuid: str | None) -> Flow[SyncResult]:
     """Sync status of one uuid; an UNKNOWN answer is settled from the bucket's listing.
 
     Raises FelderaApiError with ``error_code == "IncarnationUuidMismatch"`` when the pipeline restarted since
@@ -273,7 +229,7 @@ def read_sync_progress(name: str, checkpoint_uuid: str, incarnation_uuid: str | 
     if result.state is SyncState.UNKNOWN:
         remote = yield remote_checkpoints(name)
         result = resolve_unknown(checkpoint_uuid, [entry.get("uuid") for entry in remote or []])
-    return SyncProgress(result, server_reports_running="running" in payload)
+    return result
 
 
 def read_newest_synced(name: str) -> Flow[str | None]:

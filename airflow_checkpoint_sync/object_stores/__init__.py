@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from airflow_checkpoint_sync.object_stores.base import ObjectStore
 
-#: Connection types a replication can read from, and write to.
-SOURCE_TYPES = ("aws", "google_cloud_platform", "wasb")
-DESTINATION_TYPES = ("aws", "google_cloud_platform", "wasb")
+#: Connection types a replication can read from and write to.
+STORE_TYPES = ("aws", "google_cloud_platform", "wasb")
 
 
 def store_for(conn_id: str, location: str, parameter: str, accepted: tuple[str, ...]) -> ObjectStore:

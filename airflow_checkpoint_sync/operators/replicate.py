@@ -80,14 +80,12 @@ class ReplicateCheckpointsOperator(BaseOperator):
         self.max_concurrency = max_concurrency
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_checkpoint_sync.object_stores import DESTINATION_TYPES, SOURCE_TYPES, store_for
+        from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
         from airflow_checkpoint_sync.replication import location_overlap
 
         try:
-            source = store_for(self.source_conn_id, self.source, "source_conn_id", SOURCE_TYPES)
-            destination = store_for(
-                self.destination_conn_id, self.destination, "destination_conn_id", DESTINATION_TYPES
-            )
+            source = store_for(self.source_conn_id, self.source, "source_conn_id", STORE_TYPES)
+            destination = store_for(self.destination_conn_id, self.destination, "destination_conn_id", STORE_TYPES)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
         overlap = location_overlap(

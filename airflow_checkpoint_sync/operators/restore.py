@@ -1,4 +1,4 @@
-"""Operators that point a pipeline at a bucket: configure checkpoint sync, and restore (start) from a checkpoint."""
+"""RestoreCheckpointOperator: start a pipeline from a synced checkpoint (a migration, a recovery, a standby)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,24 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator, feldera_requests
+from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
+
+# ConfigureCheckpointSyncOperator lived here before it had a module of its own; importing it from here still works.
+from airflow_checkpoint_sync.operators.configure import (
+    ConfigureCheckpointSyncOperator,
+    build_sync_config,
+    write_sync_config,
+)
 from airflow_checkpoint_sync.status import PipelineGroup, is_uuid, pipeline_group
-from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds, wait_settings
+from airflow_checkpoint_sync.task_support import (
+    check_bool,
+    check_pipeline_name,
+    check_positive_seconds,
+    feldera_errors,
+    wait_settings,
+)
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -20,134 +33,11 @@ if TYPE_CHECKING:
 
     from airflow_checkpoint_sync.sync_config import SyncConfig
 
+__all__ = ["ConfigureCheckpointSyncOperator", "RestoreCheckpointOperator"]
+
 INITIAL_STATUS = {"running": "Running", "paused": "Paused", "standby": "Standby"}
 #: task_state_store key: the start a try requested, so that a retry after a lost worker follows it.
 STARTED_KEY = "feldera_restore_started"
-
-
-def build_sync_config(
-    *, bucket: Any, bucket_conn_id: str | None, options: Mapping[str, Any] | None, **fields: Any
-) -> SyncConfig:
-    """A validated SyncConfig from operator parameters and a bucket connection; a final failure names the problem."""
-    from airflow_checkpoint_sync.hooks.buckets import BucketCredentialsError, bucket_credentials
-    from airflow_checkpoint_sync.sync_config import SyncConfig, SyncConfigError
-
-    extra = dict(options or {})
-    clash = sorted(set(extra) & ({"bucket", *fields}))
-    if clash:
-        raise AirflowFailException(f"sync_options sets {clash}, which are parameters of their own: pass them directly")
-    try:
-        credentials = bucket_credentials(bucket_conn_id).sync_fields()
-        # Explicit sync_options win over what the connection implies (an endpoint override, say).
-        values = {**credentials, **extra, **{k: v for k, v in fields.items() if v is not None}}
-        return SyncConfig.from_dict({"bucket": bucket, **values})
-    except SyncConfigError as exc:
-        # A key of sync_options is not a parameter of the task: say where the bad value came in.
-        where = "sync_options: " if exc.field in extra else ""
-        raise AirflowFailException(f"{where}{exc}") from exc
-    except BucketCredentialsError as exc:
-        raise AirflowFailException(str(exc)) from exc
-    except Exception as exc:  # the connection id itself does not resolve
-        raise AirflowFailException(f"bucket_conn_id '{bucket_conn_id}': {exc}") from exc
-
-
-def check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise AirflowFailException(f"{name}={value!r} is not valid: expected True or False")
-    return value
-
-
-class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
-    """Write a checkpoint-sync configuration into a stopped pipeline, changing nothing else.
-
-    The setup step of every disaster-recovery DAG. Feldera's PATCH replaces the runtime config whole, so the task
-    reads it, replaces only ``storage.backend.config.sync`` and writes it back; every other field, including ones
-    newer than this provider, is kept. Running it again with the same settings sends no update.
-
-    .. seealso::
-        :ref:`howto/operator:ConfigureCheckpointSyncOperator`
-
-    :param pipeline_name: the Feldera pipeline; it must be stopped. (templated)
-    :param bucket: ``bucket-name[/prefix]`` for this pipeline's checkpoints. (templated)
-    :param bucket_conn_id: an ``aws`` or ``google_cloud_platform`` connection with the bucket's credentials; None
-        lets Feldera use its own environment credentials, keeping keys out of the pipeline's config. (templated)
-    :param read_bucket: a read-only fallback source, e.g. another pipeline's bucket. (templated)
-    :param push_interval: seconds between automatic pushes (off when None).
-    :param retention_min_count: keep at least this many remote checkpoints (Feldera's default 10).
-    :param retention_min_age: keep remote checkpoints younger than this many days (Feldera's default 30).
-    :param pull_interval: seconds between pulls when the pipeline runs as a standby (Feldera's default 10).
-    :param sync_options: any other Feldera sync field (``endpoint``, ``region``, ``provider``, ``transfers``,
-        ``checkers``, ``multi_thread_cutoff``, ``flags``, ...).
-    :param feldera_conn_id: the ``feldera`` Airflow connection. (templated)
-    :return: ``{"pipeline_name", "bucket", "changed"}``.
-    """
-
-    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id", "bucket", "bucket_conn_id", "read_bucket")
-
-    def __init__(
-        self,
-        *,
-        bucket: str,
-        bucket_conn_id: str | None = None,
-        read_bucket: str | None = None,
-        push_interval: int | None = None,
-        retention_min_count: int | None = None,
-        retention_min_age: int | None = None,
-        pull_interval: int | None = None,
-        sync_options: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.bucket = bucket
-        self.bucket_conn_id = bucket_conn_id
-        self.read_bucket = read_bucket
-        self.push_interval = push_interval
-        self.retention_min_count = retention_min_count
-        self.retention_min_age = retention_min_age
-        self.pull_interval = pull_interval
-        self.sync_options = sync_options
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        check_pipeline_name(self.pipeline_name)
-        sync = build_sync_config(
-            bucket=self.bucket,
-            bucket_conn_id=self.bucket_conn_id or None,
-            options=self.sync_options,
-            read_bucket=self.read_bucket or None,
-            push_interval=self.push_interval,
-            retention_min_count=self.retention_min_count,
-            retention_min_age=self.retention_min_age,
-            pull_interval=self.pull_interval,
-        )
-        pipeline = self.read_pipeline(context)
-        if pipeline_group(pipeline) not in (PipelineGroup.STOPPED, PipelineGroup.FAILED):
-            raise AirflowFailException(
-                f"pipeline '{self.pipeline_name}' is {pipeline.get('deployment_status')}: Feldera changes a runtime "
-                "config only while the pipeline is stopped. Stop it first."
-            )
-        changed = write_sync_config(self, pipeline, sync)
-        return {"pipeline_name": self.pipeline_name, "bucket": sync.bucket, "changed": changed}
-
-
-def write_sync_config(task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
-    """PATCH the pipeline's runtime config with ``sync`` merged in, unless it already says exactly that."""
-    from airflow_checkpoint_sync.sync_config import SyncConfigError, merge_sync_config
-
-    try:
-        merged = merge_sync_config(pipeline.get("runtime_config"), sync)
-    except SyncConfigError as exc:
-        raise AirflowFailException(f"pipeline '{task.pipeline_name}': {exc}") from exc
-    for warning in merged.warnings:
-        task.log.warning("%s", warning)
-    if not merged.changed:
-        task.log.info("Pipeline '%s' already has this sync configuration; nothing to change", task.pipeline_name)
-        return False
-    task.call(
-        "updating the runtime config",
-        feldera_requests().patch_runtime_config(task.pipeline_name, merged.runtime_config),
-    )
-    task.log.info("Pipeline '%s' now syncs with %s", task.pipeline_name, sync.redacted())
-    return True
 
 
 class RestoreCheckpointOperator(FelderaPipelineOperator):
@@ -252,7 +142,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             fail_if_no_checkpoint=self.fail_if_no_checkpoint,
             pull_interval=self.pull_interval,
         )
-        pipeline = self.read_pipeline(context)
+        pipeline = self.read_pipeline()
         hosts = (pipeline.get("runtime_config") or {}).get("hosts") or 1
         if isinstance(hosts, int) and hosts > 1 and self.checkpoint != "latest":
             raise AirflowFailException(
@@ -268,7 +158,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             self.log.info(
                 "Pipeline '%s' was started by an earlier try of this task; waiting for it", self.pipeline_name
             )
-            return self._wait(context, poll, end_time, result)
+            return self._wait(poll, end_time, result)
         if group not in (PipelineGroup.STOPPED, PipelineGroup.FAILED):
             if not self.stop_if_running:
                 raise AirflowFailException(
@@ -282,11 +172,12 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
         store = context.get("task_state_store")  # type: ignore[call-overload]
         if store is not None:
             store.set(STARTED_KEY, self._start_marker())
-        self.call("starting the pipeline", feldera_requests().start_pipeline(self.pipeline_name, self.initial))
+        with feldera_errors("starting the pipeline", self.pipeline_name):
+            self.hook.start_pipeline(self.pipeline_name, self.initial)
         self.log.info(
             "Pipeline '%s' starting from checkpoint %s (%s)", self.pipeline_name, self.checkpoint, self.initial
         )
-        return self._wait(context, poll, end_time, result)
+        return self._wait(poll, end_time, result)
 
     def _start_marker(self) -> dict[str, Any]:
         return {"pipeline_name": self.pipeline_name, "checkpoint": self.checkpoint, "initial": self.initial}
@@ -303,11 +194,10 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
         except SyncConfigError:
             return False
 
-    def _wait(self, context: Context, poll: float, end_time: float, result: dict[str, Any]) -> dict[str, Any]:
+    def _wait(self, poll: float, end_time: float, result: dict[str, Any]) -> dict[str, Any]:
         if not self.wait_for_completion:
             return {**result, "status": "starting"}
         return self.wait_for_status(
-            context,
             [INITIAL_STATUS[self.initial]],
             deferrable=self.deferrable,
             poll_interval=poll,
@@ -323,21 +213,17 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             self.pipeline_name,
             "forced" if force else "graceful: it checkpoints first",
         )
-        self.call("stopping the pipeline", feldera_requests().stop_pipeline(self.pipeline_name, force))
-        self._until(lambda p: p.get("deployment_status") == "Stopped", "to stop", poll, end_time)
+        with feldera_errors("stopping the pipeline", self.pipeline_name):
+            self.hook.stop_pipeline(self.pipeline_name, force=force)
+        self.wait_for_status(["Stopped"], deferrable=False, poll_interval=poll, end_time=end_time)
 
     def _clear(self, poll: float, end_time: float) -> None:
-        current = self.call("reading the storage status", feldera_requests().get_pipeline(self.pipeline_name))
+        with feldera_errors("reading the storage status", self.pipeline_name):
+            current = self.hook.get_pipeline(self.pipeline_name)
         if current.get("storage_status") != "Cleared":
             self.log.info("Clearing the storage of pipeline '%s'", self.pipeline_name)
-            self.call("clearing storage", feldera_requests().clear_storage(self.pipeline_name))
-            self._until(lambda p: p.get("storage_status") == "Cleared", "to clear its storage", poll, end_time)
-
-    def _until(self, done: Any, what: str, poll: float, end_time: float) -> None:
-        while True:
-            pipeline = self.call("reading the pipeline", feldera_requests().get_pipeline(self.pipeline_name))
-            if done(pipeline):
-                return
-            if time.time() >= end_time:
-                raise AirflowException(f"pipeline '{self.pipeline_name}' took longer than timeout {what}")
-            time.sleep(max(0.0, min(poll, end_time - time.time())))
+            with feldera_errors("clearing storage", self.pipeline_name):
+                self.hook.clear_storage(self.pipeline_name)
+            self.wait_for_status(
+                ["Cleared"], deferrable=False, poll_interval=poll, end_time=end_time, field="storage_status"
+            )

@@ -8,9 +8,14 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator, feldera_requests
+from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.status import PipelineGroup, deployment_error_message, pipeline_group
-from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds, wait_settings
+from airflow_checkpoint_sync.task_support import (
+    check_pipeline_name,
+    check_positive_seconds,
+    feldera_errors,
+    wait_settings,
+)
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -88,7 +93,7 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
         if self.primary_pipeline_name:
             self._guard_split_brain()
-        pipeline = self.read_pipeline(context)
+        pipeline = self.read_pipeline()
         status = str(pipeline.get("deployment_status"))
         group = pipeline_group(pipeline)
         result = {"pipeline_name": self.pipeline_name, "already_active": False}
@@ -98,7 +103,8 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
             )
             return {**result, "status": status, "already_active": True}
         if group is PipelineGroup.STANDBY:
-            self.call("activating the standby", feldera_requests().activate_pipeline(self.pipeline_name, self.initial))
+            with feldera_errors("activating the standby", self.pipeline_name):
+                self.hook.activate_pipeline(self.pipeline_name, self.initial)
             self.log.info("Activating standby pipeline '%s' (%s)", self.pipeline_name, self.initial)
         elif group is PipelineGroup.TRANSITIONAL and pipeline.get("deployment_desired_status") in ("Running", "Paused"):
             self.log.info(
@@ -117,7 +123,6 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         if not self.wait_for_completion:
             return {**result, "status": "activating"}
         return self.wait_for_status(
-            context,
             [TARGET[self.initial]],
             deferrable=self.deferrable,
             poll_interval=poll,
@@ -127,11 +132,11 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
 
     def _guard_split_brain(self) -> None:
         from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-        from airflow_checkpoint_sync.hooks.feldera_api import FelderaApiError, RetryPolicy
+        from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaApiError
 
         name = self.primary_pipeline_name
         # A quick look: during a failover the primary's side is often down, and that must not stall the task.
-        primary = FelderaHook(self.primary_conn_id or self.feldera_conn_id, retry_policy=RetryPolicy(max_attempts=2))
+        primary = FelderaHook(self.primary_conn_id or self.feldera_conn_id, retry_policy=BackoffPolicy(max_attempts=2))
         try:
             status = primary.get_pipeline(str(name)).get("deployment_status")
         except FelderaApiError as exc:

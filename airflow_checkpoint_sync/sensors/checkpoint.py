@@ -7,20 +7,21 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from airflow_checkpoint_sync.links import FelderaPipelineLink
 from airflow_checkpoint_sync.status import is_uuid
-from airflow_checkpoint_sync.task_errors import check_pipeline_name
-from airflow_checkpoint_sync.task_hook import FelderaHookMixin
+from airflow_checkpoint_sync.task_support import FelderaTaskMixin, check_pipeline_name, outcome, validate_event
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
 
+    from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
 
-class CheckpointStatusSensor(FelderaHookMixin, BaseSensorOperator):
+
+class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
     """Wait until the sync of a checkpoint uuid succeeds; fail with Feldera's error if it failed.
 
     Typically fed from a :class:`~airflow_checkpoint_sync.operators.checkpoint.SyncCheckpointOperator` started with
@@ -87,61 +88,37 @@ class CheckpointStatusSensor(FelderaHookMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         self._validate()
-        self.publish_pipeline_link(context)
+        self.check_connection()
         if not self.deferrable:
             return super().execute(context)
-        from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
-
-        event = self._event(math.inf)
-        if event is not None:
-            return self._outcome(event)
-        self.defer(
-            trigger=CheckpointSyncTrigger(
-                feldera_conn_id=self.feldera_conn_id,
-                pipeline_name=self.pipeline_name,
-                checkpoint_uuid=self.checkpoint_uuid,
-                incarnation_uuid=self.incarnation_uuid,
-                end_time=time.time() + float(self.timeout),
-                poll_interval=float(self.poke_interval),
-            ),
-            method_name="execute_complete",
-            timeout=None,
-        )
+        return self._outcome(self.wait_for(self._trigger(time.time() + float(self.timeout)), deferrable=True))
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        event = self._event(math.inf)
+        # The base sensor enforces `timeout` between pokes.
+        event = self._trigger(math.inf).look(self.hook)
         if event is None:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._outcome(event))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired; any outcome but success fails (or skips, with ``soft_fail``)."""
-        from airflow_checkpoint_sync.triggers.checkpoint import validate_event
+        from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
 
-        try:
-            checked = validate_event(event)
-        except ValueError as exc:
-            raise AirflowException(str(exc)) from exc
-        if checked["status"] == "timeout":
-            raise AirflowSensorTimeout(checked["message"])
-        return self._outcome(checked)
+        return self._outcome(validate_event(event, CheckpointSyncTrigger))
 
-    def _event(self, end_time: float) -> dict[str, Any] | None:
-        from airflow_checkpoint_sync.triggers.checkpoint import read_sync_event
+    def _trigger(self, end_time: float) -> CheckpointSyncTrigger:
+        from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
 
-        return read_sync_event(
-            self.hook,
+        return CheckpointSyncTrigger(
+            feldera_conn_id=self.feldera_conn_id,
             pipeline_name=self.pipeline_name,
             checkpoint_uuid=self.checkpoint_uuid,
             incarnation_uuid=self.incarnation_uuid,
             end_time=end_time,
+            poll_interval=float(self.poke_interval),
         )
 
-    def _outcome(self, event: dict[str, Any]) -> str:
-        if event["status"] == "success":
-            self.log.info("%s", event["message"])
-            return str(event["checkpoint_uuid"])
-        if event["status"] == "error" and event.get("transient"):
-            # Feldera unreachable after the hook's retries: a task retry may well succeed.
-            raise AirflowException(event["message"])
-        raise AirflowFailException(event["message"])
+    def _outcome(self, event: Mapping[str, Any]) -> str:
+        outcome(event, on_timeout=AirflowSensorTimeout, rereads=True)
+        self.log.info("%s", event["message"])
+        return str(event["checkpoint_uuid"])

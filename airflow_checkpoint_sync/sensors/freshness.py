@@ -6,23 +6,30 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.links import FelderaPipelineLink
-from airflow_checkpoint_sync.task_errors import check_pipeline_name, check_positive_seconds
-from airflow_checkpoint_sync.task_hook import FelderaHookMixin
+from airflow_checkpoint_sync.task_support import (
+    FelderaTaskMixin,
+    check_pipeline_name,
+    check_positive_seconds,
+    outcome,
+    validate_event,
+)
 
 if TYPE_CHECKING:
     import datetime as dt
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from airflow.sdk import Context
+
+    from airflow_checkpoint_sync.triggers.freshness import CheckpointFreshnessTrigger
 
 #: The XCom key of the measurement, pushed whatever the verdict, for dashboards and alerts.
 FRESHNESS_KEY = "freshness"
 
 
-class CheckpointFreshnessSensor(FelderaHookMixin, BaseSensorOperator):
+class CheckpointFreshnessSensor(FelderaTaskMixin, BaseSensorOperator):
     """Succeed while a pipeline's newest synced checkpoint is younger than ``max_age``; fail when it is older.
 
     The age comes from the checkpoint uuid itself (a UUIDv7 carries its creation time), measured against the
@@ -77,42 +84,34 @@ class CheckpointFreshnessSensor(FelderaHookMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         check_pipeline_name(self.pipeline_name)
-        self.publish_pipeline_link(context)
+        self.check_connection()
         if not self.deferrable:
             return super().execute(context)
-        from airflow_checkpoint_sync.triggers.freshness import CheckpointFreshnessTrigger
-
-        end_time = time.time() + float(self.timeout)
-        event = self._look(end_time)
-        if event is not None:
-            return self._outcome(context, event)
-        self.defer(
-            trigger=CheckpointFreshnessTrigger(
-                feldera_conn_id=self.feldera_conn_id,
-                pipeline_name=self.pipeline_name,
-                max_age_seconds=self.max_age_seconds,
-                end_time=end_time,
-                poll_interval=float(self.poke_interval),
-            ),
-            method_name="execute_complete",
-            timeout=None,
-        )
+        trigger = self._trigger(time.time() + float(self.timeout))
+        return self._outcome(context, self.wait_for(trigger, deferrable=True))
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
-        event = self._look(self._poke_deadline(context))
+        event = self._trigger(self._poke_deadline(context)).look(self.hook)
         if event is None:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._outcome(context, event))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger fired: a fresh checkpoint succeeds, anything else fails (or skips)."""
-        from airflow_checkpoint_sync.triggers.freshness import validate_freshness_event
+        from airflow_checkpoint_sync.triggers.freshness import CheckpointFreshnessTrigger
 
-        try:
-            checked = validate_freshness_event(event)
-        except ValueError as exc:
-            raise AirflowException(str(exc)) from exc
-        return self._outcome(context, checked)
+        return self._outcome(context, validate_event(event, CheckpointFreshnessTrigger))
+
+    def _trigger(self, end_time: float) -> CheckpointFreshnessTrigger:
+        from airflow_checkpoint_sync.triggers.freshness import CheckpointFreshnessTrigger
+
+        return CheckpointFreshnessTrigger(
+            feldera_conn_id=self.feldera_conn_id,
+            pipeline_name=self.pipeline_name,
+            max_age_seconds=self.max_age_seconds,
+            end_time=end_time,
+            poll_interval=float(self.poke_interval),
+        )
 
     def _poke_deadline(self, context: Context) -> float:
         # The last poke that still fits in `timeout` gives up with the measurement, before the base class would
@@ -125,21 +124,12 @@ class CheckpointFreshnessSensor(FelderaHookMixin, BaseSensorOperator):
             self._give_up_at = started + float(self.timeout) - float(self.poke_interval)
         return self._give_up_at
 
-    def _look(self, end_time: float) -> dict[str, Any] | None:
-        from airflow_checkpoint_sync.triggers.freshness import read_freshness_event
-
-        return read_freshness_event(
-            self.hook, pipeline_name=self.pipeline_name, max_age_seconds=self.max_age_seconds, end_time=end_time
-        )
-
-    def _outcome(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        status = event["status"]
-        if status == "error":
-            # Feldera unreachable after the hook's retries is worth a task retry; a 4xx answer will not change.
-            raise (AirflowException if event.get("transient") else AirflowFailException)(event["message"])
-        measurement = {key: value for key, value in event.items() if key != "status"}
+    def _outcome(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
+        if event["status"] == "error":
+            outcome(event, rereads=True)  # Feldera could not be read: no measurement, no on_stale
+        measurement = dict(event["measurement"])
         context["ti"].xcom_push(key=FRESHNESS_KEY, value=measurement)
-        if status == "fresh":
+        if event["status"] == "fresh":
             self.log.info("%s", event["message"])
             return measurement
         self.log.warning("Recovery point objective missed: %s", event["message"])

@@ -3,54 +3,91 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 import time
 from abc import abstractmethod
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_checkpoint_sync.waits import look, read_failed
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from airflow_checkpoint_sync.hooks.feldera import FelderaAsyncSession
+    from airflow_checkpoint_sync.hooks.feldera import FelderaHook
+    from airflow_checkpoint_sync.hooks.feldera_api import Flow
+
+_BASE_FIELDS = ("feldera_conn_id", "pipeline_name", "end_time", "poll_interval", "echo")
 
 
 class FelderaPollingTrigger(BaseTrigger):
     """Poll Feldera over one async session until :meth:`decide` returns an event or the deadline passes.
 
+    A subclass names its own constructor arguments in ``fields``, says what one look reads in :meth:`reads` (a
+    request flow, so the worker's sync hook and the triggerer's async session run the very same reads) and decides
+    with a rule from :mod:`airflow_checkpoint_sync.waits`. :meth:`look` is the worker-side twin of one iteration of
+    :meth:`run`, for pokes and worker waits.
+
     :param feldera_conn_id: the ``feldera`` Airflow connection.
     :param pipeline_name: the pipeline being watched.
     :param end_time: the deadline, in seconds since the epoch (wall clock: it crosses processes).
     :param poll_interval: seconds between reads.
+    :param echo: what the deferring task needs when it resumes; it comes back unchanged in the event, as
+        ``event["echo"]``. State crosses a deferral only this way: it holds for mapped tasks, retries, a real
+        triggerer and ``dag.test()`` alike. Plain JSON values only.
     """
 
-    def __init__(self, *, feldera_conn_id: str, pipeline_name: str, end_time: float, poll_interval: float) -> None:
+    #: The subclass's own constructor arguments, stored as attributes of the same names and serialized as they are.
+    fields: ClassVar[tuple[str, ...]] = ()
+    #: The ``status`` values the events of this trigger can carry.
+    event_statuses: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # A field serialize() would send that __init__ cannot take back breaks in the triggerer, after the task
+        # has deferred: refuse such a class when it is defined instead.
+        accepted = set(inspect.signature(cls.__init__).parameters)
+        missing = [name for name in (*_BASE_FIELDS, *cls.fields) if name not in accepted]
+        if missing:
+            raise TypeError(f"{cls.__name__}.__init__ does not accept serialized fields {missing}")
+
+    def __init__(
+        self,
+        *,
+        feldera_conn_id: str,
+        pipeline_name: str,
+        end_time: float,
+        poll_interval: float,
+        echo: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.feldera_conn_id = feldera_conn_id
         self.pipeline_name = pipeline_name
         self.end_time = float(end_time)
         self.poll_interval = float(poll_interval)
+        self.echo = dict(echo or {})
 
-    def _kwargs(self) -> dict[str, Any]:
-        return {
-            "feldera_conn_id": self.feldera_conn_id,
-            "pipeline_name": self.pipeline_name,
-            "end_time": self.end_time,
-            "poll_interval": self.poll_interval,
-        }
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        kwargs = {name: getattr(self, name) for name in (*_BASE_FIELDS, *self.fields)}
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
 
     @abstractmethod
-    async def read(self, session: FelderaAsyncSession) -> Any:
-        """One look at Feldera."""
+    def reads(self) -> Flow[Any]:
+        """The requests of one look, as a flow; its result goes to :meth:`decide`."""
 
     @abstractmethod
-    def decide(self, result: Any, error: Exception | None, now: float) -> dict[str, Any] | None:
+    def decide(self, result: Any, error: BaseException | None, now: float) -> dict[str, Any] | None:
         """The event for this look (``result`` is None when the read failed with ``error``), or None to go on."""
 
-    @abstractmethod
-    def failed_to_start(self, message: str) -> dict[str, Any]:
-        """The error event when the wait cannot even begin (a bad connection, say)."""
+    def look(self, hook: FelderaHook) -> dict[str, Any] | None:
+        """One look from a worker (a poke, or a wait before deferring), decided as :meth:`run` decides."""
+        return look(lambda: hook.run(self.reads()), self._event)
+
+    def _event(self, result: Any, error: BaseException | None, now: float) -> dict[str, Any] | None:
+        event = self.decide(result, error, now)
+        return None if event is None else {**event, "echo": self.echo}
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         # Imported here: the triggerer loads triggers by class path, and DAG parsing never needs the hook.
@@ -58,20 +95,21 @@ class FelderaPollingTrigger(BaseTrigger):
 
         try:
             async with FelderaHook(self.feldera_conn_id).async_session() as session:
-                # The task read the state just before deferring, so the first poll can wait a random part of the
-                # interval: a triggerer holding many waits then spreads their requests instead of firing them in
-                # bursts that stall its event loop.
+                # The task looked just before deferring, so the first poll can wait a random part of the interval:
+                # a triggerer holding many waits then spreads their requests instead of firing them in bursts.
                 await asyncio.sleep(random.uniform(0, max(0.0, min(self.poll_interval, self.end_time - time.time()))))
                 while True:
                     result, error = None, None
                     try:
-                        result = await self.read(session)
+                        result = await session.run(self.reads())
                     except Exception as exc:  # every failure becomes an event: the task decides, not the triggerer
                         error = exc
-                    event = self.decide(result, error, time.time())
+                    event = self._event(result, error, time.time())
                     if event is not None:
                         yield TriggerEvent(event)
                         return
                     await asyncio.sleep(max(0.0, min(self.poll_interval, self.end_time - time.time())))
         except Exception as exc:
-            yield TriggerEvent(self.failed_to_start(f"could not wait on pipeline '{self.pipeline_name}': {exc}"))
+            # No session at all (a bad connection, say): the same rule as a failed read.
+            failed = read_failed(self.pipeline_name, f"Feldera through connection '{self.feldera_conn_id}'", exc)
+            yield TriggerEvent({**failed, "echo": self.echo})

@@ -11,6 +11,7 @@ def _preimport_feldera_provider() -> None:
 
     for module in (
         "airflow_checkpoint_sync.operators.checkpoint",
+        "airflow_checkpoint_sync.operators.configure",
         "airflow_checkpoint_sync.operators.replicate",
         "airflow_checkpoint_sync.operators.restore",
         "airflow_checkpoint_sync.operators.standby",

@@ -10,13 +10,9 @@ import pytest
 from airflow_support import feldera_connection
 from tls_support import make_tls_files
 
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError
 from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-from airflow_checkpoint_sync.hooks.feldera_api import (
-    FelderaApiError,
-    FelderaConnectionError,
-    FelderaRequest,
-    RetryPolicy,
-)
+from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaRequest, read_pipeline, read_sync_progress
 from airflow_checkpoint_sync.testing import FelderaSandbox
 
 if TYPE_CHECKING:
@@ -24,7 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 API_KEY = "apikey:" + "z" * 60
-FAST = RetryPolicy(max_attempts=4, base_delay=0.05, max_delay=2.0, deadline=20)
+FAST = BackoffPolicy(max_attempts=4, base_delay=0.05, max_delay=2.0, deadline=20)
 
 
 @pytest.fixture
@@ -111,9 +107,9 @@ async def test_async_session_reads_sync_progress_like_the_sync_path(sandbox: Fel
     sandbox.control.fail("/v0/pipelines/p/checkpoint/sync_status", method="GET", status=503, count=1)
     async with FelderaHook(retry_policy=FAST).async_session() as session:
         with pytest.raises(FelderaApiError) as not_synced:
-            await session.sync_progress("p", "0199a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b", None)
+            await session.run(read_sync_progress("p", "0199a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b", None))
         assert not_synced.value.status == 400  # sync not configured on this pipeline: the pipeline's own 400
-        assert (await session.get_pipeline("p"))["deployment_status"] == "Running"
+        assert (await session.run(read_pipeline("p")))["deployment_status"] == "Running"
 
 
 # -- test_connection ---------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ def test_a_fresh_checkpoint_passes_with_its_age_in_xcom(feldera: Feldera, dag_id
     assert 0 <= measured["age_seconds"] < 3600 and measured["max_age_seconds"] == 3600
     assert values[("rpo", "return_value")] == measured
     assert ("rpo", "alarm") not in values
-    assert values[("rpo", "feldera_pipeline_url")] == f"{feldera.sandbox.url}/pipelines/prod/"  # the extra link
+    assert values[("rpo", "_link_FelderaPipelineLink")] == f"{feldera.sandbox.url}/pipelines/prod/"  # the extra link
 
 
 @pytest.mark.parametrize("dag_id", ["freshness_strict_poke", "freshness_strict_deferred"])

@@ -123,9 +123,10 @@ def test_a_retry_after_a_lost_worker_follows_the_start_it_requested(feldera: Fel
     uuid = synced_prod(feldera, 7)
     feldera.create("staging", sync=None)
     control = feldera.sandbox.control
-    # The first read (before the start) passes; the first wait read after the start fails hard: that try is lost.
+    # The first read (before the start) passes; the wait's reads after the start fail past the hook's retries: that
+    # try is lost.
     control.delay("/v0/pipelines/staging", 0, method="GET")
-    control.fail("/v0/pipelines/staging", method="GET", status=500, error_code="InternalError")
+    control.fail("/v0/pipelines/staging", method="GET", status=500, error_code="InternalError", count=6)
     run = run_dag("restore_with_retries", **conf(feldera, checkpoint=uuid))
     assert task_states(run) == {"restore": "success"}
     starts = [r for r in control.requests() if r["method"] == "POST" and r["path"] == "/v0/pipelines/staging/start"]

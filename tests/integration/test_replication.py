@@ -251,10 +251,10 @@ def write_source(feldera: Feldera, prefix: str, objects: dict[str, bytes]) -> No
 
 KILL_SCRIPT = """
 import json, sys
-from airflow_checkpoint_sync.object_stores import store_for, SOURCE_TYPES
+from airflow_checkpoint_sync.object_stores import store_for, STORE_TYPES
 from airflow_checkpoint_sync.operators.replicate import replicate
-source = store_for("s3_dr", sys.argv[1], "source_conn_id", SOURCE_TYPES)
-destination = store_for("s3_other", sys.argv[2], "destination_conn_id", SOURCE_TYPES)
+source = store_for("s3_dr", sys.argv[1], "source_conn_id", STORE_TYPES)
+destination = store_for("s3_other", sys.argv[2], "destination_conn_id", STORE_TYPES)
 print("STARTED", flush=True)
 print(json.dumps(replicate(source, destination, delete_removed=False, workers=2)), flush=True)
 """

@@ -40,7 +40,14 @@ def test_sync_lands_in_the_bucket_catalog(feldera: Feldera, dag_id: str) -> None
     uuid = values[("sync", "return_value")]
     assert values[("sync", "checkpoint_uuid")] == uuid
     assert values[("sync", "incarnation_uuid")]
-    assert values[("sync", "feldera_pipeline_url")] == f"{feldera.sandbox.url}/pipelines/prod/"
+    assert values[("sync", "_link_FelderaPipelineLink")] == f"{feldera.sandbox.url}/pipelines/prod/"
+    # What the XCom tab shows is what a user needs: no internal state, no second copy of the link.
+    assert {key for _, key in values} == {
+        "return_value",
+        "checkpoint_uuid",
+        "incarnation_uuid",
+        "_link_FelderaPipelineLink",
+    }
     assert uuid in feldera.catalog("prod")
     assert feldera.catalog_entry("prod", uuid)["processed_records"] == 12
     assert asset_event_extras(run) == [

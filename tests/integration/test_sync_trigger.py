@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger, validate_event
+from airflow_checkpoint_sync.task_support import FelderaTriggerEventError, validate_event
+from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
 
 if TYPE_CHECKING:
     from feldera_setup import Feldera
@@ -40,7 +41,7 @@ def trigger_for(started: dict[str, Any], end_in: float = 20.0, **overrides: Any)
 async def first_event(trigger: CheckpointSyncTrigger) -> dict[str, Any]:
     events = [event.payload async for event in trigger.run()]
     assert len(events) == 1, events
-    return validate_event(events[0])
+    return validate_event(events[0], CheckpointSyncTrigger)
 
 
 def test_serialize_round_trip() -> None:
@@ -51,6 +52,7 @@ def test_serialize_round_trip() -> None:
         incarnation_uuid=None,
         end_time=1234.5,
         poll_interval=2,
+        echo={"restarts": 1},
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == CLASSPATH
@@ -61,6 +63,7 @@ def test_serialize_round_trip() -> None:
         "incarnation_uuid": None,
         "end_time": 1234.5,
         "poll_interval": 2.0,
+        "echo": {"restarts": 1},
     }
     assert CheckpointSyncTrigger(**kwargs).serialize() == (classpath, kwargs)
 
@@ -122,7 +125,7 @@ async def test_errors_become_events(feldera: Feldera) -> None:
     event = await first_event(trigger_for(started, pipeline_name="missing"))
     assert event["status"] == "error"
     assert "UnknownPipelineName" in event["message"]
-    assert event["transient"] is False
+    assert event["final"] is True
     broken = await first_event(trigger_for(started, feldera_conn_id="no_such_connection"))
     assert broken["status"] == "error" and "no_such_connection" in broken["message"]
 
@@ -146,8 +149,17 @@ async def test_a_trigger_rebuilt_from_serialize_carries_on(feldera: Feldera) -> 
 
 @pytest.mark.parametrize(
     "bad",
-    [None, {}, {"status": "done"}, {"status": "success"}, {"status": "success", "pipeline_name": "p"}, "success"],
+    [
+        None,
+        {},
+        {"status": "done"},
+        {"status": "success"},
+        {"status": "success", "pipeline_name": "p"},
+        {"status": "success", "pipeline_name": "p", "message": "m"},  # no echo: an event of an older provider
+        {"status": "fresh", "pipeline_name": "p", "message": "m", "echo": {}},  # another trigger's status
+        "success",
+    ],
 )
 def test_malformed_events_fail_closed(bad: Any) -> None:
-    with pytest.raises(ValueError, match="CheckpointSyncTrigger"):
-        validate_event(bad)
+    with pytest.raises(FelderaTriggerEventError, match="CheckpointSyncTrigger"):
+        validate_event(bad, CheckpointSyncTrigger)

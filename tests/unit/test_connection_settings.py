@@ -1,4 +1,4 @@
-"""Reading a `feldera` connection, and the retry rules: pure functions."""
+"""Reading a `feldera` connection, the backoff and response parsing: pure functions."""
 
 from __future__ import annotations
 
@@ -6,15 +6,9 @@ from typing import Any
 
 import pytest
 
-from airflow_checkpoint_sync.hooks.feldera import FelderaConnectionConfigError, settings_from_connection
-from airflow_checkpoint_sync.hooks.feldera_api import (
-    FelderaApiError,
-    FelderaConnectionError,
-    FelderaRequest,
-    RetryPolicy,
-    is_retryable,
-    parse_response,
-)
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionConfigError
+from airflow_checkpoint_sync.hooks.feldera import settings_from_connection
+from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaRequest, parse_response
 
 
 def settings(host: str | None = "https://feldera.example.com", **kw: Any) -> Any:
@@ -78,37 +72,15 @@ def api_error(status: int, code: str | None = None, retry_after: float | None = 
     return FelderaApiError("m", status=status, error_code=code, retry_after=retry_after)
 
 
-@pytest.mark.parametrize(
-    ("error", "get", "post"),
-    [
-        (api_error(503), True, False),
-        (api_error(503, "PipelineInteractionNotDeployed"), True, True),
-        (api_error(503, "Initializing"), True, True),
-        (api_error(502), True, False),
-        (api_error(504), True, False),
-        (api_error(429), True, True),
-        (api_error(408), True, True),
-        (api_error(500), False, False),
-        (api_error(400), False, False),
-        (api_error(401), False, False),
-        (FelderaConnectionError("refused", sent=False), True, True),
-        (FelderaConnectionError("reset", sent=True), True, False),
-    ],
-)
-def test_what_is_retried(error: FelderaApiError, get: bool, post: bool) -> None:
-    assert is_retryable(error, GET) is get
-    assert is_retryable(error, POST) is post
-
-
 def test_backoff_is_bounded_and_honours_retry_after() -> None:
-    policy = RetryPolicy(max_attempts=4, base_delay=1, max_delay=5, deadline=10)
+    policy = BackoffPolicy(max_attempts=4, base_delay=1, max_delay=5, deadline=10)
     assert [policy.delay(n, api_error(503), GET, 0) for n in (1, 2, 3)] == [1, 2, 4]
     assert policy.delay(4, api_error(503), GET, 0) is None  # attempts used up
     assert policy.delay(1, api_error(429, retry_after=3), GET, 0) == 3
     assert policy.delay(1, api_error(429, retry_after=600), GET, 0) == 5  # capped
     assert policy.delay(2, api_error(503), GET, 9) is None  # the deadline would pass
     with pytest.raises(ValueError, match="max_attempts"):
-        RetryPolicy(max_attempts=0)
+        BackoffPolicy(max_attempts=0)
 
 
 def test_parse_response() -> None:

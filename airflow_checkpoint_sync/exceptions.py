@@ -1,0 +1,115 @@
+"""The provider's errors, and the one rule that says what a failure means for whoever meets it.
+
+Pure: no I/O, no Airflow. The hook's retries, the task's error mapping, the recovery of a lost answer and every
+wait rule ask :func:`classify`, so a worker that meets an error and a trigger that meets the same error decide alike.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+#: Feldera's error code when a status read names an ``incarnation_uuid`` the pipeline no longer runs as (a restart).
+INCARNATION_MISMATCH = "IncarnationUuidMismatch"
+#: Statuses whose answer says the server did not act: a request timeout and a rate limit.
+NOT_ACTED_STATUSES = frozenset({408, 429})
+#: 503s that prove the request never reached a pipeline that could act on it.
+NOT_APPLIED_503 = frozenset({"PipelineInteractionNotDeployed", "Initializing", "AwaitingApproval"})
+
+
+class FelderaApiError(Exception):
+    """Any failed call to Feldera: HTTP status, Feldera's ``error_code``, message and details.
+
+    ``status`` is None when no response arrived (see :class:`FelderaConnectionError`). The text never contains
+    request headers, so the API key cannot leak through it.
+
+    :param message: what went wrong, in Feldera's words where it gave any.
+    :param status: the HTTP status, or None when no response arrived.
+    :param error_code: Feldera's ``error_code`` (``UnknownPipelineName``, ...).
+    :param details: Feldera's ``details`` object.
+    :param retry_after: seconds the server asked the client to wait (``Retry-After``).
+    :param request: the request, as ``METHOD /path``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        error_code: str | None = None,
+        details: Any = None,
+        retry_after: float | None = None,
+        request: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.error_code = error_code
+        self.details = details
+        self.retry_after = retry_after
+        self.request = request
+
+    def __str__(self) -> str:
+        where = f"{self.request}: " if self.request else ""
+        code = f" {self.error_code}" if self.error_code else ""
+        status = f"HTTP {self.status}{code}" if self.status is not None else "no response"
+        return f"{where}{status}: {self.message}"
+
+
+class FelderaConnectionError(FelderaApiError):
+    """No response: the connection failed, timed out or broke.
+
+    :param message: what happened.
+    :param sent: False only when the request certainly never left (connection refused, TLS handshake failed): then
+        even a request that changes something may be sent again.
+    :param tls: the TLS handshake failed (a certificate problem, which waiting does not fix).
+    :param request: the request, as ``METHOD /path``.
+    """
+
+    def __init__(self, message: str, *, sent: bool, tls: bool = False, request: str | None = None) -> None:
+        super().__init__(message, request=request, error_code="TLSError" if tls else "ConnectionError")
+        self.sent = sent
+        self.tls = tls
+
+
+class FelderaConnectionConfigError(ValueError):
+    """The ``feldera`` connection is filled in wrongly; the message names the field and what it accepts."""
+
+
+class Failure(enum.StrEnum):
+    """What a failed request means for the one who sent it."""
+
+    #: The same request would fail the same way: a wrong key, an unknown pipeline, a rejected request.
+    FINAL = "final"
+    #: Trying again may work, and cannot do anything twice.
+    RETRYABLE = "retryable"
+    #: A request that changes something got no clear answer: it may have taken effect. Look, do not re-send.
+    MAYBE_APPLIED = "maybe_applied"
+    #: The pipeline process restarted since the request's ``incarnation_uuid``: what it was asked about is gone.
+    RESTARTED = "restarted"
+
+
+def classify(error: BaseException, *, idempotent: bool = True) -> Failure:
+    """What ``error`` means for a request that is (or is not) ``idempotent``.
+
+    Any other exception than the provider's own (a bug, say) counts as RETRYABLE, as Airflow treats it.
+    """
+    if isinstance(error, FelderaConnectionConfigError):
+        return Failure.FINAL
+    if not isinstance(error, FelderaApiError):
+        return Failure.RETRYABLE
+    if error.error_code == INCARNATION_MISMATCH:
+        return Failure.RESTARTED
+    if isinstance(error, FelderaConnectionError):
+        if error.tls:
+            return Failure.FINAL
+        return Failure.RETRYABLE if idempotent or not error.sent else Failure.MAYBE_APPLIED
+    status = error.status or 0
+    if status == 501 or error.error_code == "EnterpriseFeature":
+        return Failure.FINAL
+    if status in NOT_ACTED_STATUSES or (status == 503 and error.error_code in NOT_APPLIED_503):
+        return Failure.RETRYABLE
+    if status >= 500:
+        # A 5xx from a proxy or the manager may hide a request that reached the pipeline.
+        return Failure.RETRYABLE if idempotent else Failure.MAYBE_APPLIED
+    return Failure.FINAL

@@ -1,0 +1,135 @@
+"""ConfigureCheckpointSyncOperator, and the steps every operator that writes a sync configuration shares."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
+from airflow_checkpoint_sync.status import PipelineGroup, pipeline_group
+from airflow_checkpoint_sync.task_support import check_pipeline_name, feldera_errors
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_checkpoint_sync.sync_config import SyncConfig
+
+
+def build_sync_config(
+    *, bucket: Any, bucket_conn_id: str | None, options: Mapping[str, Any] | None, **fields: Any
+) -> SyncConfig:
+    """A validated SyncConfig from operator parameters and a bucket connection; a final failure names the problem."""
+    from airflow_checkpoint_sync.hooks.bucket_credentials import BucketCredentialsError, bucket_credentials
+    from airflow_checkpoint_sync.sync_config import SyncConfig, SyncConfigError
+
+    extra = dict(options or {})
+    clash = sorted(set(extra) & ({"bucket", *fields}))
+    if clash:
+        raise AirflowFailException(f"sync_options sets {clash}, which are parameters of their own: pass them directly")
+    try:
+        credentials = bucket_credentials(bucket_conn_id).sync_fields()
+        # Explicit sync_options win over what the connection implies (an endpoint override, say).
+        values = {**credentials, **extra, **{k: v for k, v in fields.items() if v is not None}}
+        return SyncConfig.from_dict({"bucket": bucket, **values})
+    except SyncConfigError as exc:
+        # A key of sync_options is not a parameter of the task: say where the bad value came in.
+        where = "sync_options: " if exc.field in extra else ""
+        raise AirflowFailException(f"{where}{exc}") from exc
+    except BucketCredentialsError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    except Exception as exc:  # the connection id itself does not resolve
+        raise AirflowFailException(f"bucket_conn_id '{bucket_conn_id}': {exc}") from exc
+
+
+class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
+    """Write a checkpoint-sync configuration into a stopped pipeline, changing nothing else.
+
+    The setup step of every disaster-recovery DAG. Feldera's PATCH replaces the runtime config whole, so the task
+    reads it, replaces only ``storage.backend.config.sync`` and writes it back; every other field, including ones
+    newer than this provider, is kept. Running it again with the same settings sends no update.
+
+    .. seealso::
+        :ref:`howto/operator:ConfigureCheckpointSyncOperator`
+
+    :param pipeline_name: the Feldera pipeline; it must be stopped. (templated)
+    :param bucket: ``bucket-name[/prefix]`` for this pipeline's checkpoints. (templated)
+    :param bucket_conn_id: an ``aws`` or ``google_cloud_platform`` connection with the bucket's credentials; None
+        lets Feldera use its own environment credentials, keeping keys out of the pipeline's config. (templated)
+    :param read_bucket: a read-only fallback source, e.g. another pipeline's bucket. (templated)
+    :param push_interval: seconds between automatic pushes (off when None).
+    :param retention_min_count: keep at least this many remote checkpoints (Feldera's default 10).
+    :param retention_min_age: keep remote checkpoints younger than this many days (Feldera's default 30).
+    :param pull_interval: seconds between pulls when the pipeline runs as a standby (Feldera's default 10).
+    :param sync_options: any other Feldera sync field (``endpoint``, ``region``, ``provider``, ``transfers``,
+        ``checkers``, ``multi_thread_cutoff``, ``flags``, ...).
+    :param feldera_conn_id: the ``feldera`` Airflow connection. (templated)
+    :return: ``{"pipeline_name", "bucket", "changed"}``.
+    """
+
+    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id", "bucket", "bucket_conn_id", "read_bucket")
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        bucket_conn_id: str | None = None,
+        read_bucket: str | None = None,
+        push_interval: int | None = None,
+        retention_min_count: int | None = None,
+        retention_min_age: int | None = None,
+        pull_interval: int | None = None,
+        sync_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.bucket = bucket
+        self.bucket_conn_id = bucket_conn_id
+        self.read_bucket = read_bucket
+        self.push_interval = push_interval
+        self.retention_min_count = retention_min_count
+        self.retention_min_age = retention_min_age
+        self.pull_interval = pull_interval
+        self.sync_options = sync_options
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        check_pipeline_name(self.pipeline_name)
+        sync = build_sync_config(
+            bucket=self.bucket,
+            bucket_conn_id=self.bucket_conn_id or None,
+            options=self.sync_options,
+            read_bucket=self.read_bucket or None,
+            push_interval=self.push_interval,
+            retention_min_count=self.retention_min_count,
+            retention_min_age=self.retention_min_age,
+            pull_interval=self.pull_interval,
+        )
+        pipeline = self.read_pipeline()
+        if pipeline_group(pipeline) not in (PipelineGroup.STOPPED, PipelineGroup.FAILED):
+            raise AirflowFailException(
+                f"pipeline '{self.pipeline_name}' is {pipeline.get('deployment_status')}: Feldera changes a runtime "
+                "config only while the pipeline is stopped. Stop it first."
+            )
+        changed = write_sync_config(self, pipeline, sync)
+        return {"pipeline_name": self.pipeline_name, "bucket": sync.bucket, "changed": changed}
+
+
+def write_sync_config(task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
+    """PATCH the pipeline's runtime config with ``sync`` merged in, unless it already says exactly that."""
+    from airflow_checkpoint_sync.sync_config import SyncConfigError, merge_sync_config
+
+    try:
+        merged = merge_sync_config(pipeline.get("runtime_config"), sync)
+    except SyncConfigError as exc:
+        raise AirflowFailException(f"pipeline '{task.pipeline_name}': {exc}") from exc
+    for warning in merged.warnings:
+        task.log.warning("%s", warning)
+    if not merged.changed:
+        task.log.info("Pipeline '%s' already has this sync configuration; nothing to change", task.pipeline_name)
+        return False
+    with feldera_errors("updating the runtime config", task.pipeline_name):
+        task.hook.patch_runtime_config(task.pipeline_name, merged.runtime_config)
+    task.log.info("Pipeline '%s' now syncs with %s", task.pipeline_name, sync.redacted())
+    return True

@@ -1,0 +1,229 @@
+"""What every Feldera task shares: the lazily built hook, parameter checks, error -> Airflow exception,
+event -> outcome, and the one worker-side poll loop.
+
+Loaded when a DAG file using an operator is parsed, so it imports nothing heavy at module level: the hook (and
+httpx) load on first use of :attr:`FelderaTaskMixin.hook`, the triggers when a task waits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from airflow_checkpoint_sync.exceptions import (
+    Failure,
+    FelderaApiError,
+    FelderaConnectionConfigError,
+    FelderaConnectionError,
+    classify,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_checkpoint_sync.hooks.feldera import FelderaHook
+    from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
+
+#: Feldera's pipeline name rule (NameDoesNotMatchPattern).
+PIPELINE_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)?[A-Za-z0-9]$")
+#: Event statuses that end a wait well.
+SUCCESS_STATUSES = frozenset({"success", "fresh"})
+
+
+# -- parameter checks ----------------------------------------------------------------------------------------------
+def check_pipeline_name(value: object, parameter: str = "pipeline_name") -> str:
+    """The pipeline name, or a final failure that names the parameter and Feldera's rule."""
+    if not isinstance(value, str) or not PIPELINE_NAME.match(value):
+        raise AirflowFailException(
+            f"{parameter}={value!r} is not a Feldera pipeline name: use letters, digits, '-' and '_', starting and "
+            "ending with a letter or digit"
+        )
+    return value
+
+
+def check_positive_seconds(value: object, parameter: str) -> float:
+    """Seconds from a number or a timedelta, or a final failure that names the parameter."""
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise AirflowFailException(f"{parameter}={value!r} is not valid: expected a positive number of seconds")
+    return float(seconds)
+
+
+def check_bool(value: object, parameter: str) -> bool:
+    """``value`` if it is a bool, or a final failure that names the parameter."""
+    if not isinstance(value, bool):
+        raise AirflowFailException(f"{parameter}={value!r} is not valid: expected True or False")
+    return value
+
+
+def wait_settings(poll_interval: Any, timeout: Any) -> tuple[Any, Any]:
+    """``poll_interval`` and ``timeout`` as given, once both are valid: checked when the DAG is parsed, where its
+    author sees the error first (they are not templated, so nothing later can fix them)."""
+    check_positive_seconds(poll_interval, "poll_interval")
+    check_positive_seconds(timeout, "timeout")
+    return poll_interval, timeout
+
+
+# -- errors --------------------------------------------------------------------------------------------------------
+def task_error(error: BaseException, action: str, pipeline_name: str, *, idempotent: bool = True) -> BaseException:
+    """The Airflow exception for ``error`` while doing ``action`` on ``pipeline_name``.
+
+    Final (``AirflowFailException``, no task retry) exactly when :func:`~airflow_checkpoint_sync.exceptions.classify`
+    says FINAL; anything else is a plain ``AirflowException``, so the task's own retries apply. Exceptions that are
+    not Feldera's go through unchanged.
+    """
+    if isinstance(error, FelderaConnectionConfigError):
+        return AirflowFailException(str(error))
+    if not isinstance(error, FelderaApiError):
+        return error
+    final = classify(error, idempotent=idempotent) is Failure.FINAL
+    return (AirflowFailException if final else AirflowException)(
+        f"Feldera: {action} on pipeline '{pipeline_name}' failed: {_explain(error, pipeline_name)}"
+    )
+
+
+def _explain(error: FelderaApiError, pipeline_name: str) -> str:
+    if isinstance(error, FelderaConnectionError) and error.tls:
+        return f"{error.message}. Set the connection's 'verify' extra to the CA bundle of the server."
+    if error.status == 401:
+        return "the API key was rejected (HTTP 401). Check the connection's password."
+    if error.status == 403:
+        return "the API key may not do this (HTTP 403); it needs the write role."
+    if error.error_code == "UnknownPipelineName":
+        return f"there is no pipeline named '{pipeline_name}'."
+    if error.status == 501 or error.error_code == "EnterpriseFeature":
+        return (
+            "this is Feldera's community edition; checkpoint sync, standby and activation need Feldera Enterprise "
+            f"({error.message})"
+        )
+    return str(error)
+
+
+@contextmanager
+def feldera_errors(action: str, pipeline_name: str, *, idempotent: bool = True) -> Iterator[None]:
+    """Turn a failed Feldera call inside the block into the right Airflow exception (:func:`task_error`)."""
+    try:
+        yield
+    except Exception as exc:
+        raise task_error(exc, action, pipeline_name, idempotent=idempotent) from exc
+
+
+# -- events --------------------------------------------------------------------------------------------------------
+class FelderaTriggerEventError(AirflowException):
+    """A trigger event that is missing, malformed or of another version of the provider.
+
+    Events cross the metadata database between the triggerer and the worker, and the two may run different
+    versions: an event that does not look like one this task can read fails the task loudly instead of being
+    guessed at.
+    """
+
+
+def validate_event(event: Any, trigger: type[FelderaPollingTrigger]) -> dict[str, Any]:
+    """``event`` from ``trigger``, checked; the first call of every ``execute_complete``."""
+    if (
+        not isinstance(event, Mapping)
+        or event.get("status") not in trigger.event_statuses
+        or not event.get("pipeline_name")
+        or not isinstance(event.get("message"), str)
+        or not isinstance(event.get("echo"), Mapping)
+    ):
+        raise FelderaTriggerEventError(f"unexpected event from {trigger.__name__}: {event!r}")
+    return dict(event)
+
+
+def outcome(
+    event: Mapping[str, Any], *, on_timeout: type[AirflowException] = AirflowException, rereads: bool = False
+) -> Mapping[str, Any]:
+    """``event`` if it ended its wait well; otherwise the exception it stands for.
+
+    A timeout raises ``on_timeout`` (sensors pass ``AirflowSensorTimeout``, so ``soft_fail`` applies). An ``error``
+    (Feldera could not be read) is final exactly when its classification says so. Any other end (Feldera reported
+    a failure, a restart) is final when its rule said so, or when the task's retry would only read the same answer
+    again (``rereads``: a sensor's does; an operator's retry makes a fresh attempt, a new checkpoint or a new start).
+    """
+    status = event["status"]
+    if status in SUCCESS_STATUSES:
+        return event
+    if status == "timeout":
+        raise on_timeout(event["message"])
+    final = bool(event.get("final")) or (rereads and status != "error")
+    raise (AirflowFailException if final else AirflowException)(event["message"])
+
+
+# -- waiting -------------------------------------------------------------------------------------------------------
+def poll(
+    look: Callable[[], dict[str, Any] | None],
+    *,
+    poll_interval: float,
+    end_time: float,
+    defer: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """The one worker-side wait: ``look`` until it returns an event (its rule ends every wait by ``end_time``).
+
+    With ``defer`` (which raises ``TaskDeferred``) the task hands the wait to the triggerer after the first look.
+    """
+    while True:
+        event = look()
+        if event is not None:
+            return event
+        if defer is not None:
+            defer()
+        time.sleep(max(0.0, min(poll_interval, end_time - time.time())))
+
+
+class FelderaTaskMixin:
+    """Gives a task a ``hook`` for its ``feldera_conn_id`` (built on first use) and a way to wait on a trigger."""
+
+    feldera_conn_id: str
+    pipeline_name: str
+    _hook: FelderaHook | None = None
+
+    @property
+    def hook(self) -> FelderaHook:
+        """The task's FelderaHook, built on first use."""
+        if self._hook is None:
+            from airflow_checkpoint_sync.hooks.feldera import FelderaHook
+
+            self._hook = FelderaHook(self.feldera_conn_id)
+        return self._hook
+
+    def close_hook(self) -> None:
+        """Close the hook's HTTP connections (a task that is killed or done)."""
+        if self._hook is not None:
+            self._hook.close()
+            self._hook = None
+
+    def on_kill(self) -> None:
+        self.close_hook()
+
+    def check_connection(self) -> None:
+        """Fail for good, before any request, when the ``feldera`` connection is filled in wrongly."""
+        try:
+            self.hook.settings  # noqa: B018 - reading it checks it
+        except Exception as exc:
+            raise AirflowFailException(str(exc)) from exc
+
+    def wait_for(
+        self, trigger: FelderaPollingTrigger, *, deferrable: bool, method_name: str = "execute_complete"
+    ) -> dict[str, Any]:
+        """Wait on ``trigger``'s condition: in the worker, or (``deferrable``) in the triggerer after one look.
+
+        Returns the event when the wait ends in the worker; when it defers, ``method_name`` gets the event later.
+        """
+
+        def defer() -> None:
+            # The trigger enforces the deadline itself and reports it as an event.
+            self.defer(trigger=trigger, method_name=method_name, timeout=None)  # type: ignore[attr-defined]
+
+        return poll(
+            lambda: trigger.look(self.hook),
+            poll_interval=trigger.poll_interval,
+            end_time=trigger.end_time,
+            defer=defer if deferrable else None,
+        )
