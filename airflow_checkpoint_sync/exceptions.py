@@ -13,6 +13,8 @@ from typing import Any
 INCARNATION_MISMATCH = "IncarnationUuidMismatch"
 #: Statuses whose answer says the server did not act: a request timeout and a rate limit.
 NOT_ACTED_STATUSES = frozenset({408, 429})
+#: The error code of an answer that is not the shape Feldera gives (an HTML page, invalid JSON, a wrong type).
+UNEXPECTED_RESPONSE = "UnexpectedResponse"
 #: 503s that prove the request never reached a pipeline that could act on it.
 NOT_APPLIED_503 = frozenset({"PipelineInteractionNotDeployed", "Initializing", "AwaitingApproval"})
 
@@ -29,6 +31,7 @@ class FelderaApiError(Exception):
     :param details: Feldera's ``details`` object.
     :param retry_after: seconds the server asked the client to wait (``Retry-After``).
     :param request: the request, as ``METHOD /path``.
+    :param server: the base URL of the server that answered (or did not).
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class FelderaApiError(Exception):
         details: Any = None,
         retry_after: float | None = None,
         request: str | None = None,
+        server: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -48,9 +52,11 @@ class FelderaApiError(Exception):
         self.details = details
         self.retry_after = retry_after
         self.request = request
+        self.server = server
 
     def __str__(self) -> str:
-        where = f"{self.request}: " if self.request else ""
+        at = f" at {self.server}" if self.server else ""
+        where = f"{self.request}{at}: " if self.request else (f"{self.server}: " if self.server else "")
         code = f" {self.error_code}" if self.error_code else ""
         status = f"HTTP {self.status}{code}" if self.status is not None else "no response"
         return f"{where}{status}: {self.message}"
@@ -105,6 +111,10 @@ def classify(error: BaseException, *, idempotent: bool = True) -> Failure:
             return Failure.FINAL
         return Failure.RETRYABLE if idempotent or not error.sent else Failure.MAYBE_APPLIED
     status = error.status or 0
+    if error.error_code == UNEXPECTED_RESPONSE:
+        # Something answered that is not Feldera's API as the provider knows it (a proxy page, a broken body): a
+        # read may be tried again; a request that changes something may have been applied.
+        return Failure.RETRYABLE if idempotent else Failure.MAYBE_APPLIED
     if status == 501 or error.error_code == "EnterpriseFeature":
         return Failure.FINAL
     if status in NOT_ACTED_STATUSES or (status == 503 and error.error_code in NOT_APPLIED_503):

@@ -7,6 +7,7 @@ last; the rules that keep a replica restorable at every moment live here once.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,9 +113,9 @@ def newest_in_catalog(body: bytes) -> str | None:
 def location_overlap(source: tuple[str, ...], destination: tuple[str, ...]) -> str | None:
     """How two locations overlap, or None when replicating one to the other is safe.
 
-    Each location is ``(store type, connection id, container, prefix)``. Only locations of one store, connection
-    and container can overlap; then a destination that is, lies inside or holds the source would list, overwrite
-    or delete (``delete_removed``) the source's own objects.
+    Each location is ``(scheme, endpoint, container, prefix)``: what it is, not which connection reaches it. Only
+    locations of one store and container can overlap; then a destination that is, lies inside or holds the source
+    would list, overwrite or delete (``delete_removed``) the source's own objects.
     """
     if source[:-1] != destination[:-1]:
         return None
@@ -128,13 +129,41 @@ def location_overlap(source: tuple[str, ...], destination: tuple[str, ...]) -> s
     return None
 
 
-def split_location(location: str, parameter: str) -> tuple[str, str]:
-    """``bucket-or-container[/prefix]`` into its container and a prefix without slashes at the ends."""
-    text = (location or "").strip()
-    if not text or "://" in text or text.startswith("/"):
-        raise ValueError(
-            f"{parameter}={location!r} is not valid: 'bucket-name[/prefix]' (or 'container[/prefix]' for Azure), "
-            "without a URL scheme"
-        )
+#: A bucket or container name: what S3, GCS and Azure Blob all accept, before their own length and case rules.
+_CONTAINER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+LOCATION_FORM = "'bucket-name[/prefix]' without a URL scheme"
+
+
+def normalize_location(location: object) -> str:
+    """``bucket[/prefix]`` in its one spelling (no slash at the end), or ValueError saying what is wrong with it.
+
+    A location is compared, stored in a sync config and listed under this spelling, so ``b/p/`` and ``b/p`` are
+    one location. What could name another place than it seems is refused, not repaired: a scheme, empty, ``.`` or
+    ``..`` segments, a leading slash, white space, backslashes and control characters.
+    """
+    if not isinstance(location, str) or not location.strip():
+        raise ValueError(f"required: {LOCATION_FORM}")
+    text = location.strip()
+    if "://" in text or text.lower().startswith(("s3:", "gs:", "az:")):
+        raise ValueError(f"{LOCATION_FORM}: drop the scheme")
+    if text.endswith("/"):
+        text = text[:-1]
     container, _, prefix = text.partition("/")
-    return container, prefix.strip("/")
+    if not _CONTAINER.match(container):
+        raise ValueError(f"{LOCATION_FORM}: {container!r} is not a bucket name (letters, digits, '.', '-', '_')")
+    segments = prefix.split("/") if prefix else []
+    if any(segment in ("", ".", "..") for segment in segments):
+        raise ValueError(f"{LOCATION_FORM}: no empty, '.' or '..' segments (no '//')")
+    if any(c.isspace() or c == "\\" or not c.isprintable() for c in text):
+        raise ValueError(f"{LOCATION_FORM}: no white space, backslashes or control characters")
+    return text
+
+
+def split_location(location: str, parameter: str) -> tuple[str, str]:
+    """``bucket-or-container[/prefix]`` into its container and its prefix, after :func:`normalize_location`."""
+    try:
+        text = normalize_location(location)
+    except ValueError as exc:
+        raise ValueError(f"{parameter}={location!r} is not valid: {exc}") from None
+    container, _, prefix = text.partition("/")
+    return container, prefix

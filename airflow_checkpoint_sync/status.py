@@ -159,6 +159,11 @@ def uuid7_time(value: str) -> dt.datetime:
     return dt.datetime.fromtimestamp((parsed.int >> 80) / 1000.0, tz=dt.UTC)
 
 
+def is_checkpoint_uuid(value: object) -> bool:
+    """Whether ``value`` can be a Feldera checkpoint uuid: a UUIDv7 in canonical lower-case text form."""
+    return is_uuid(value) and uuidlib.UUID(str(value)).version == 7
+
+
 def is_uuid(value: object) -> bool:
     """Whether ``value`` is a UUID in canonical lower-case text form, the only form Feldera reports."""
     try:
@@ -185,6 +190,10 @@ class Freshness(enum.StrEnum):
     NONE = "none"  # nothing synced at all
 
 
+#: How far ahead of this worker's clock a checkpoint's own time may be before its age is not believed.
+CLOCK_SKEW_TOLERANCE_S = 60.0
+
+
 class FreshnessReport(NamedTuple):
     """The newest synced checkpoint, its age and the verdict; ``as_dict`` is what XCom and the events carry."""
 
@@ -193,9 +202,16 @@ class FreshnessReport(NamedTuple):
     age_seconds: float | None
     max_age_seconds: float
     state: Freshness
+    #: Why the age cannot be trusted (a uuid that carries no time, a clock far apart), when it cannot.
+    problem: str | None = None
 
     @property
     def message(self) -> str:
+        if self.problem:
+            return (
+                f"newest synced checkpoint of '{self.pipeline_name}' is {self.checkpoint_uuid}, but {self.problem}: "
+                f"counted as older than max_age {self.max_age_seconds:g}s"
+            )
         if self.state is Freshness.NONE:
             return f"pipeline '{self.pipeline_name}' has no synced checkpoint (max_age {self.max_age_seconds:g}s)"
         verdict = "within" if self.state is Freshness.FRESH else "older than"
@@ -211,6 +227,7 @@ class FreshnessReport(NamedTuple):
             "age_seconds": self.age_seconds,
             "max_age_seconds": self.max_age_seconds,
             "state": str(self.state),
+            "problem": self.problem,
             "message": self.message,
         }
 
@@ -219,7 +236,20 @@ def freshness(pipeline_name: str, newest: str | None, max_age_seconds: float, no
     """Judge ``newest`` (a UUIDv7) against ``max_age_seconds`` at ``now``; the age comes from the uuid's own time."""
     if newest is None:
         return FreshnessReport(pipeline_name, None, None, max_age_seconds, Freshness.NONE)
-    # A Feldera clock slightly ahead of the worker's would give a negative age; it is as fresh as it gets.
-    age = max(0.0, (now - uuid7_time(newest)).total_seconds())
+    version = uuidlib.UUID(newest).version
+    if version != 7:
+        # Never "fresh" on a time that is not there.
+        problem = f"it is a version {version} UUID, not a UUIDv7, so it carries no time"
+        return FreshnessReport(pipeline_name, newest, None, max_age_seconds, Freshness.STALE, problem)
+    made = uuid7_time(newest)
+    ahead = (made - now).total_seconds()
+    if ahead > CLOCK_SKEW_TOLERANCE_S:
+        problem = (
+            f"it is dated {ahead:.0f}s in the future: the clocks of Feldera and this worker disagree, so its age is "
+            "unknown"
+        )
+        return FreshnessReport(pipeline_name, newest, None, max_age_seconds, Freshness.STALE, problem)
+    # A Feldera clock slightly ahead of the worker's gives a small negative age; it is as fresh as it gets.
+    age = max(0.0, (now - made).total_seconds())
     state = Freshness.FRESH if age <= max_age_seconds else Freshness.STALE
     return FreshnessReport(pipeline_name, newest, round(age, 3), max_age_seconds, state)

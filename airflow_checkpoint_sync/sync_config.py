@@ -12,7 +12,8 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_checkpoint_sync.status import is_uuid
+from airflow_checkpoint_sync.replication import normalize_location
+from airflow_checkpoint_sync.status import is_checkpoint_uuid
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -86,16 +87,19 @@ class SyncConfig:
     flags: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        _check_bucket("bucket", self.bucket)
+        # Stored in the one spelling every comparison uses (a frozen dataclass: set through object).
+        bucket = _check_bucket("bucket", self.bucket)
         if self.read_bucket is not None:
-            _check_bucket("read_bucket", self.read_bucket)
-            if _location(self.read_bucket) == _location(self.bucket):
+            read_bucket = _check_bucket("read_bucket", self.read_bucket)
+            if read_bucket == bucket:
                 raise SyncConfigError(
                     "read_bucket",
                     self.read_bucket,
                     "it must point to a different location than "
                     "bucket (Feldera never writes read_bucket; bucket is this pipeline's own)",
                 )
+            object.__setattr__(self, "read_bucket", read_bucket)
+        object.__setattr__(self, "bucket", bucket)
         if self.endpoint is not None:
             parts = urlsplit(self.endpoint)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -111,12 +115,12 @@ class SyncConfig:
                 "give both access_key and secret_key, or neither (Feldera's own credentials)",
             )
         if self.start_from_checkpoint is not None and not (
-            self.start_from_checkpoint == "latest" or is_uuid(self.start_from_checkpoint)
+            self.start_from_checkpoint == "latest" or is_checkpoint_uuid(self.start_from_checkpoint)
         ):
             raise SyncConfigError(
                 "start_from_checkpoint",
                 self.start_from_checkpoint,
-                "'latest' or a checkpoint uuid in lower-case canonical form",
+                "'latest' or a checkpoint uuid (a UUIDv7) in lower-case canonical form",
             )
         if self.standby:
             raise SyncConfigError(
@@ -171,17 +175,11 @@ class SyncConfig:
         return {k: ("***" if k in SECRET_FIELDS else v) for k, v in self.to_dict().items()}
 
 
-def _location(bucket: str) -> str:
-    return bucket.strip().strip("/")
-
-
-def _check_bucket(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise SyncConfigError(name, value, "required: 'bucket-name[/prefix]'")
-    if "://" in value:
-        raise SyncConfigError(name, value, "'bucket-name[/prefix]' without a URL scheme (drop 's3://')")
-    if value.startswith("/") or any(c.isspace() for c in value) or not value.split("/", 1)[0]:
-        raise SyncConfigError(name, value, "'bucket-name[/prefix]': a bucket name, then an optional prefix")
+def _check_bucket(name: str, value: Any) -> str:
+    try:
+        return normalize_location(value)
+    except ValueError as exc:
+        raise SyncConfigError(name, value, str(exc)) from None
 
 
 def _check_bool(name: str, value: Any) -> None:

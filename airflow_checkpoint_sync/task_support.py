@@ -92,7 +92,7 @@ def _explain(error: FelderaApiError, pipeline_name: str) -> str:
     if isinstance(error, FelderaConnectionError) and error.tls:
         return f"{error.message}. Set the connection's 'verify' extra to the CA bundle of the server."
     if error.status == 401:
-        return "the API key was rejected (HTTP 401). Check the connection's password."
+        return f"the API key was rejected (HTTP 401: {error.message}). Check the connection's password."
     if error.status == 403:
         return "the API key may not do this (HTTP 403); it needs the write role."
     if error.error_code == "UnknownPipelineName":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
+import math
 import os
 import ssl
 import time
@@ -64,6 +66,16 @@ class FelderaConnectionSettings:
     def pipeline_url(self, pipeline_name: str) -> str:
         """The pipeline's page in the Feldera web console."""
         return f"{self.console_url.rstrip('/')}/pipelines/{quote(pipeline_name, safe='')}/"
+
+    def scrub(self, error: FelderaApiError) -> FelderaApiError:
+        """``error`` naming this server, with the API key cut out of everything it quotes (a server or proxy may
+        echo request headers in its answer, and a header library its refusal)."""
+        error.server = self.base_url
+        if self.api_key:
+            error.message = error.message.replace(self.api_key, "***")
+            if error.details is not None and self.api_key in json.dumps(error.details, default=str):
+                error.details = json.loads(json.dumps(error.details, default=str).replace(self.api_key, "***"))
+        return error
 
     def client_options(self) -> dict[str, Any]:
         headers = {"Accept": "application/json", "User-Agent": "airflow-checkpoint-sync"}
@@ -138,8 +150,24 @@ def settings_from_connection(
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise bad("host", host, "an http:// or https:// URL of the Feldera API")
+    if parts.username is not None or parts.password is not None:
+        # Never echo it: the part before '@' is a credential.
+        raise FelderaConnectionConfigError(
+            f"Airflow connection '{conn_id}': host carries a user or password before '@'; put the API key in the "
+            "connection's password and leave the host as scheme://name[:port]"
+        )
+    if parts.query or parts.fragment:
+        raise bad(
+            "host", host, "a URL without '?query' or '#fragment': the API's base URL, e.g. https://feldera.example.com"
+        )
+    try:
+        url_port = parts.port
+    except ValueError:
+        url_port = -1
+    if url_port == -1 or (port is not None and not 0 < port < 65536):
+        raise bad("port", port if url_port != -1 else host, "a port from 1 to 65535")
     netloc = parts.netloc
-    if port and parts.port is None:
+    if port and url_port is None:
         netloc = f"{netloc}:{port}"
     path = parts.path.rstrip("/")
     if path.endswith("/v0"):
@@ -166,13 +194,27 @@ def settings_from_connection(
         raise bad("extra 'console_url'", console_url, "an http:// or https:// URL")
     return FelderaConnectionSettings(
         base_url=base_url,
-        api_key=password or None,
+        api_key=_api_key(conn_id, password),
         verify=verify,
         timeout=timeout,
         tenant=str(tenant) if tenant else None,
         console_url=console_url,
         conn_id=conn_id,
     )
+
+
+def _api_key(conn_id: str, password: str | None) -> str | None:
+    """The API key without the white space a secret file or a paste leaves around it; anything else in it that an
+    HTTP header cannot carry is refused, without showing the key."""
+    key = (password or "").strip()
+    if not key:
+        return None
+    if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+        raise FelderaConnectionConfigError(
+            f"Airflow connection '{conn_id}': the password (the API key) has spaces, line breaks or other characters "
+            "an HTTP header cannot carry inside it; set it to the key alone (apikey:... or a JWT)"
+        )
+    return key
 
 
 def _field(extra: Mapping[str, Any], name: str, default: Any) -> Any:
@@ -189,6 +231,14 @@ def _transport_error(exc: httpx.TransportError, request: FelderaRequest) -> Feld
     if isinstance(exc, httpx.ConnectError):
         text = str(exc)
         server = _server_of(exc)
+        if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "packet length too long" in text:
+            return FelderaConnectionError(
+                f"{server} does not speak TLS: its answer to the TLS handshake was plain HTTP; use http:// in the "
+                "connection's host (or fix the port)",
+                sent=False,
+                tls=True,
+                request=where,
+            )
         if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text or "certificate" in text.lower():
             return FelderaConnectionError(
                 f"TLS handshake with {server} failed: {text}; if the server's certificate comes from a private CA, "
@@ -220,21 +270,31 @@ def _server_of(exc: httpx.TransportError) -> str:
 
 
 class _Attempts:
-    """Book-keeping for one call's retries, shared by the sync and async transports."""
+    """Book-keeping for one call's retries and time limits, shared by the sync and async transports."""
 
-    def __init__(self, policy: BackoffPolicy, request: FelderaRequest, log: Any) -> None:
+    def __init__(
+        self, policy: BackoffPolicy, request: FelderaRequest, settings: FelderaConnectionSettings, hook: FelderaHook
+    ) -> None:
         self._policy = policy
         self._request = request
-        self._log = log
+        self._settings = settings
+        self._hook = hook
         self._started = time.monotonic()
         self._attempt = 1
 
+    def timeout(self) -> float:
+        """Seconds the next attempt may take in all (connect, send, the whole answer): the connection's timeout,
+        cut to what is left before the task's deadline, if it set one, but never under a second."""
+        remaining = math.inf if self._hook.deadline is None else self._hook.deadline - time.time()
+        return max(1.0, min(self._settings.timeout, remaining))
+
     def backoff(self, error: FelderaApiError) -> float:
-        """Seconds to wait before trying again; re-raises ``error`` when the policy says to give up."""
+        """Seconds to wait before trying again; re-raises ``error`` when the policy, or the deadline, says give up."""
+        self._settings.scrub(error)
         delay = self._policy.delay(self._attempt, error, self._request, time.monotonic() - self._started)
-        if delay is None:
+        if delay is None or (self._hook.deadline is not None and time.time() + delay >= self._hook.deadline):
             raise error
-        self._log.warning(
+        self._hook.log.warning(
             "Feldera %s failed (%s); retrying in %.1fs (attempt %d of %d)",
             self._request.describe(),
             error,
@@ -246,36 +306,61 @@ class _Attempts:
         return delay
 
 
-def _send_once(client: httpx.Client, request: FelderaRequest) -> Any:
+def _too_slow(request: FelderaRequest, timeout: float) -> FelderaConnectionError:
+    return FelderaConnectionError(
+        f"no complete answer within {timeout:g}s (the connection's timeout): the server is too slow or stalled",
+        sent=True,
+        request=request.describe(),
+    )
+
+
+def _send_once(client: httpx.Client, request: FelderaRequest, timeout: float) -> Any:
+    began = time.monotonic()
+    limits = httpx.Timeout(timeout, connect=min(timeout, 10.0))
     try:
-        response = client.request(request.method, request.path, params=request.params, json=request.json)
+        with client.stream(
+            request.method, request.path, params=request.params, json=request.json, timeout=limits
+        ) as response:
+            body = bytearray()
+            # httpx's timeouts bound each network read; the whole answer is bounded here, so a server that drips
+            # its body cannot hold the task.
+            for chunk in response.iter_bytes():
+                body += chunk
+                if time.monotonic() - began > timeout:
+                    raise _too_slow(request, timeout)
     except httpx.TransportError as exc:
         raise _transport_error(exc, request) from exc
-    return api.parse_response(response.status_code, response.headers, response.content, request)
+    return api.parse_response(response.status_code, response.headers, bytes(body), request)
 
 
-async def _asend_once(client: httpx.AsyncClient, request: FelderaRequest) -> Any:
-    try:
+async def _asend_once(client: httpx.AsyncClient, request: FelderaRequest, timeout: float) -> Any:
+    async def exchange() -> tuple[int, httpx.Headers, bytes]:
         response = await client.request(request.method, request.path, params=request.params, json=request.json)
+        return response.status_code, response.headers, response.content
+
+    try:
+        status, headers, body = await asyncio.wait_for(exchange(), timeout)
+    except TimeoutError:
+        raise _too_slow(request, timeout) from None
     except httpx.TransportError as exc:
         raise _transport_error(exc, request) from exc
-    return api.parse_response(response.status_code, response.headers, response.content, request)
+    return api.parse_response(status, headers, body, request)
 
 
 class FelderaAsyncSession:
     """Async access to Feldera over one ``httpx.AsyncClient`` (one per trigger run, not one per poll)."""
 
-    def __init__(self, client: httpx.AsyncClient, policy: BackoffPolicy, log: Any) -> None:
+    def __init__(self, client: httpx.AsyncClient, hook: FelderaHook, settings: FelderaConnectionSettings) -> None:
         self._client = client
-        self._policy = policy
-        self._log = log
+        self._hook = hook
+        self._settings = settings
 
     async def send(self, request: FelderaRequest) -> Any:
         """Send one request with retries; the parsed body, or a FelderaApiError."""
-        attempts = _Attempts(self._policy, request, self._log)
+        attempts = _Attempts(self._hook.retry_policy, request, self._settings, self._hook)
         while True:
             try:
-                return await _asend_once(self._client, request)
+                return await _asend_once(self._client, request, attempts.timeout())
             except FelderaApiError as error:
                 await asyncio.sleep(attempts.backoff(error))
 
@@ -310,6 +395,8 @@ class FelderaHook(BaseHook):
         super().__init__()
         self.feldera_conn_id = feldera_conn_id
         self.retry_policy = retry_policy or BackoffPolicy()
+        #: When set (seconds since the epoch), no call runs past it: attempts are cut short and not retried beyond.
+        self.deadline: float | None = None
         self._settings: FelderaConnectionSettings | None = None
         self._client: httpx.Client | None = None
 
@@ -320,6 +407,11 @@ class FelderaHook(BaseHook):
         if self._settings is None:
             conn = self.get_connection(self.feldera_conn_id)
             self._settings = self._parse(conn, conn.extra_dejson)
+            if self._settings.api_key:
+                from airflow.providers.common.compat.sdk import mask_secret
+
+                # Airflow masks the password as stored; the key as sent (stripped) must be masked too.
+                mask_secret(self._settings.api_key)
         return self._settings
 
     async def async_settings(self) -> FelderaConnectionSettings:
@@ -368,11 +460,11 @@ class FelderaHook(BaseHook):
         self.close()
 
     def send(self, request: FelderaRequest) -> Any:
-        """Send one request with retries; the parsed body, or a FelderaApiError."""
-        attempts = _Attempts(self.retry_policy, request, self.log)
+        """Send one request with retries; the parsed body, or a FelderaApiError (naming the server, never the key)."""
+        attempts = _Attempts(self.retry_policy, request, self.settings, self)
         while True:
             try:
-                return _send_once(self._http(), request)
+                return _send_once(self._http(), request, attempts.timeout())
             except FelderaApiError as error:
                 time.sleep(attempts.backoff(error))
 
@@ -385,7 +477,7 @@ class FelderaHook(BaseHook):
         """An async session over one ``httpx.AsyncClient``, closed when the block ends."""
         settings = await self.async_settings()
         async with httpx.AsyncClient(**settings.client_options()) as client:
-            yield FelderaAsyncSession(client, self.retry_policy, self.log)
+            yield FelderaAsyncSession(client, self, settings)
 
     # -- endpoints -----------------------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -474,16 +566,15 @@ class FelderaHook(BaseHook):
             return False, str(exc)
         try:
             # One attempt with a short timeout: a connection test answers in seconds, it does not wait out outages.
-            with httpx.Client(**{**settings.client_options(), "timeout": min(settings.timeout, 10.0)}) as client:
-                config = _send_once(client, api.get_config())
+            with httpx.Client(**settings.client_options()) as client:
+                config = _send_once(client, api.get_config(), min(settings.timeout, 10.0))
         except FelderaConnectionError as exc:
+            settings.scrub(exc)
             if exc.tls:
-                return False, (
-                    f"TLS verification failed for {settings.base_url}: {exc.message}. Set the connection's 'verify' "
-                    "extra to the path of the CA bundle that signed the server's certificate."
-                )
+                return False, f"TLS with {settings.base_url} failed: {exc.message}"
             return False, f"Cannot reach Feldera at {settings.base_url}: {exc.message}"
         except FelderaApiError as exc:
+            settings.scrub(exc)
             if exc.status == 401:
                 return False, f"Feldera at {settings.base_url} rejected the API key (HTTP 401 {exc.error_code or ''})"
             return False, f"Feldera at {settings.base_url} answered {exc}"

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote
 
 from airflow_checkpoint_sync.exceptions import (
+    UNEXPECTED_RESPONSE,
     Failure,
     FelderaApiError,
     FelderaConnectionError,
@@ -31,7 +32,8 @@ class FelderaRequest:
     """One call to Feldera's API.
 
     ``idempotent`` says whether sending it twice is harmless. A request that is not (``POST /checkpoint``,
-    ``POST /checkpoint/sync``) is re-sent only when the failure proves it never took effect.
+    ``POST /checkpoint/sync``) is re-sent only when the failure proves it never took effect. Any other answer than
+    ``expect`` (with the ``require`` keys) is an ``UnexpectedResponse`` error naming what came instead.
     """
 
     method: str
@@ -39,6 +41,10 @@ class FelderaRequest:
     params: Mapping[str, str] | None = None
     json: Any = None
     idempotent: bool = True
+    #: The JSON type the answer must have (``dict`` or ``list``), or None when the answer is not read.
+    expect: type | None = dict
+    #: Keys an expected JSON object must have.
+    require: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return f"{self.method} {self.path}"
@@ -78,18 +84,20 @@ class BackoffPolicy:
 
 
 def parse_response(status: int, headers: Mapping[str, str], body: bytes, request: FelderaRequest) -> Any:
-    """The decoded body of a 2xx response; otherwise a FelderaApiError with Feldera's error fields."""
+    """The decoded body of a 2xx response in the shape ``request`` expects; otherwise a FelderaApiError with
+    Feldera's error fields, or (``UnexpectedResponse``) what came instead of Feldera's answer."""
     content_type = headers.get("content-type", "")
     if 200 <= status < 300:
-        if not body:
-            return None
-        if "json" in content_type:
-            return json.loads(body)
-        return body.decode(errors="replace")
+        return _expected(status, content_type, body, request)
     error_code = None
     details = None
-    message = body.decode(errors="replace").strip()[:500] or f"HTTP {status}"
-    if "json" in content_type and body:
+    message = _snippet(body) or f"HTTP {status}"
+    if 300 <= status < 400:
+        message = (
+            f"redirected to {headers.get('location') or 'somewhere else'}: Feldera's API does not redirect; set the "
+            "connection's host to the URL it should reach (https:// or the right path)"
+        )
+    elif "json" in content_type and body:
         try:
             decoded = json.loads(body)
         except ValueError:
@@ -98,7 +106,7 @@ def parse_response(status: int, headers: Mapping[str, str], body: bytes, request
             error_code = decoded.get("error_code")
             details = decoded.get("details")
             message = str(decoded.get("message") or message)
-    return_error = FelderaApiError(
+    raise FelderaApiError(
         message,
         status=status,
         error_code=str(error_code) if error_code is not None else None,
@@ -106,7 +114,43 @@ def parse_response(status: int, headers: Mapping[str, str], body: bytes, request
         retry_after=_retry_after(headers.get("retry-after")),
         request=request.describe(),
     )
-    raise return_error
+
+
+def _expected(status: int, content_type: str, body: bytes, request: FelderaRequest) -> Any:
+    if request.expect is None:
+        # Feldera answers these with a JSON string ("Pipeline is starting") the provider does not read.
+        return None
+    if "json" not in content_type or not body:
+        got = f"{content_type or 'no content type'}, {len(body)} bytes"
+        raise _unexpected(status, request, f"not JSON ({got}: {_snippet(body)!r})")
+    try:
+        decoded = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise _unexpected(status, request, f"invalid JSON ({exc.msg} at {exc.pos}: {_snippet(body)!r})") from None
+    except UnicodeDecodeError:
+        raise _unexpected(status, request, "invalid JSON (not UTF-8)") from None
+    kind = "object" if request.expect is dict else "list"
+    if not isinstance(decoded, request.expect):
+        raise _unexpected(status, request, f"a JSON {type(decoded).__name__} where a JSON {kind} was expected")
+    missing = [key for key in request.require if key not in decoded]  # type: ignore[operator]
+    if missing:
+        raise _unexpected(status, request, f"a JSON {kind} without {', '.join(missing)}")
+    return decoded
+
+
+def _unexpected(status: int, request: FelderaRequest, what: str) -> FelderaApiError:
+    return FelderaApiError(
+        f"the answer is not Feldera's: {what}; is the connection's host Feldera's API, with no proxy page in between?",
+        status=status,
+        error_code=UNEXPECTED_RESPONSE,
+        request=request.describe(),
+    )
+
+
+def _snippet(body: bytes, size: int = 200) -> str:
+    """The start of a body, white space folded: enough to recognize an HTML page or a proxy's message."""
+    text = " ".join(body.decode(errors="replace").split())
+    return text if len(text) <= size else text[:size] + "..."
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -145,11 +189,13 @@ def get_stats(name: str) -> FelderaRequest:
 
 
 def list_checkpoints(name: str) -> FelderaRequest:
-    return FelderaRequest("GET", _pipeline(name, "/checkpoints"))
+    return FelderaRequest("GET", _pipeline(name, "/checkpoints"), expect=list)
 
 
 def take_checkpoint(name: str) -> FelderaRequest:
-    return FelderaRequest("POST", _pipeline(name, "/checkpoint"), idempotent=False)
+    return FelderaRequest(
+        "POST", _pipeline(name, "/checkpoint"), idempotent=False, require=("checkpoint_sequence_number",)
+    )
 
 
 def checkpoint_status(name: str, incarnation_uuid: str | None) -> FelderaRequest:
@@ -157,7 +203,7 @@ def checkpoint_status(name: str, incarnation_uuid: str | None) -> FelderaRequest
 
 
 def sync_checkpoint(name: str) -> FelderaRequest:
-    return FelderaRequest("POST", _pipeline(name, "/checkpoint/sync"), idempotent=False)
+    return FelderaRequest("POST", _pipeline(name, "/checkpoint/sync"), idempotent=False, require=("checkpoint_uuid",))
 
 
 def sync_status(name: str, incarnation_uuid: str | None) -> FelderaRequest:
@@ -165,29 +211,31 @@ def sync_status(name: str, incarnation_uuid: str | None) -> FelderaRequest:
 
 
 def remote_checkpoints(name: str) -> FelderaRequest:
-    return FelderaRequest("GET", _pipeline(name, "/checkpoints/remote"))
+    return FelderaRequest("GET", _pipeline(name, "/checkpoints/remote"), expect=list)
 
 
 def patch_runtime_config(name: str, runtime_config: Mapping[str, Any]) -> FelderaRequest:
     # The whole runtime config: Feldera's PATCH replaces top-level fields, it does not merge inside them.
-    return FelderaRequest("PATCH", _pipeline(name), json={"runtime_config": dict(runtime_config)})
+    return FelderaRequest("PATCH", _pipeline(name), json={"runtime_config": dict(runtime_config)}, expect=None)
 
 
 def start_pipeline(name: str, initial: str) -> FelderaRequest:
     # Desired-state setters (start, stop, activate, clear) are safe to repeat.
-    return FelderaRequest("POST", _pipeline(name, "/start"), params={"initial": initial, "dismiss_error": "true"})
+    params = {"initial": initial, "dismiss_error": "true"}
+    return FelderaRequest("POST", _pipeline(name, "/start"), params=params, expect=None)
 
 
 def stop_pipeline(name: str, force: bool) -> FelderaRequest:
-    return FelderaRequest("POST", _pipeline(name, "/stop"), params={"force": "true" if force else "false"})
+    params = {"force": "true" if force else "false"}
+    return FelderaRequest("POST", _pipeline(name, "/stop"), params=params, expect=None)
 
 
 def activate_pipeline(name: str, initial: str) -> FelderaRequest:
-    return FelderaRequest("POST", _pipeline(name, "/activate"), params={"initial": initial})
+    return FelderaRequest("POST", _pipeline(name, "/activate"), params={"initial": initial}, expect=None)
 
 
 def clear_storage(name: str) -> FelderaRequest:
-    return FelderaRequest("POST", _pipeline(name, "/clear"))
+    return FelderaRequest("POST", _pipeline(name, "/clear"), expect=None)
 
 
 def _incarnation(incarnation_uuid: str | None) -> dict[str, str] | None:

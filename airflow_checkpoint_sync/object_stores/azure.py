@@ -38,6 +38,10 @@ class AzureBlobStore(ObjectStore):
             self._container = service.get_container_client(self.container)
         return self._container
 
+    @property
+    def endpoint(self) -> str:
+        return str(self.container_client.primary_endpoint).rsplit("/", 1)[0]
+
     def list(self, *, copy_marks: bool = False) -> list[StoredObject]:
         blobs = self.container_client.list_blobs(
             name_starts_with=self.key("") if self.prefix else None, include=["metadata"]

@@ -34,6 +34,16 @@ class ObjectStore(ABC):
     def __str__(self) -> str:
         return f"{self.scheme}://{self.container}/{self.prefix}".rstrip("/")
 
+    @property
+    @abstractmethod
+    def endpoint(self) -> str:
+        """The service the container lives in (an S3 endpoint URL, an Azure account URL, GCS), lower case: with
+        the container and prefix it names a location whatever connection reaches it."""
+
+    def location(self) -> tuple[str, str, str, str]:
+        """``(scheme, endpoint, container, prefix)``: the identity two locations are compared by."""
+        return self.scheme, self.endpoint.rstrip("/").lower(), self.container, self.prefix
+
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_checkpoint_sync.object_stores.base import CHUNK, ObjectStore
@@ -28,6 +29,11 @@ class GCSStore(ObjectStore):
 
         self._hook = GCSHook(gcp_conn_id=conn_id)
         self._bucket: Any = None
+
+    @property
+    def endpoint(self) -> str:
+        # Bucket names are global in GCS; the emulator stands in for it when the client is pointed there.
+        return os.environ.get("STORAGE_EMULATOR_HOST") or "https://storage.googleapis.com"
 
     @property
     def bucket(self) -> Any:

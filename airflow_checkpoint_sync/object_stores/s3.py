@@ -34,6 +34,10 @@ class S3Store(ObjectStore):
             self._client = self._hook.get_conn()
         return self._client
 
+    @property
+    def endpoint(self) -> str:
+        return str(self.client.meta.endpoint_url)
+
     def _endpoint(self) -> tuple[str | None, str]:
         return self.client.meta.endpoint_url, self.conn_id
 

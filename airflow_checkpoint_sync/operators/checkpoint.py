@@ -90,6 +90,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         check_pipeline_name(self.pipeline_name)
         self.poll_interval = check_positive_seconds(self.poll_interval, "poll_interval")
         self._end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
+        self.hook.deadline = self._end_time
         self._preflight()
         return self.execute_resumable(context)
 
@@ -99,7 +100,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
 
         checked = validate_event(event, CheckpointSyncTrigger)
         # A resumed task is a new operator instance: what execute() knew comes back in the trigger's echo.
-        self._end_time = float(checked["echo"]["end_time"])
+        self._end_time = self.hook.deadline = float(checked["echo"]["end_time"])
         self._bucket = checked["echo"].get("bucket")
         return self._finish(context, checked)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -11,7 +12,7 @@ from airflow_checkpoint_sync.status import PipelineGroup, pipeline_group
 from airflow_checkpoint_sync.task_support import check_pipeline_name, feldera_errors
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from airflow.sdk import Context
 
@@ -25,6 +26,10 @@ def build_sync_config(
     from airflow_checkpoint_sync.hooks.bucket_credentials import BucketCredentialsError, bucket_credentials
     from airflow_checkpoint_sync.sync_config import SyncConfig, SyncConfigError
 
+    if options is not None and not isinstance(options, Mapping):
+        raise AirflowFailException(
+            f"sync_options={options!r} is not valid: a dict of Feldera sync settings, e.g. {{'transfers': 8}}"
+        )
     extra = dict(options or {})
     clash = sorted(set(extra) & ({"bucket", *fields}))
     if clash:

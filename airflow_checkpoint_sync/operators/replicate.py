@@ -88,14 +88,13 @@ class ReplicateCheckpointsOperator(BaseOperator):
             destination = store_for(self.destination_conn_id, self.destination, "destination_conn_id", STORE_TYPES)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
-        overlap = location_overlap(
-            (type(source).__name__, source.conn_id, source.container, source.prefix),
-            (type(destination).__name__, destination.conn_id, destination.container, destination.prefix),
-        )
+        # Compared by what the connections reach, not by their ids: two connections to one endpoint are one store.
+        overlap = location_overlap(source.location(), destination.location())
         if overlap:
             raise AirflowFailException(
-                f"destination={self.destination!r} overlaps source={self.source!r} on connection "
-                f"'{self.source_conn_id}': {overlap}; replicate to a location outside the source"
+                f"destination={self.destination!r} overlaps source={self.source!r} in one store "
+                f"({source.endpoint}, through connections '{self.source_conn_id}' and "
+                f"'{self.destination_conn_id}'): {overlap}; replicate to a location outside the source"
             )
         report = replicate(source, destination, delete_removed=self.delete_removed, workers=self.max_concurrency)
         self.log.info(

@@ -16,7 +16,7 @@ from airflow_checkpoint_sync.operators.configure import (
     build_sync_config,
     write_sync_config,
 )
-from airflow_checkpoint_sync.status import PipelineGroup, is_uuid, pipeline_group
+from airflow_checkpoint_sync.status import PipelineGroup, is_checkpoint_uuid, pipeline_group
 from airflow_checkpoint_sync.task_support import (
     check_bool,
     check_pipeline_name,
@@ -122,10 +122,10 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # Everything is checked before the first request that changes anything.
         check_pipeline_name(self.pipeline_name)
-        if not (self.checkpoint == "latest" or is_uuid(self.checkpoint)):
+        if not (self.checkpoint == "latest" or is_checkpoint_uuid(self.checkpoint)):
             raise AirflowFailException(
-                f"checkpoint={self.checkpoint!r} is not valid: 'latest' or a checkpoint uuid (lower case), e.g. the "
-                "'checkpoint_uuid' XCom of a SyncCheckpointOperator task"
+                f"checkpoint={self.checkpoint!r} is not valid: 'latest' or a checkpoint uuid (a UUIDv7 in lower case, "
+                "as Feldera makes them), e.g. the 'checkpoint_uuid' XCom of a SyncCheckpointOperator task"
             )
         if self.initial not in INITIAL_STATUS:
             raise AirflowFailException(f"initial={self.initial!r} is not valid: 'running', 'paused' or 'standby'")
@@ -133,6 +133,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             check_bool(getattr(self, name), name)
         poll = check_positive_seconds(self.poll_interval, "poll_interval")
         end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
+        self.hook.deadline = end_time
         sync = build_sync_config(
             bucket=self.bucket,
             bucket_conn_id=self.bucket_conn_id or None,

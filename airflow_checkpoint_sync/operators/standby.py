@@ -29,8 +29,10 @@ TARGET = {"running": "Running", "paused": "Paused"}
 class ActivateStandbyOperator(FelderaPipelineOperator):
     """Activate a standby pipeline: it pulls the newest checkpoint once more, then runs (or pauses).
 
-    A pipeline that is already Running or Paused counts as done (logged), so a retry is safe. A Stopped pipeline,
-    or one in any other state, is a clear error; a failed activation fails with the pipeline's deployment error.
+    A standby that is already Running or Paused (started as a standby, activated since) counts as done (logged), so
+    a retry, or a second run, is safe. A running pipeline that was never a standby, a Stopped pipeline, or one in
+    any other state, is a clear error (Feldera's own ``/activate`` would pause a running pipeline); a failed
+    activation fails with the pipeline's deployment error.
 
     With ``primary_pipeline_name`` set, the task first makes sure the primary is not still up: two pipelines
     processing the same input is the split brain a failover must avoid. A primary that cannot be reached, or no
@@ -91,6 +93,7 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
             check_pipeline_name(self.primary_pipeline_name, "primary_pipeline_name")
         poll = check_positive_seconds(self.poll_interval, "poll_interval")
         end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
+        self.hook.deadline = end_time
         if self.primary_pipeline_name:
             self._guard_split_brain()
         pipeline = self.read_pipeline()
@@ -98,8 +101,18 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         group = pipeline_group(pipeline)
         result = {"pipeline_name": self.pipeline_name, "already_active": False}
         if group in (PipelineGroup.RUNNING, PipelineGroup.PAUSED):
+            initial = str(pipeline.get("deployment_initial") or "")
+            if initial.lower() != "standby":
+                # Feldera's /activate accepts any transition (it would pause a running pipeline): refuse here.
+                raise AirflowFailException(
+                    f"pipeline '{self.pipeline_name}' is {status} but was not started as a standby (it was started "
+                    f"{initial or 'with no recorded initial state'}): there is no standby to activate. Check "
+                    "pipeline_name; a standby is started with RestoreCheckpointOperator(initial='standby')."
+                )
             self.log.info(
-                "Pipeline '%s' is already %s: it was activated before; nothing to do", self.pipeline_name, status
+                "Pipeline '%s' is already %s: this standby was activated before; nothing to do",
+                self.pipeline_name,
+                status,
             )
             return {**result, "status": status, "already_active": True}
         if group is PipelineGroup.STANDBY:

@@ -10,7 +10,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from airflow_checkpoint_sync.links import FelderaPipelineLink
-from airflow_checkpoint_sync.status import is_uuid
+from airflow_checkpoint_sync.status import is_checkpoint_uuid, is_uuid
 from airflow_checkpoint_sync.task_support import FelderaTaskMixin, check_pipeline_name, outcome, validate_event
 
 if TYPE_CHECKING:
@@ -73,10 +73,10 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
 
     def _validate(self) -> None:
         check_pipeline_name(self.pipeline_name)
-        if not is_uuid(self.checkpoint_uuid):
+        if not is_checkpoint_uuid(self.checkpoint_uuid):
             raise AirflowFailException(
-                f"checkpoint_uuid={self.checkpoint_uuid!r} is not valid: a checkpoint uuid (lower case), e.g. the "
-                "'checkpoint_uuid' XCom of a SyncCheckpointOperator task"
+                f"checkpoint_uuid={self.checkpoint_uuid!r} is not valid: a checkpoint uuid (a UUIDv7 in lower case, as "
+                "Feldera makes them), e.g. the 'checkpoint_uuid' XCom of a SyncCheckpointOperator task"
             )
         if self.incarnation_uuid in ("", "None"):
             self.incarnation_uuid = None  # an XCom template that rendered nothing

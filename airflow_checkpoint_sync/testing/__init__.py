@@ -8,6 +8,7 @@ Use it to test DAGs without a Feldera Enterprise cluster::
         ...  # point a `feldera` connection at feldera.url and a bucket at s3.url
 
 The pytest plugin (installed with the package) offers the same as fixtures: ``feldera_sandbox`` and ``moto_s3``.
+:class:`HostileFeldera` (fixture ``hostile_feldera``) answers as a broken server or a proxy would instead.
 
 This package imports nothing from the rest of the provider: it is an independent model of Feldera, so a
 misunderstanding in the provider cannot be mirrored here and pass unnoticed.
@@ -21,15 +22,25 @@ if TYPE_CHECKING:
     from .control import SandboxControl
     from .emulators import AzuriteServer, GcsEmulatorServer
     from .engine import Timings
+    from .hostile import HostileFeldera
     from .moto_server import MotoS3Server
     from .server import FelderaSandbox
 
-__all__ = ["AzuriteServer", "FelderaSandbox", "GcsEmulatorServer", "MotoS3Server", "SandboxControl", "Timings"]
+__all__ = [
+    "AzuriteServer",
+    "FelderaSandbox",
+    "GcsEmulatorServer",
+    "HostileFeldera",
+    "MotoS3Server",
+    "SandboxControl",
+    "Timings",
+]
 
 _EXPORTS = {
     "AzuriteServer": "emulators",
     "GcsEmulatorServer": "emulators",
     "FelderaSandbox": "server",
+    "HostileFeldera": "hostile",
     "MotoS3Server": "moto_server",
     "SandboxControl": "control",
     "Timings": "engine",

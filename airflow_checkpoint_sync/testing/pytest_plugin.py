@@ -5,7 +5,9 @@ Registered through the ``pytest11`` entry point, so any project with ``airflow-c
 - ``moto_s3``: a :class:`~airflow_checkpoint_sync.testing.MotoS3Server` for the whole session (needs ``moto[server]``,
   the ``testing`` extra);
 - ``feldera_sandbox``: a fresh :class:`~airflow_checkpoint_sync.testing.FelderaSandbox` per test;
-- ``s3_bucket``: a new, empty bucket on ``moto_s3`` per test.
+- ``s3_bucket``: a new, empty bucket on ``moto_s3`` per test;
+- ``hostile_feldera``: a factory, ``hostile_feldera("html")``, of
+  :class:`~airflow_checkpoint_sync.testing.HostileFeldera` servers, each stopped after the test.
 
 Importing this module is cheap: the sandbox and moto load only when a fixture is used.
 """
@@ -14,14 +16,15 @@ from __future__ import annotations
 
 import itertools
 import os
-from typing import TYPE_CHECKING
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
-    from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+    from airflow_checkpoint_sync.testing import FelderaSandbox, HostileFeldera, MotoS3Server
 
 _bucket_numbers = itertools.count(1)
 
@@ -50,3 +53,16 @@ def feldera_sandbox() -> Iterator[FelderaSandbox]:
 
     with FelderaSandbox() as sandbox:
         yield sandbox
+
+
+@pytest.fixture
+def hostile_feldera() -> Iterator[Callable[..., HostileFeldera]]:
+    """Start :class:`~airflow_checkpoint_sync.testing.HostileFeldera` servers: ``hostile_feldera(mode, **options)``."""
+    from airflow_checkpoint_sync.testing import HostileFeldera
+
+    with ExitStack() as servers:
+
+        def start(mode: str, **options: Any) -> HostileFeldera:
+            return servers.enter_context(HostileFeldera(mode, **options))
+
+        yield start

@@ -93,8 +93,10 @@ class FelderaPollingTrigger(BaseTrigger):
         # Imported here: the triggerer loads triggers by class path, and DAG parsing never needs the hook.
         from airflow_checkpoint_sync.hooks.feldera import FelderaHook
 
+        hook = FelderaHook(self.feldera_conn_id)
+        hook.deadline = self.end_time  # no read outlives the wait's deadline by more than a second
         try:
-            async with FelderaHook(self.feldera_conn_id).async_session() as session:
+            async with hook.async_session() as session:
                 # The task looked just before deferring, so the first poll can wait a random part of the interval:
                 # a triggerer holding many waits then spreads their requests instead of firing them in bursts.
                 await asyncio.sleep(random.uniform(0, max(0.0, min(self.poll_interval, self.end_time - time.time()))))

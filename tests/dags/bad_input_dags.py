@@ -9,19 +9,31 @@ import); ``stage="run"`` cases when it runs. ``expect`` is a regex the error mus
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from airflow.sdk import DAG
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
+from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncOperator
 from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
-from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
+from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
 from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
+from airflow_checkpoint_sync.sensors.freshness import CheckpointFreshnessSensor
 
 UPPER_UUID = "01890000-0000-7000-8000-0000000000AB"
 SOME_UUID = "01890000-0000-7000-8000-0000000000ab"
+V4_UUID = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+#: What a server that is not Feldera's API answers instead, by the connection that reaches it.
+NOT_FELDERA = {
+    "feldera_html": r"GET /v0/config at http://127\.0\.0\.1:\d+: HTTP 200 UnexpectedResponse: .*not JSON \(text/html",
+    "feldera_invalid_json": r"at http://127\.0\.0\.1:\d+: HTTP 200 UnexpectedResponse: .*invalid JSON",
+    "feldera_wrong_shape": r"HTTP 200 UnexpectedResponse: .*a JSON list where a JSON object was expected",
+    "feldera_redirect": r"HTTP 302: redirected to http://127\.0\.0\.1:9/elsewhere: Feldera's API does not redirect",
+    "feldera_echo": r"API key was rejected \(HTTP 401: bad credentials: Authorization='Bearer \*\*\*'\)",
+}
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,7 @@ CASES: list[Case] = [
         "conn_wrong_api_key",
         "sync",
         {"pipeline_name": "prod", "feldera_conn_id": "feldera_wrong_key"},
-        r"the API key was rejected \(HTTP 401\)\. Check the connection's password",
+        r"the API key was rejected \(HTTP 401: .+\)\. Check the connection's password",
     ),
     Case(
         "conn_unreachable",
@@ -121,6 +133,70 @@ CASES: list[Case] = [
         r"TLS handshake with https://127\.0\.0\.1:\d+ failed.*set the connection's 'verify' extra",
     ),
     Case(
+        "conn_key_with_inner_space",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_key_inner_space"},
+        r"'feldera_key_inner_space': the password \(the API key\) has spaces, line breaks or other characters",
+    ),
+    Case(
+        "conn_host_with_query",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_query_host"},
+        r"host 'http://127\.0\.0\.1:\d+/\?tenant=x' is not valid; expected a URL without '\?query' or '#fragment'",
+    ),
+    Case(
+        "conn_host_with_userinfo",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_userinfo_host"},
+        r"'feldera_userinfo_host': host carries a user or password before '@'; put the API key in the connection's",
+    ),
+    Case(
+        "conn_port_out_of_range",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_bad_port"},
+        r"'feldera_bad_port': port 'http://127\.0\.0\.1:70000' is not valid; expected a port from 1 to 65535",
+    ),
+    Case(
+        "conn_https_to_http_server",
+        "sync",
+        {"pipeline_name": "prod", "feldera_conn_id": "feldera_https_to_http"},
+        r"https://127\.0\.0\.1:\d+ does not speak TLS.*use http:// in the connection's host",
+    ),
+    *[
+        Case(f"sync_via_{conn}", "sync", {"pipeline_name": "prod", "feldera_conn_id": conn}, expect)
+        for conn, expect in NOT_FELDERA.items()
+    ],
+    Case(
+        "sensor_via_feldera_html",
+        "sensor",
+        {"pipeline_name": "prod", "checkpoint_uuid": SOME_UUID, "feldera_conn_id": "feldera_html"},
+        r"GET /v0/pipelines/prod/checkpoint/sync_status at http://127\.0\.0\.1:\d+: HTTP 200 UnexpectedResponse",
+    ),
+    Case(
+        "restore_via_feldera_invalid_json",
+        "restore",
+        {"pipeline_name": "staging", "bucket": "dr/staging", "feldera_conn_id": "feldera_invalid_json"},
+        r"HTTP 200 UnexpectedResponse: .*invalid JSON",
+    ),
+    Case(
+        "activate_via_feldera_wrong_shape",
+        "activate",
+        {"pipeline_name": "staging", "feldera_conn_id": "feldera_wrong_shape"},
+        r"a JSON list where a JSON object was expected",
+    ),
+    Case(
+        "configure_via_feldera_echo",
+        "configure",
+        {"pipeline_name": "staging", "bucket": "dr/staging", "feldera_conn_id": "feldera_echo"},
+        r"Authorization='Bearer \*\*\*'",
+    ),
+    Case(
+        "freshness_via_feldera_redirect",
+        "freshness",
+        {"pipeline_name": "prod", "max_age": 60, "feldera_conn_id": "feldera_redirect"},
+        r"redirected to http://127\.0\.0\.1:9/elsewhere",
+    ),
+    Case(
         "community_edition",
         "sync",
         {"pipeline_name": "prod", "feldera_conn_id": "feldera_community"},
@@ -131,19 +207,65 @@ CASES: list[Case] = [
         "sensor_bad_uuid",
         "sensor",
         {"pipeline_name": "prod", "checkpoint_uuid": "latest"},
-        r"checkpoint_uuid='latest' is not valid: a checkpoint uuid \(lower case\)",
+        r"checkpoint_uuid='latest' is not valid: a checkpoint uuid \(a UUIDv7 in lower case",
     ),
     Case(
         "sensor_upper_uuid",
         "sensor",
         {"pipeline_name": "prod", "checkpoint_uuid": UPPER_UUID},
-        r"checkpoint_uuid='\S+AB' is not valid: a checkpoint uuid \(lower case\)",
+        r"checkpoint_uuid='\S+AB' is not valid: a checkpoint uuid \(a UUIDv7 in lower case",
     ),
     Case(
         "sensor_bad_incarnation",
         "sensor",
         {"pipeline_name": "prod", "checkpoint_uuid": SOME_UUID, "incarnation_uuid": "x"},
         r"incarnation_uuid='x' is not valid: None or a uuid \(lower case\)",
+    ),
+    Case(
+        "sensor_v4_uuid",
+        "sensor",
+        {"pipeline_name": "prod", "checkpoint_uuid": V4_UUID},
+        r"checkpoint_uuid='1b4e28ba\S+' is not valid: a checkpoint uuid \(a UUIDv7 in lower case",
+    ),
+    Case(
+        "sensor_upper_incarnation",
+        "sensor",
+        {"pipeline_name": "prod", "checkpoint_uuid": SOME_UUID, "incarnation_uuid": UPPER_UUID},
+        r"incarnation_uuid='\S+AB' is not valid: None or a uuid \(lower case\)",
+    ),
+    # -- CheckpointFreshnessSensor ----------------------------------------------------------------------------
+    Case(
+        "freshness_zero_max_age",
+        "freshness",
+        {"pipeline_name": "prod", "max_age": 0},
+        r"max_age=0 is not valid: expected a positive number of seconds",
+        "parse",
+    ),
+    Case(
+        "freshness_text_max_age",
+        "freshness",
+        {"pipeline_name": "prod", "max_age": "1h"},
+        r"max_age='1h' is not valid: expected a positive number of seconds",
+        "parse",
+    ),
+    Case(
+        "freshness_negative_timedelta",
+        "freshness",
+        {"pipeline_name": "prod", "max_age": dt.timedelta(minutes=-5)},
+        r"max_age=datetime\.timedelta\(days=-1, seconds=86100\) is not valid: expected a positive number",
+        "parse",
+    ),
+    Case(
+        "freshness_bad_name",
+        "freshness",
+        {"pipeline_name": "prod/../x", "max_age": 60},
+        r"pipeline_name='prod/\.\./x' is not a Feldera pipeline name",
+    ),
+    Case(
+        "freshness_unknown_pipeline",
+        "freshness",
+        {"pipeline_name": "ghost", "max_age": 60},
+        r"Unknown pipeline name 'ghost'",
     ),
     Case(
         "sensor_unknown_pipeline",
@@ -154,8 +276,35 @@ CASES: list[Case] = [
     # -- ConfigureCheckpointSyncOperator and SyncConfig ---------------------------------------------------------
     _configure(
         "configure_url_bucket",
-        r"bucket='s3://dr/staging' is not valid: 'bucket-name\[/prefix\]' without a URL scheme",
+        r"bucket='s3://dr/staging' is not valid: 'bucket-name\[/prefix\]' without a URL scheme: drop the scheme",
         bucket="s3://dr/staging",
+    ),
+    *[
+        _configure(f"configure_bucket_{label}", rf"bucket={re.escape(repr(bad))} is not valid: .*{why}", bucket=bad)
+        for label, bad, why in [
+            ("double_slash", "dr//staging", "no empty, '\\.' or '\\.\\.' segments"),
+            ("dotdot", "dr/prod/../staging", "segments"),
+            ("dot", "dr/./staging", "segments"),
+            ("colon_scheme", "s3:dr/staging", "drop the scheme"),
+            ("space", "dr/sta ging", "no white space"),
+            ("backslash", "dr\\staging", "is not a bucket name"),
+            ("leading_slash", "/dr/staging", "is not a bucket name"),
+        ]
+    ],
+    _configure(
+        "configure_read_bucket_same_but_for_a_slash",
+        r"read_bucket='dr/staging/' is not valid: it must point to a different location than bucket",
+        read_bucket="dr/staging/",
+    ),
+    _configure(
+        "configure_read_bucket_dotdot",
+        r"read_bucket='dr/x/\.\./prod' is not valid: .*segments",
+        read_bucket="dr/x/../prod",
+    ),
+    _configure(
+        "configure_sync_options_not_a_dict",
+        r"sync_options=\['transfers', 4\] is not valid: a dict of Feldera sync settings",
+        sync_options=["transfers", 4],
     ),
     _configure(
         "configure_read_bucket_is_bucket",
@@ -215,12 +364,12 @@ CASES: list[Case] = [
     # -- RestoreCheckpointOperator ----------------------------------------------------------------------------
     _restore(
         "restore_bad_checkpoint",
-        r"checkpoint='newest' is not valid: 'latest' or a checkpoint uuid \(lower case\)",
+        r"checkpoint='newest' is not valid: 'latest' or a checkpoint uuid \(a UUIDv7 in lower case",
         checkpoint="newest",
     ),
     _restore(
         "restore_upper_uuid",
-        r"checkpoint='\S+AB' is not valid: 'latest' or a checkpoint uuid \(lower case\)",
+        r"checkpoint='\S+AB' is not valid: 'latest' or a checkpoint uuid \(a UUIDv7 in lower case",
         checkpoint=UPPER_UUID,
     ),
     _restore(
@@ -230,6 +379,32 @@ CASES: list[Case] = [
         checkpoint=SOME_UUID,
     ),
     _restore("restore_bad_initial", r"initial='bogus' is not valid: 'running', 'paused' or 'standby'", initial="bogus"),
+    _restore(
+        "restore_v4_uuid",
+        r"checkpoint='1b4e28ba\S+' is not valid: 'latest' or a checkpoint uuid \(a UUIDv7 in lower case",
+        checkpoint=V4_UUID,
+    ),
+    _restore(
+        "restore_bucket_double_slash",
+        r"bucket='dr//staging' is not valid: .*segments",
+        bucket="dr//staging",
+    ),
+    _restore(
+        "restore_read_bucket_scheme",
+        r"read_bucket='gs://dr/prod' is not valid: .*drop the scheme",
+        read_bucket="gs://dr/prod",
+    ),
+    _restore(
+        "restore_clear_storage_not_bool",
+        r"clear_storage='yes' is not valid: expected True or False",
+        clear_storage="yes",
+    ),
+    _restore(
+        "restore_text_poll_interval",
+        r"poll_interval='fast' is not valid: expected a positive number of seconds",
+        "parse",
+        poll_interval="fast",
+    ),
     _restore(
         "restore_running_pipeline",
         r"pipeline 'prod' is Running: a restore needs it stopped.*stop_if_running=True",
@@ -241,6 +416,24 @@ CASES: list[Case] = [
         "replicate",
         {**REPLICA, "source": "s3://dr/prod"},
         r"source='s3://dr/prod' is not valid: 'bucket-name\[/prefix\]'",
+    ),
+    Case(
+        "replicate_destination_dotdot",
+        "replicate",
+        {**REPLICA, "destination": "x/../prod"},
+        r"destination='x/\.\./prod' is not valid: .*segments",
+    ),
+    Case(
+        "replicate_source_double_slash",
+        "replicate",
+        {**REPLICA, "source": "dr//prod"},
+        r"source='dr//prod' is not valid: .*segments",
+    ),
+    Case(
+        "replicate_destination_space",
+        "replicate",
+        {**REPLICA, "destination": "x/y z"},
+        r"destination='x/y z' is not valid: .*no white space",
     ),
     Case(
         "replicate_feldera_connection",
@@ -269,6 +462,25 @@ CASES: list[Case] = [
         r"pipeline 'staging' is Stopped, not in Standby: start it as a standby first",
     ),
     Case(
+        "activate_running_not_a_standby",
+        "activate",
+        {"pipeline_name": "prod"},
+        r"pipeline 'prod' is Running but was not started as a standby.*there is no standby to activate",
+    ),
+    Case(
+        "activate_text_timeout",
+        "activate",
+        {"pipeline_name": "staging", "timeout": "soon"},
+        r"timeout='soon' is not valid: expected a positive number of seconds",
+        "parse",
+    ),
+    Case(
+        "activate_bad_primary_name",
+        "activate",
+        {"pipeline_name": "staging", "primary_pipeline_name": "prod primary"},
+        r"primary_pipeline_name='prod primary' is not a Feldera pipeline name",
+    ),
+    Case(
         "activate_primary_running",
         "activate",
         {"pipeline_name": "staging", "primary_pipeline_name": "prod"},
@@ -284,8 +496,13 @@ CLASSES: dict[str, Any] = {
     "restore": RestoreCheckpointOperator,
     "activate": ActivateStandbyOperator,
     "replicate": ReplicateCheckpointsOperator,
+    "freshness": CheckpointFreshnessSensor,
 }
-FAST = {"sync": {"poll_interval": 0.2, "timeout": 10}, "sensor": {"poke_interval": 0.2, "timeout": 10}}
+FAST = {
+    "sync": {"poll_interval": 0.2, "timeout": 10},
+    "sensor": {"poke_interval": 0.2, "timeout": 10},
+    "freshness": {"poke_interval": 0.2},
+}
 
 for case in CASES:
     if case.stage == "run":

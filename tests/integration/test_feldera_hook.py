@@ -42,7 +42,7 @@ def running(sandbox: FelderaSandbox, hook: FelderaHook) -> None:
     while hook.get_pipeline("p")["program_status"] != "Success":
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    hook.send(FelderaRequest("POST", "/v0/pipelines/p/start"))
+    hook.start_pipeline("p", "running")
     while hook.get_pipeline("p")["deployment_status"] != "Running":
         assert time.monotonic() < deadline
         time.sleep(0.05)

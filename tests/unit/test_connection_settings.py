@@ -83,12 +83,43 @@ def test_backoff_is_bounded_and_honours_retry_after() -> None:
         BackoffPolicy(max_attempts=0)
 
 
+JSON = {"content-type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "request_", "words"),
+    [
+        ({"content-type": "text/html"}, b"<html><body>Sign in to the proxy</body></html>", GET, "not JSON"),
+        ({}, b"", GET, "not JSON (no content type, 0 bytes"),
+        (JSON, b"", GET, "not JSON"),
+        (JSON, b'{"edition": ', GET, "invalid JSON"),
+        (JSON, b"\xff\xfe", GET, "invalid JSON"),
+        (JSON, b"[1, 2]", GET, "a JSON list where a JSON object was expected"),
+        (JSON, b"{}", FelderaRequest("GET", "/v0/pipelines/p/checkpoints", expect=list), "JSON list was expected"),
+        (JSON, b'{"checkpoint_uuid": null}', POST, "without checkpoint_sequence_number"),
+    ],
+)
+def test_answers_that_are_not_feldera_s_say_so(
+    headers: dict[str, str], body: bytes, request_: FelderaRequest, words: str
+) -> None:
+    request_ = FelderaRequest(request_.method, request_.path, expect=request_.expect, require=request_.require)
+    if request_.path.endswith("/checkpoint"):
+        request_ = FelderaRequest("POST", request_.path, idempotent=False, require=("checkpoint_sequence_number",))
+    with pytest.raises(FelderaApiError) as failed:
+        parse_response(200, headers, body, request_)
+    assert failed.value.error_code == "UnexpectedResponse"
+    assert words in failed.value.message and request_.describe() in str(failed.value)
+
+
+def test_a_redirect_is_named_for_what_it_is() -> None:
+    with pytest.raises(FelderaApiError, match=r"redirected to https://feldera\.example\.com/v0/config"):
+        parse_response(301, {"location": "https://feldera.example.com/v0/config"}, b"", GET)
+
+
 def test_parse_response() -> None:
     assert parse_response(200, {"content-type": "application/json"}, b'{"a": 1}', GET) == {"a": 1}
-    assert parse_response(202, {"content-type": "application/json"}, b'"Pipeline is starting"', GET) == (
-        "Pipeline is starting"
-    )
-    assert parse_response(200, {}, b"", GET) is None
+    start = FelderaRequest("POST", "/v0/pipelines/p/start", expect=None)
+    assert parse_response(202, {"content-type": "application/json"}, b'"Pipeline is starting"', start) is None
     with pytest.raises(FelderaApiError) as feldera:
         parse_response(
             503,

@@ -13,6 +13,7 @@ from airflow_checkpoint_sync.replication import (
     location_overlap,
     missing_after_copy,
     newest_in_catalog,
+    normalize_location,
     plan_replication,
     split_location,
     up_to_date,
@@ -75,12 +76,34 @@ def test_newest_in_catalog() -> None:
     assert newest_in_catalog(b"{}") is None
 
 
-@pytest.mark.parametrize("bad", ["", "s3://b/p", "/b/p"])
-def test_locations_without_schemes_only(bad: str) -> None:
-    with pytest.raises(ValueError, match=r"destination=.* is not valid: 'bucket-name\[/prefix\]'"):
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("", "required"),
+        ("s3://b/p", "drop the scheme"),
+        ("s3:b/p", "drop the scheme"),
+        ("/b/p", "is not a bucket name"),
+        ("b//p", "no empty"),
+        ("b/p/../q", "'..'"),
+        ("b/./p", "'.'"),
+        ("b/p//", "no empty"),
+        ("b/p q", "no white space"),
+        ("b/p\\q", "backslashes"),
+        ("b/p\x00", "control characters"),
+        ("b?x/p", "is not a bucket name"),
+    ],
+)
+def test_locations_are_refused_when_they_could_name_another_place(bad: str, why: str) -> None:
+    with pytest.raises(ValueError, match=r"destination=.* is not valid: .*'bucket-name\[/prefix\]'") as refused:
         split_location(bad, "destination")
+    assert why in str(refused.value)
+
+
+def test_a_location_has_one_spelling() -> None:
     assert split_location("b/p/q/", "destination") == ("b", "p/q")
+    assert split_location(" b/p ", "destination") == ("b", "p")
     assert split_location("b", "destination") == ("b", "")
+    assert normalize_location("b/p/") == normalize_location("b/p") == "b/p"
 
 
 @pytest.mark.parametrize(

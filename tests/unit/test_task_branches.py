@@ -272,6 +272,19 @@ def test_activate_refuses_what_is_not_a_standby(status: str) -> None:
     assert hook.mutations() == []
 
 
+@pytest.mark.parametrize(("initial", "refused"), [("Running", True), (None, True), ("Standby", False)])
+def test_activate_counts_only_an_activated_standby_as_done(initial: str | None, refused: bool) -> None:
+    op = ActivateStandbyOperator(task_id="a", pipeline_name="p")
+    pipeline = {"deployment_status": "Running", "deployment_initial": initial}
+    op._hook = hook = StubHook({"GET /v0/config": ENTERPRISE, "GET ": pipeline})
+    if refused:
+        with pytest.raises(AirflowFailException, match="was not started as a standby"):
+            op.execute(context())
+    else:
+        assert op.execute(context())["already_active"] is True
+    assert hook.mutations() == []
+
+
 # -- sensors -------------------------------------------------------------------------------------------------------
 def test_status_sensor_timeout_is_a_sensor_timeout_so_soft_fail_applies() -> None:
     sensor = CheckpointStatusSensor(task_id="s", pipeline_name="p", checkpoint_uuid=UUID, soft_fail=True)
