@@ -68,11 +68,14 @@ def sync_wait(
     error: BaseException | None,
     end_time: float,
     now: float,
+    unknown_grace_until: float | None = None,
 ) -> Event | None:
     """The end of a wait for the sync of ``checkpoint_uuid``, from one read of its progress (or its ``error``).
 
     A restart of the pipeline process is its own outcome (``restarted``): the sync status of the old process is
-    gone, so waiting on would never end. A failed push is worth a task retry, which takes a fresh checkpoint.
+    gone, so waiting on would never end. A failed push is worth a task retry, which takes a fresh checkpoint. A
+    uuid Feldera neither syncs nor has in the bucket is, from ``unknown_grace_until`` on, a final failure: nobody
+    is going to sync it (a uuid of another pipeline, a typo, a sync lost with a restart).
     """
     ids: dict[str, Any] = {"checkpoint_uuid": checkpoint_uuid, "incarnation_uuid": incarnation_uuid}
     if error is not None:
@@ -89,6 +92,12 @@ def sync_wait(
     if result.state is SyncState.FAILURE:
         message = f"Feldera failed to sync checkpoint {checkpoint_uuid}: {result.error}"
         return ended("failure", pipeline_name, message, error=result.error, **ids)
+    if result.state is SyncState.UNKNOWN and unknown_grace_until is not None and now >= unknown_grace_until:
+        message = (
+            f"pipeline '{pipeline_name}' is not syncing checkpoint {checkpoint_uuid} and its bucket does not list it: "
+            "Feldera does not know this uuid (another pipeline's, or a sync lost when the pipeline restarted)"
+        )
+        return ended("failure", pipeline_name, message, final=True, **ids)
     if now >= end_time:
         state = "still in progress" if result.state is SyncState.IN_PROGRESS else "unknown (not listed in the bucket)"
         message = f"checkpoint {checkpoint_uuid} of pipeline '{pipeline_name}' was {state} at the deadline"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from airflow.sdk import Context
 
@@ -89,7 +90,11 @@ class ReplicateCheckpointsOperator(BaseOperator):
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
         # Compared by what the connections reach, not by their ids: two connections to one endpoint are one store.
-        overlap = location_overlap(source.location(), destination.location())
+        with _at("connecting to the source", source):
+            source_location = source.location()
+        with _at("connecting to the destination", destination):
+            destination_location = destination.location()
+        overlap = location_overlap(source_location, destination_location)
         if overlap:
             raise AirflowFailException(
                 f"destination={self.destination!r} overlaps source={self.source!r} in one store "
@@ -117,16 +122,19 @@ def replicate(source: ObjectStore, destination: ObjectStore, *, delete_removed: 
     catalog_body, catalog_fingerprint, plan = _snapshot(source, destination, delete_removed)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:
         copied = list(pool.map(lambda obj: _copy(source, destination, obj), plan.copy))
-    missing = missing_after_copy(plan, destination.list())
+    with _at("listing the destination", destination):
+        missing = missing_after_copy(plan, destination.list())
     if missing:
         raise AirflowFailException(
             f"not writing the catalog: {len(missing)} object(s) are not in place at {destination}: "
             + ", ".join(missing[:5])
         )
     if plan.catalog_changed:
-        destination.write(CATALOG, io.BytesIO(catalog_body), len(catalog_body), catalog_fingerprint)
+        with _at("writing the catalog to the destination", destination):
+            destination.write(CATALOG, io.BytesIO(catalog_body), len(catalog_body), catalog_fingerprint)
     if plan.delete:
-        destination.delete(plan.delete)
+        with _at("deleting removed objects from the destination", destination):
+            destination.delete(plan.delete)
     return {
         "source": str(source),
         "destination": str(destination),
@@ -151,12 +159,17 @@ def _snapshot(
 
     for _ in range(attempts):
         try:
-            body, fingerprint = source.read(CATALOG)
+            with _at("reading the catalog of the source", source):
+                body, fingerprint = source.read(CATALOG)
         except FileNotFoundError:
             raise AirflowFailException(
                 f"{source} holds no {CATALOG}: nothing has been synced there (is it the pipeline's sync bucket?)"
             ) from None
-        plan = plan_replication(source.list(), destination.list(copy_marks=True), delete_removed=delete_removed)
+        with _at("listing the source", source):
+            listed = source.list()
+        with _at("listing the destination", destination):
+            replica = destination.list(copy_marks=True)
+        plan = plan_replication(listed, replica, delete_removed=delete_removed)
         if plan.catalog is not None and plan.catalog.fingerprint == fingerprint:
             return body, fingerprint, plan
     raise AirflowFailException(f"{source} kept changing while it was listed ({attempts} tries); run again later")
@@ -166,10 +179,11 @@ def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> i
     """Copy one object, server-side when possible, else streamed and checked; returns the bytes copied."""
     from airflow_checkpoint_sync.object_stores.base import VerifyingReader
 
-    if destination.copy_within(source, obj):
-        return obj.size
-    reader = VerifyingReader(source.chunks(obj.name))
-    destination.write(obj.name, io.BufferedReader(reader, 1024 * 1024), obj.size, obj.fingerprint)
+    with _at(f"copying {obj.name} from the source {source} to the destination", destination):
+        if destination.copy_within(source, obj):
+            return obj.size
+        reader = VerifyingReader(source.chunks(obj.name))
+        destination.write(obj.name, io.BufferedReader(reader, 1024 * 1024), obj.size, obj.fingerprint)
     if reader.size != obj.size or (obj.md5 is not None and reader.md5_hex != obj.md5):
         # Remove the bad copy this run just wrote (it records the source's fingerprint, so a rerun would trust it);
         # the catalog is not written, and a rerun copies the object again.
@@ -179,3 +193,14 @@ def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> i
             + (f", MD5 {reader.md5_hex} instead of {obj.md5}" if obj.md5 else "")
         )
     return obj.size
+
+
+@contextmanager
+def _at(doing: str, store: ObjectStore) -> Iterator[None]:
+    """A store's own error (botocore's, Azure's, Google's) as a task error that says which side and which step."""
+    try:
+        yield
+    except (AirflowException, FileNotFoundError):
+        raise
+    except Exception as exc:
+        raise AirflowException(f"{doing} ({store}) failed: {type(exc).__name__}: {exc}") from exc

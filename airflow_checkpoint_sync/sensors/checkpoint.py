@@ -11,9 +11,16 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from airflow_checkpoint_sync.links import FelderaPipelineLink
 from airflow_checkpoint_sync.status import is_checkpoint_uuid, is_uuid
-from airflow_checkpoint_sync.task_support import FelderaTaskMixin, check_pipeline_name, outcome, validate_event
+from airflow_checkpoint_sync.task_support import (
+    FelderaTaskMixin,
+    check_pipeline_name,
+    check_positive_seconds,
+    outcome,
+    validate_event,
+)
 
 if TYPE_CHECKING:
+    import datetime as dt
     from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
@@ -47,6 +54,9 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
     :param feldera_conn_id: the ``feldera`` Airflow connection. (templated)
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``. ``poke_interval`` is
         its poll interval and ``timeout`` its deadline.
+    :param unknown_grace: how long a uuid that Feldera neither syncs nor lists in the bucket may stay so before the
+        sensor fails for good (a uuid of another pipeline, a typo, a sync lost in a restart), in seconds or a
+        timedelta; the sync started just before the sensor is given this long to show up.
     :return: the checkpoint uuid, once synced. ``soft_fail`` turns a failed or timed-out wait into a skip.
     """
 
@@ -62,9 +72,12 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
         incarnation_uuid: str | None = None,
         feldera_conn_id: str = "feldera_default",
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        unknown_grace: float | dt.timedelta = 60.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.unknown_grace = check_positive_seconds(unknown_grace, "unknown_grace")
+        self._grace_until: float | None = None
         self.pipeline_name = pipeline_name
         self.checkpoint_uuid = checkpoint_uuid
         self.incarnation_uuid = incarnation_uuid
@@ -91,9 +104,14 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
         self.check_connection()
         if not self.deferrable:
             return super().execute(context)
+        self._grace_until = time.time() + self.unknown_grace
         return self._outcome(self.wait_for(self._trigger(time.time() + float(self.timeout)), deferrable=True))
 
     def poke(self, context: Context) -> PokeReturnValue | bool:
+        if self._grace_until is None:
+            # In reschedule mode each poke is a new process: the grace counts from the first one.
+            first = context["ti"].get_first_reschedule_date(context) if self.reschedule else None
+            self._grace_until = (first.timestamp() if first else time.time()) + self.unknown_grace
         # The base sensor enforces `timeout` between pokes.
         event = self._trigger(math.inf).look(self.hook)
         if event is None:
@@ -116,6 +134,7 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
             incarnation_uuid=self.incarnation_uuid,
             end_time=end_time,
             poll_interval=float(self.poke_interval),
+            unknown_grace_until=self._grace_until,
         )
 
     def _outcome(self, event: Mapping[str, Any]) -> str:

@@ -24,9 +24,11 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
     :param end_time: the deadline, in seconds since the epoch (wall clock: it crosses processes).
     :param poll_interval: seconds between status reads.
     :param echo: returned unchanged in the event (the deferring task's state).
+    :param unknown_grace_until: from this time (seconds since the epoch) on, a uuid Feldera neither syncs nor lists
+        in the bucket fails the wait for good; None waits for it until ``end_time``.
     """
 
-    fields = ("checkpoint_uuid", "incarnation_uuid")
+    fields = ("checkpoint_uuid", "incarnation_uuid", "unknown_grace_until")
     event_statuses = SYNC_STATUSES
 
     def __init__(
@@ -39,6 +41,7 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
         end_time: float,
         poll_interval: float,
         echo: dict[str, Any] | None = None,
+        unknown_grace_until: float | None = None,
     ) -> None:
         super().__init__(
             feldera_conn_id=feldera_conn_id,
@@ -49,6 +52,7 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
         )
         self.checkpoint_uuid = checkpoint_uuid
         self.incarnation_uuid = incarnation_uuid
+        self.unknown_grace_until = unknown_grace_until
 
     def reads(self) -> Flow[Any]:
         from airflow_checkpoint_sync.hooks.feldera_api import read_sync_progress
@@ -64,4 +68,5 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
             error=error,
             end_time=self.end_time,
             now=now,
+            unknown_grace_until=self.unknown_grace_until,
         )

@@ -60,3 +60,21 @@ sensor_poke = sensor_dag("sensor_poke", mode="poke")
 sensor_reschedule = sensor_dag("sensor_reschedule", mode="reschedule")
 sensor_deferred = sensor_dag("sensor_deferred", deferrable=True)
 sensor_soft_fail = sensor_dag("sensor_soft_fail", mode="poke", soft_fail=True)
+
+
+def unknown_uuid_dag(dag_id: str, **sensor_kwargs: object) -> DAG:
+    with DAG(dag_id, schedule=None, start_date=START, catchup=False, params={**PARAMS, "uuid": ""}) as dag:
+        CheckpointStatusSensor(
+            task_id="wait",
+            pipeline_name="{{ params.pipeline }}",
+            checkpoint_uuid="{{ params.uuid }}",
+            poke_interval=0.2,
+            timeout=120,
+            unknown_grace=1,
+            **sensor_kwargs,  # type: ignore[arg-type]
+        )
+    return dag
+
+
+unknown_poke = unknown_uuid_dag("sensor_unknown_uuid_poke", mode="poke")
+unknown_deferred = unknown_uuid_dag("sensor_unknown_uuid_deferred", deferrable=True)

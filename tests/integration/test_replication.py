@@ -236,6 +236,32 @@ def test_bad_locations_and_connections_are_refused(stores: Feldera, capfd: pytes
     assert "holds no checkpoints.feldera: nothing has been synced there" in capfd.readouterr().out
 
 
+def test_store_errors_say_which_side_and_which_step(
+    stores: Feldera, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_checkpoint_sync.testing.server import free_port
+
+    down = {
+        "conn_type": "aws",
+        "login": "k",
+        "password": "s",
+        "extra": {"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_S3_DOWN", json.dumps(down))
+    write_source(stores, "sided", {"data/0.bin": b"x" * 10})
+    run = run_dag("replicate", source_conn="s3_down", source=f"{stores.bucket}/sided", destination=f"{stores.bucket}/x")
+    assert task_states(run) == {"replicate": "failed"}
+    assert f"of the source (s3://{stores.bucket}/sided) failed: EndpointConnectionError" in capfd.readouterr().out
+    run = run_dag(
+        "replicate",
+        source=f"{stores.bucket}/sided",
+        destination_conn="s3_down",
+        destination=f"{stores.bucket}/x",
+    )
+    assert task_states(run) == {"replicate": "failed"}
+    assert f"listing the destination (s3://{stores.bucket}/x) failed: EndpointConnectionError" in capfd.readouterr().out
+
+
 def done(process: subprocess.Popen[bytes]) -> bool:
     return process.poll() is not None
 

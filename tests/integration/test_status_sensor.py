@@ -53,3 +53,18 @@ def test_sensor_reports_a_restart_instead_of_waiting_forever(
     run = run_dag("sensor_poke", pipeline="prod")
     assert task_states(run) == {"sync": "success", "wait": "failed"}
     assert "restarted while checkpoint" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("dag_id", ["sensor_unknown_uuid_poke", "sensor_unknown_uuid_deferred"])
+def test_a_uuid_feldera_does_not_know_fails_after_the_grace_not_at_the_timeout(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str], dag_id: str
+) -> None:
+    feldera.running_pipeline("prod")
+    synced = feldera.sync_now("prod", records=1)
+    stranger = "01890000-0000-7000-8000-0000000000ab"  # a valid UUIDv7 this pipeline never made
+    run = run_dag(dag_id, pipeline="prod", uuid=stranger)
+    assert task_states(run) == {"wait": "failed"}
+    out = capfd.readouterr().out
+    assert f"is not syncing checkpoint {stranger} and its bucket does not list it" in out
+    assert "timed out" not in out.lower() and "at the deadline" not in out
+    assert feldera.catalog("prod") == [synced]

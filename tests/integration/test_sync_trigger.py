@@ -64,6 +64,7 @@ def test_serialize_round_trip() -> None:
         "end_time": 1234.5,
         "poll_interval": 2.0,
         "echo": {"restarts": 1},
+        "unknown_grace_until": None,
     }
     assert CheckpointSyncTrigger(**kwargs).serialize() == (classpath, kwargs)
 
