@@ -6,6 +6,7 @@ Pure: no I/O, no Airflow. Field names, meanings and defaults are Feldera's (``Sy
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 from dataclasses import dataclass, field, fields
@@ -22,6 +23,50 @@ U32_MAX = 2**32 - 1
 U8_MAX = 255
 SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?[kMGT]?$")
 SECRET_FIELDS = ("access_key", "secret_key")
+
+
+#: What each sync field means when it is left out (Feldera's ``SyncConfig`` and rclone's defaults). Feldera returns
+#: the sync block normalized: every field present, the optional ones as null. Two blocks say the same when every
+#: field means the same once these are applied.
+EFFECTIVE_DEFAULTS: dict[str, Any] = {
+    "endpoint": None,
+    "region": None,
+    "provider": "Other",
+    "access_key": None,
+    "secret_key": None,
+    "start_from_checkpoint": None,
+    "fail_if_no_checkpoint": False,
+    "standby": False,
+    "pull_interval": 10,
+    "push_interval": None,
+    "retention_min_count": 10,
+    "retention_min_age": 30,
+    "read_bucket": None,
+    "transfers": 20,
+    "checkers": 20,
+    "ignore_checksum": False,
+    "multi_thread_streams": 10,
+    "multi_thread_cutoff": "100M",
+    "upload_concurrency": 10,
+    "optimize_download_resources": True,
+    "flags": None,
+}
+
+
+def effective_sync(sync: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a sync block means: every known field with its default applied; keys Feldera does not know dropped
+    (it drops them too). The form in which two sync blocks are compared."""
+    if sync is None:
+        return None
+    meaning = {name: default if sync.get(name) is None else sync[name] for name, default in EFFECTIVE_DEFAULTS.items()}
+    meaning["bucket"] = sync.get("bucket")
+    for name in ("bucket", "read_bucket"):
+        # b/p/ and b/p are one location; a spelling Feldera would not take is compared as it is.
+        with contextlib.suppress(ValueError):
+            meaning[name] = normalize_location(meaning[name]) if meaning[name] is not None else None
+    if meaning["flags"] is not None:
+        meaning["flags"] = list(meaning["flags"])
+    return meaning
 
 
 class SyncConfigError(ValueError):
@@ -246,7 +291,16 @@ def merge_sync_config(runtime_config: Mapping[str, Any] | None, sync: SyncConfig
                 f"push_interval={sync.push_interval}s is shorter than the fault-tolerance checkpoint interval "
                 f"({interval}s): pushes will often find no new checkpoint to send"
             )
-    return MergedConfig(merged, changed=merged != dict(runtime_config or {}), warnings=tuple(warnings))
+    return MergedConfig(merged, changed=_meaning(merged) != _meaning(runtime_config), warnings=tuple(warnings))
+
+
+def _meaning(runtime_config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``runtime_config`` with its sync block in :func:`effective_sync` form (Feldera returns it normalized)."""
+    compared: dict[str, Any] = copy.deepcopy(dict(runtime_config or {}))
+    config = ((compared.get("storage") or {}).get("backend") or {}).get("config")
+    if isinstance(config, dict) and isinstance(config.get("sync"), dict):
+        config["sync"] = effective_sync(config["sync"])
+    return compared
 
 
 def current_sync(runtime_config: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -571,7 +571,7 @@ class FelderaHook(BaseHook):
         except FelderaConnectionError as exc:
             settings.scrub(exc)
             if exc.tls:
-                return False, f"TLS with {settings.base_url} failed: {exc.message}"
+                return False, f"TLS verification failed for {settings.base_url}: {exc.message}"
             return False, f"Cannot reach Feldera at {settings.base_url}: {exc.message}"
         except FelderaApiError as exc:
             settings.scrub(exc)

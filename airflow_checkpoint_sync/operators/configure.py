@@ -117,8 +117,49 @@ class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
                 f"pipeline '{self.pipeline_name}' is {pipeline.get('deployment_status')}: Feldera changes a runtime "
                 "config only while the pipeline is stopped. Stop it first."
             )
+        check_bucket_owner(self, pipeline, sync, self.bucket_conn_id or None)
         changed = write_sync_config(self, pipeline, sync)
         return {"pipeline_name": self.pipeline_name, "bucket": sync.bucket, "changed": changed}
+
+
+def check_bucket_owner(
+    task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig, bucket_conn_id: str | None
+) -> None:
+    """Refuse a ``bucket`` that another pipeline owns, before anything is written.
+
+    Feldera locks a location to the first pipeline that pushes there (``owner.json``, by the pipeline's system name
+    ``pipeline-<id>``) and refuses the others, but only at their first push, long after the configuration was
+    written and the pipeline started. Read through ``bucket_conn_id`` (an ``aws`` connection); without one, or
+    when the lock cannot be read, Feldera's own check at the first push remains (logged).
+    """
+    import json
+
+    from airflow_checkpoint_sync.object_stores import store_for
+    from airflow_checkpoint_sync.replication import OWNER
+
+    if not bucket_conn_id:
+        task.log.info("Who owns %s is checked by Feldera at its first push (no bucket_conn_id to read it)", sync.bucket)
+        return
+    try:
+        body, _ = store_for(bucket_conn_id, sync.bucket, "bucket_conn_id", ("aws",)).read(OWNER)
+    except FileNotFoundError:
+        return  # nobody owns it yet: the first push claims it
+    except Exception as exc:  # the check is an early warning; Feldera's own lock still holds
+        task.log.warning(
+            "Could not read %s/%s to see who owns it (%s); Feldera checks it at its first push", sync.bucket, OWNER, exc
+        )
+        return
+    try:
+        owner = json.loads(body).get("pipeline_name")
+    except (ValueError, AttributeError):
+        owner = None
+    me = f"pipeline-{pipeline.get('id')}"
+    if owner and pipeline.get("id") and owner != me:
+        raise AirflowFailException(
+            f"bucket={sync.bucket!r} belongs to another pipeline ({owner}, says its {OWNER}); pipeline "
+            f"'{task.pipeline_name}' is {me}, and Feldera refuses to push there. Give this pipeline its own location; "
+            "to start from the other's checkpoints, pass that location as read_bucket."
+        )
 
 
 def write_sync_config(task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:

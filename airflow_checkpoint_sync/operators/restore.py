@@ -14,6 +14,7 @@ from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.operators.configure import (
     ConfigureCheckpointSyncOperator,
     build_sync_config,
+    check_bucket_owner,
     write_sync_config,
 )
 from airflow_checkpoint_sync.status import PipelineGroup, is_checkpoint_uuid, pipeline_group
@@ -160,6 +161,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
                 "Pipeline '%s' was started by an earlier try of this task; waiting for it", self.pipeline_name
             )
             return self._wait(poll, end_time, result)
+        check_bucket_owner(self, pipeline, sync, self.bucket_conn_id or None)
         if group not in (PipelineGroup.STOPPED, PipelineGroup.FAILED):
             if not self.stop_if_running:
                 raise AirflowFailException(

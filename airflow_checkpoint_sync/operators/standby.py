@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 TARGET = {"running": "Running", "paused": "Paused"}
 
 
+def pull_interval(pipeline: dict[str, Any]) -> float:
+    """The standby's ``pull_interval`` in seconds (Feldera's default 10 when its sync block does not say)."""
+    from airflow_checkpoint_sync.sync_config import current_sync, effective_sync
+
+    meaning = effective_sync(current_sync(pipeline.get("runtime_config"))) or {}
+    value = meaning.get("pull_interval", 10)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 10.0
+
+
 class ActivateStandbyOperator(FelderaPipelineOperator):
     """Activate a standby pipeline: it pulls the newest checkpoint once more, then runs (or pauses).
 
@@ -50,7 +59,9 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
     :param wait_for_completion: wait until the pipeline reaches ``initial``'s status.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: seconds between status reads.
-    :param timeout: how long to wait for the activation, in seconds or a timedelta.
+    :param timeout: how long to wait for the activation, in seconds or a timedelta. The standby's
+        ``pull_interval`` is added to it: Feldera activates a standby only when its pull loop next wakes, after a
+        last pull of the newest checkpoint.
     :param feldera_conn_id: the ``feldera`` Airflow connection of the standby. (templated)
     :return: ``{"pipeline_name", "status", "already_active"}``.
     """
@@ -97,6 +108,10 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         if self.primary_pipeline_name:
             self._guard_split_brain()
         pipeline = self.read_pipeline()
+        # Feldera activates a standby when its pull loop next wakes (up to one pull_interval), after one last pull:
+        # the wait allows for that on top of `timeout`.
+        end_time += pull_interval(pipeline)
+        self.hook.deadline = end_time
         status = str(pipeline.get("deployment_status"))
         group = pipeline_group(pipeline)
         result = {"pipeline_name": self.pipeline_name, "already_active": False}

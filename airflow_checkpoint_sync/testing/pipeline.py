@@ -74,11 +74,49 @@ def rfc3339(wall: float) -> str:
     return dt.datetime.fromtimestamp(wall, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+#: Feldera's ``SyncConfig`` as the manager serializes it: all 22 fields, the optional ones null
+#: (``crates/feldera-types/src/config.rs``).
+SYNC_FIELDS: dict[str, Any] = {
+    "bucket": None,
+    "endpoint": None,
+    "region": None,
+    "provider": None,
+    "access_key": None,
+    "secret_key": None,
+    "start_from_checkpoint": None,
+    "fail_if_no_checkpoint": False,
+    "standby": False,
+    "pull_interval": 10,
+    "push_interval": None,
+    "retention_min_count": 10,
+    "retention_min_age": 30,
+    "read_bucket": None,
+    "transfers": None,
+    "checkers": None,
+    "ignore_checksum": None,
+    "multi_thread_streams": None,
+    "multi_thread_cutoff": None,
+    "upload_concurrency": None,
+    "optimize_download_resources": True,
+    "flags": None,
+}
+
+
 def with_runtime_defaults(runtime_config: dict[str, Any] | None) -> dict[str, Any]:
-    """Feldera fills in every runtime field it knows; keys it does not know are kept as sent."""
+    """The runtime config as the manager stores and returns it: re-serialized from its types, so every field it
+    knows has a value (its default when not given, nulls included) and keys it does not know are dropped."""
     merged = copy.deepcopy(DEFAULT_RUNTIME_CONFIG)
     for key, value in (runtime_config or {}).items():
-        merged[key] = copy.deepcopy(value)
+        if key in DEFAULT_RUNTIME_CONFIG:
+            merged[key] = copy.deepcopy(value)
+    storage = merged.get("storage")
+    if isinstance(storage, dict):
+        merged["storage"] = {**DEFAULT_RUNTIME_CONFIG["storage"], **storage}
+        backend = merged["storage"].get("backend")
+        config = backend.get("config") if isinstance(backend, dict) else None
+        if isinstance(config, dict) and isinstance(config.get("sync"), dict):
+            sync = config["sync"]
+            config["sync"] = {name: sync.get(name, default) for name, default in SYNC_FIELDS.items()}
     return merged
 
 

@@ -58,14 +58,14 @@ def mutating(feldera: Feldera, pipeline: str) -> list[str]:
 
 # -- configure --------------------------------------------------------------------------------------------------
 def test_configure_writes_only_the_sync_block_and_is_idempotent(feldera: Feldera) -> None:
-    feldera.create("staging", sync=None, workers=3, from_a_newer_feldera={"keep": "me"})
+    feldera.create("staging", sync=None, workers=3, tracing=True)
     before = feldera.pipeline("staging", "all")["runtime_config"]
     run = run_dag("configure_sync", **conf(feldera, read_bucket=None))
     assert task_states(run) == {"configure": "success"}
     assert xcoms(run)[("configure", "return_value")]["changed"] is True
     after = feldera.pipeline("staging", "all")["runtime_config"]
     sync = after["storage"]["backend"]["config"].pop("sync")
-    assert sync == {
+    written = {
         "bucket": f"{feldera.bucket}/staging",
         "access_key": feldera.s3.access_key,
         "secret_key": feldera.s3.secret_key,
@@ -74,8 +74,10 @@ def test_configure_writes_only_the_sync_block_and_is_idempotent(feldera: Feldera
         "provider": "Other",
         "retention_min_count": 3,
     }
+    assert {key: sync[key] for key in written} == written
+    assert len(sync) == 22  # Feldera returns it normalized: every field, defaults filled in
     before["storage"]["backend"]["config"].pop("sync", None)
-    assert after == before  # everything else, unknown fields included, as it was
+    assert after == before  # everything else as it was
     feldera.sandbox.control.clear_requests()
     again = run_dag("configure_sync", **conf(feldera, read_bucket=None))
     assert xcoms(again)[("configure", "return_value")]["changed"] is False
@@ -300,3 +302,21 @@ def test_a_failed_activation_reports_the_deployment_error(feldera: Feldera, capf
     assert task_states(run) == {"activate": "failed"}
     out = capfd.readouterr().out
     assert "failed to start: activation failed: could not pull checkpoint" in out
+
+
+@pytest.mark.parametrize("dag_id", ["restore_running", "configure_sync"])
+def test_a_location_another_pipeline_owns_is_refused_before_anything_is_written(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str], dag_id: str
+) -> None:
+    synced_prod(feldera, 3)  # prod's first push claimed bucket/prod
+    feldera.create("staging", sync=None)
+    before = feldera.pipeline("staging", "all")["runtime_config"]
+    feldera.sandbox.control.clear_requests()
+    run = run_dag(dag_id, **conf(feldera, bucket=f"{feldera.bucket}/prod", read_bucket=None))
+    assert set(task_states(run).values()) == {"failed"}
+    owner = f"pipeline-{feldera.pipeline('prod', 'all')['id']}"
+    assert f"bucket='{feldera.bucket}/prod' belongs to another pipeline ({owner}, says its owner.json)" in (
+        capfd.readouterr().out
+    )
+    assert mutating(feldera, "staging") == []
+    assert feldera.pipeline("staging", "all")["runtime_config"] == before

@@ -107,13 +107,26 @@ def test_unknown_pipeline_and_bad_names_get_feldera_errors(api: Api) -> None:
     assert api.pipeline("p", "all")["description"] == ""
 
 
-def test_patch_replaces_runtime_config_whole_and_keeps_unknown_fields(api: Api) -> None:
+def test_patch_replaces_runtime_config_whole_and_returns_it_normalized(api: Api) -> None:
+    # Feldera re-serializes a runtime config from its types: unknown keys are dropped, and a sync block comes back
+    # with all 22 of its fields, defaults (nulls included) filled in.
     api.create("p", None)
     config = api.pipeline("p", "all")["runtime_config"]
     config["workers"] = 3
-    config["from_a_newer_feldera"] = {"keep": ["me"]}
-    assert api.http.patch("/pipelines/p", json={"runtime_config": config}).status_code == 200
-    assert api.pipeline("p", "all")["runtime_config"] == config
+    sync = {"bucket": "b/p", "retention_min_count": 3, "colour": "blue"}
+    patched = {
+        **config,
+        "from_an_older_feldera": True,
+        "storage": {"backend": {"name": "file", "config": {"sync": sync}}},
+    }
+    assert api.http.patch("/pipelines/p", json={"runtime_config": patched}).status_code == 200
+    stored = api.pipeline("p", "all")["runtime_config"]
+    assert "from_an_older_feldera" not in stored and stored["workers"] == 3
+    returned = stored["storage"]["backend"]["config"]["sync"]
+    assert len(returned) == 22 and "colour" not in returned
+    assert (returned["bucket"], returned["retention_min_count"], returned["pull_interval"]) == ("b/p", 3, 10)
+    assert returned["transfers"] is None and returned["optimize_download_resources"] is True
+    assert stored["storage"]["compression"] == "default"  # the rest of StorageOptions, filled in
 
 
 def test_serve_command_runs_until_interrupted() -> None:

@@ -207,3 +207,25 @@ def test_random_runtime_configs_keep_every_field_but_the_sync_block(config: dict
     else:
         original["storage"]["backend"]["config"].pop("sync", None)
     assert json.dumps(stripped, sort_keys=True) == json.dumps(original, sort_keys=True)
+
+
+def test_configs_are_compared_by_meaning_as_feldera_returns_them_normalized() -> None:
+    from airflow_checkpoint_sync.sync_config import EFFECTIVE_DEFAULTS
+
+    written = SyncConfig.from_dict({"bucket": "b/p/", "retention_min_count": 3})
+    # What Feldera returns for it: every field, the optional ones null, the rest their defaults.
+    normalized = {name: None for name in EFFECTIVE_DEFAULTS} | {
+        "bucket": "b/p",
+        "retention_min_count": 3,
+        "retention_min_age": 30,
+        "pull_interval": 10,
+        "fail_if_no_checkpoint": False,
+        "standby": False,
+        "optimize_download_resources": True,
+    }
+    runtime = {"workers": 4, "storage": {"backend": {"name": "file", "config": {"sync": normalized}}}}
+    assert merge_sync_config(runtime, written).changed is False
+    same = SyncConfig.from_dict({"bucket": "b/p", "retention_min_count": 3, "transfers": 20})  # 20 is the default
+    assert merge_sync_config(runtime, same).changed is False
+    assert merge_sync_config(runtime, SyncConfig.from_dict({"bucket": "b/p", "retention_min_count": 4})).changed
+    assert merge_sync_config(runtime, SyncConfig.from_dict({"bucket": "b/q", "retention_min_count": 3})).changed

@@ -285,6 +285,21 @@ def test_activate_counts_only_an_activated_standby_as_done(initial: str | None, 
     assert hook.mutations() == []
 
 
+@pytest.mark.parametrize(("sync", "extra"), [({"bucket": "b/s", "pull_interval": 300}, 300), ({"bucket": "b/s"}, 10)])
+def test_the_activation_wait_allows_one_pull_interval(sync: dict[str, Any], extra: float) -> None:
+    op = ActivateStandbyOperator(task_id="a", pipeline_name="p", timeout=60, deferrable=True)
+    standby = {
+        "deployment_status": "Standby",
+        "runtime_config": {"storage": {"backend": {"name": "file", "config": {"sync": sync}}}},
+    }
+    op._hook = hook = StubHook({"GET /v0/config": ENTERPRISE, "GET ": standby, "POST /activate": None})
+    began = time.time()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context())
+    assert 60 + extra <= deferred.value.trigger.end_time - began < 60 + extra + 5
+    assert hook.mutations() == ["POST /activate"]
+
+
 # -- sensors -------------------------------------------------------------------------------------------------------
 def test_status_sensor_timeout_is_a_sensor_timeout_so_soft_fail_applies() -> None:
     sensor = CheckpointStatusSensor(task_id="s", pipeline_name="p", checkpoint_uuid=UUID, soft_fail=True)
