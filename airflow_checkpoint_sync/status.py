@@ -31,12 +31,16 @@ class SyncResult(NamedTuple):
     evidence: str | None = None
 
 
-def sync_result(checkpoint_uuid: str, payload: Mapping[str, Any]) -> SyncResult:
+def sync_result(checkpoint_uuid: str, payload: Mapping[str, Any], stale_failure: str | None = None) -> SyncResult:
     """Read ``GET /checkpoint/sync_status`` for one uuid.
 
     Servers after Feldera 0.337 list in-flight manual syncs in ``running``; older ones do not, and "in progress" is
     then inferred from UUIDv7 order, as the official client does (a uuid newer than the last success has not
     finished yet). ``periodic`` counts as success because Feldera also fills it from successful manual syncs.
+
+    A 0.337 server keeps an older failure of the same uuid visible while that checkpoint is pushed again:
+    ``stale_failure`` is the error it showed before this push was asked for, and that failure is not this push's
+    outcome.
     """
     running = payload.get("running")
     if running is not None and checkpoint_uuid in running:
@@ -46,7 +50,10 @@ def sync_result(checkpoint_uuid: str, payload: Mapping[str, Any]) -> SyncResult:
         return SyncResult(SyncState.SUCCESS, evidence="sync_status")
     failure = payload.get("failure") or {}
     if failure.get("uuid") == checkpoint_uuid:
-        return SyncResult(SyncState.FAILURE, error=str(failure.get("error") or "no error text from Feldera"))
+        error = str(failure.get("error") or "no error text from Feldera")
+        if running is None and stale_failure is not None and failure.get("error") == stale_failure:
+            return SyncResult(SyncState.IN_PROGRESS)
+        return SyncResult(SyncState.FAILURE, error=error)
     if running is None and (success is None or _uuid_int(checkpoint_uuid) > _uuid_int(success)):
         return SyncResult(SyncState.IN_PROGRESS)
     return SyncResult(SyncState.UNKNOWN)

@@ -266,14 +266,16 @@ def read_checkpoint_status(name: str, incarnation_uuid: str | None) -> Flow[Any]
     return payload
 
 
-def read_sync_progress(name: str, checkpoint_uuid: str, incarnation_uuid: str | None) -> Flow[SyncResult]:
+def read_sync_progress(
+    name: str, checkpoint_uuid: str, incarnation_uuid: str | None, stale_failure: str | None = None
+) -> Flow[SyncResult]:
     """Sync status of one uuid; an UNKNOWN answer is settled from the bucket's listing.
 
     Raises FelderaApiError with ``error_code == "IncarnationUuidMismatch"`` when the pipeline restarted since
     ``incarnation_uuid``: the sync status of that process is gone.
     """
     payload = yield sync_status(name, incarnation_uuid)
-    result = sync_result(checkpoint_uuid, payload)
+    result = sync_result(checkpoint_uuid, payload, stale_failure)
     if result.state is SyncState.UNKNOWN:
         remote = yield remote_checkpoints(name)
         result = resolve_unknown(checkpoint_uuid, [entry.get("uuid") for entry in remote or []])

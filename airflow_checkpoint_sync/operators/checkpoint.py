@@ -236,6 +236,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
 
     def _start_sync(self) -> dict[str, Any]:
         """``POST /checkpoint/sync``; a lost answer is resolved by reading the sync status, never by re-sending."""
+        stale = None if self.take_checkpoint else self._failure_before()
         try:
             response = self.hook.sync_checkpoint(self.pipeline_name)
         except Exception as exc:
@@ -251,8 +252,22 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
             "checkpoint_uuid": str(response["checkpoint_uuid"]),
             "incarnation_uuid": response.get("incarnation_uuid"),
         }
+        if stale is not None and stale[0] == started["checkpoint_uuid"]:
+            started["stale_failure"] = stale[1]
         self.log.info("Sync of checkpoint %s of pipeline '%s' started", started["checkpoint_uuid"], self.pipeline_name)
         return started
+
+    def _failure_before(self) -> tuple[str, str] | None:
+        """The failure Feldera shows before a push of an existing checkpoint is asked for: on a 0.337-era server it
+        stays visible while the same checkpoint is pushed again, and must not be taken for that push's outcome."""
+        try:
+            failure = self.hook.sync_status(self.pipeline_name).get("failure") or {}
+        except Exception as exc:  # only a guard against a stale answer; the sync itself decides
+            self.log.info("Could not read the sync status before the sync (%s)", exc)
+            return None
+        if failure.get("uuid") and failure.get("error") is not None:
+            return str(failure["uuid"]), str(failure["error"])
+        return None
 
     def _adopt_lost_sync(self, error: Exception) -> dict[str, Any]:
         self.log.warning("The answer to the sync request was lost (%s); reading the sync status", error)
@@ -284,6 +299,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
             end_time=self._end_time,
             poll_interval=self.poll_interval,
             echo={"restarts": restarts, "end_time": self._end_time, "bucket": self._bucket},
+            stale_failure=started.get("stale_failure"),
         )
 
     def _wait(self, context: Context, started: dict[str, Any], restarts: int) -> str:

@@ -1162,7 +1162,8 @@ class SandboxPipeline:
                 self._note(f"checkpoint sync of {checkpoint.uuid} failed: {exc}")
                 if manual:
                     p.sync_failure = {"uuid": checkpoint.uuid, "error": str(exc)}
-                    if p.sync_success == checkpoint.uuid:
+                    # From 0.347 (PR #6930) the most recent outcome wins; 0.337 keeps success and failure apart.
+                    if self.engine.settings.sync_running_field and p.sync_success == checkpoint.uuid:
                         p.sync_success = None
                 return
             self._note(f"checkpoint sync of {checkpoint.uuid} succeeded")
@@ -1173,7 +1174,11 @@ class SandboxPipeline:
             p.sync_periodic = checkpoint.uuid
             if manual:
                 p.sync_success = checkpoint.uuid
-                if p.sync_failure and p.sync_failure.get("uuid") == checkpoint.uuid:
+                if (
+                    self.engine.settings.sync_running_field
+                    and p.sync_failure
+                    and p.sync_failure.get("uuid") == checkpoint.uuid
+                ):
                     p.sync_failure = None
 
         self.engine.submit(push, done)

@@ -26,9 +26,11 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
     :param echo: returned unchanged in the event (the deferring task's state).
     :param unknown_grace_until: from this time (seconds since the epoch) on, a uuid Feldera neither syncs nor lists
         in the bucket fails the wait for good; None waits for it until ``end_time``.
+    :param stale_failure: the error a 0.337-era Feldera showed for this uuid before this push was asked for; it is
+        not this push's outcome.
     """
 
-    fields = ("checkpoint_uuid", "incarnation_uuid", "unknown_grace_until")
+    fields = ("checkpoint_uuid", "incarnation_uuid", "unknown_grace_until", "stale_failure")
     event_statuses = SYNC_STATUSES
 
     def __init__(
@@ -42,6 +44,7 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
         poll_interval: float,
         echo: dict[str, Any] | None = None,
         unknown_grace_until: float | None = None,
+        stale_failure: str | None = None,
     ) -> None:
         super().__init__(
             feldera_conn_id=feldera_conn_id,
@@ -53,11 +56,12 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
         self.checkpoint_uuid = checkpoint_uuid
         self.incarnation_uuid = incarnation_uuid
         self.unknown_grace_until = unknown_grace_until
+        self.stale_failure = stale_failure
 
     def reads(self) -> Flow[Any]:
         from airflow_checkpoint_sync.hooks.feldera_api import read_sync_progress
 
-        return read_sync_progress(self.pipeline_name, self.checkpoint_uuid, self.incarnation_uuid)
+        return read_sync_progress(self.pipeline_name, self.checkpoint_uuid, self.incarnation_uuid, self.stale_failure)
 
     def decide(self, result: Any, error: BaseException | None, now: float) -> dict[str, Any] | None:
         return sync_wait(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from airflow_support import asset_event_extras, feldera_connection, run_dag, task_states, xcoms
 from feldera_setup import Feldera
+from support import wait_until
 
 from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
 
@@ -228,3 +229,25 @@ def test_retry_after_a_lost_worker_reattaches_to_the_running_sync(feldera: Felde
     assert len(requests_to(feldera, "POST", SYNC)) == 1
     assert len(requests_to(feldera, "POST", "/v0/pipelines/prod/checkpoint")) == 1
     assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")
+
+
+def test_on_a_0337_feldera_a_failure_shown_before_the_push_is_not_its_outcome(
+    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Feldera 0.337 has no `running` and keeps an older failure of a checkpoint visible while it is pushed again.
+    with FelderaSandbox(sync_running_field=False) as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
+        feldera = Feldera(sandbox, moto_s3, s3_bucket)
+        feldera.running_pipeline("prod", records=3)
+        feldera.http.post("/pipelines/prod/checkpoint")
+        wait_until(lambda: sandbox.control.storage("prod")["checkpoints"], bool)
+        sandbox.control.fail_next_sync("prod", "SlowDown: please reduce your request rate")
+        uuid = feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"]
+        status = "/pipelines/prod/checkpoint/sync_status"
+        wait_until(lambda: feldera.http.get(status).json()["failure"], bool)
+        sandbox.control.set_timings(sync_delay_s=1.0)
+        run = run_dag("sync_existing_checkpoint", pipeline="prod")  # pushes the same checkpoint again
+        assert task_states(run) == {"sync": "success"}
+        assert xcoms(run)[("sync", "return_value")] == uuid
+        assert feldera.catalog("prod") == [uuid]
+        assert feldera.http.get(status).json()["failure"]["uuid"] == uuid  # still shown: 0.337 keeps it

@@ -65,6 +65,7 @@ def test_serialize_round_trip() -> None:
         "poll_interval": 2.0,
         "echo": {"restarts": 1},
         "unknown_grace_until": None,
+        "stale_failure": None,
     }
     assert CheckpointSyncTrigger(**kwargs).serialize() == (classpath, kwargs)
 
