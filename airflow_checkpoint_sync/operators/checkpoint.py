@@ -144,6 +144,13 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
     def _preflight(self) -> None:
         """Everything that can be checked without changing anything: edition, pipeline, state, sync config."""
         pipeline = self.read_pipeline()
+        hosts = (pipeline.get("runtime_config") or {}).get("hosts") or 1
+        if isinstance(hosts, int) and hosts > 1:
+            raise AirflowFailException(
+                f"pipeline '{self.pipeline_name}' runs on {hosts} hosts: Feldera refuses POST /checkpoint/sync on a "
+                "multihost pipeline, whose checkpoints its coordinator syncs host by host; this operator syncs "
+                "single-host pipelines only"
+            )
         group = pipeline_group(pipeline)
         status = pipeline.get("deployment_status")
         if group is PipelineGroup.STANDBY:

@@ -162,6 +162,14 @@ def _snapshot(
             with _at("reading the catalog of the source", source):
                 body, fingerprint = source.read(CATALOG)
         except FileNotFoundError:
+            with _at("listing the source", source):
+                per_host = sorted({o.name.split("/", 1)[0] for o in source.list() if o.name.endswith(f"/{CATALOG}")})
+            if per_host:
+                raise AirflowFailException(
+                    f"{source} has the multihost layout (a {CATALOG} in each of {', '.join(per_host)}, none at the "
+                    "root): replicating it is not supported yet, because each host's catalog would have to be "
+                    "written after that host's data"
+                ) from None
             raise AirflowFailException(
                 f"{source} holds no {CATALOG}: nothing has been synced there (is it the pipeline's sync bucket?)"
             ) from None

@@ -70,6 +70,12 @@ CASES: list[Case] = [
         r"'nosync' has no checkpoint sync configured \(runtime_config\.storage\.backend\.config\.sync\)",
     ),
     Case(
+        "sync_multihost",
+        "sync",
+        {"pipeline_name": "multi"},
+        r"pipeline 'multi' runs on 2 hosts: Feldera refuses POST /checkpoint/sync on a multihost pipeline",
+    ),
+    Case(
         "sync_zero_poll",
         "sync",
         {"pipeline_name": "prod", "poll_interval": 0},

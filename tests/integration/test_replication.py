@@ -234,6 +234,17 @@ def test_bad_locations_and_connections_are_refused(stores: Feldera, capfd: pytes
     )
     assert task_states(run) == {"replicate": "failed"}
     assert "holds no checkpoints.feldera: nothing has been synced there" in capfd.readouterr().out
+    client = stores.s3.client()
+    for key in ("host0/checkpoints.feldera", "host0/a.zip", "host1/checkpoints.feldera", "host1/b.zip"):
+        client.put_object(Bucket=stores.bucket, Key=f"multi/{key}", Body=b"{}")
+    run = run_dag(
+        "replicate", source=f"{stores.bucket}/multi", destination_conn="s3_dr", destination=f"{stores.bucket}/y"
+    )
+    assert task_states(run) == {"replicate": "failed"}
+    assert "has the multihost layout (a checkpoints.feldera in each of host0, host1, none at the root)" in (
+        capfd.readouterr().out
+    )
+    assert stores.s3.keys(stores.bucket, "y/") == []
 
 
 def test_store_errors_say_which_side_and_which_step(
