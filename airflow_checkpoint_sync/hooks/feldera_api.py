@@ -83,6 +83,11 @@ class BackoffPolicy:
         return wait
 
 
+#: The name this class had before; kept so that imports written against the earlier docs still work. Prefer
+#: ``BackoffPolicy``: ``airflow.sdk.RetryPolicy`` is Airflow's own task-retry policy, a different thing.
+RetryPolicy = BackoffPolicy
+
+
 def parse_response(status: int, headers: Mapping[str, str], body: bytes, request: FelderaRequest) -> Any:
     """The decoded body of a 2xx response in the shape ``request`` expects; otherwise a FelderaApiError with
     Feldera's error fields, or (``UnexpectedResponse``) what came instead of Feldera's answer."""
