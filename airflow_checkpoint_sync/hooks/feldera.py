@@ -272,10 +272,8 @@ def _server_of(exc: httpx.TransportError) -> str:
 class _Attempts:
     """Book-keeping for one call's retries and time limits, shared by the sync and async transports."""
 
-    def __init__(
-        self, policy: BackoffPolicy, request: FelderaRequest, settings: FelderaConnectionSettings, hook: FelderaHook
-    ) -> None:
-        self._policy = policy
+    def __init__(self, hook: FelderaHook, settings: FelderaConnectionSettings, request: FelderaRequest) -> None:
+        self._policy = hook.retry_policy
         self._request = request
         self._settings = settings
         self._hook = hook
@@ -357,7 +355,7 @@ class FelderaAsyncSession:
 
     async def send(self, request: FelderaRequest) -> Any:
         """Send one request with retries; the parsed body, or a FelderaApiError."""
-        attempts = _Attempts(self._hook.retry_policy, request, self._settings, self._hook)
+        attempts = _Attempts(self._hook, self._settings, request)
         while True:
             try:
                 return await _asend_once(self._client, request, attempts.timeout())
@@ -408,7 +406,7 @@ class FelderaHook(BaseHook):
             conn = self.get_connection(self.feldera_conn_id)
             self._settings = self._parse(conn, conn.extra_dejson)
             if self._settings.api_key:
-                from airflow.providers.common.compat.sdk import mask_secret
+                from airflow.sdk.log import mask_secret
 
                 # Airflow masks the password as stored; the key as sent (stripped) must be masked too.
                 mask_secret(self._settings.api_key)
@@ -461,7 +459,7 @@ class FelderaHook(BaseHook):
 
     def send(self, request: FelderaRequest) -> Any:
         """Send one request with retries; the parsed body, or a FelderaApiError (naming the server, never the key)."""
-        attempts = _Attempts(self.retry_policy, request, self.settings, self)
+        attempts = _Attempts(self, self.settings, request)
         while True:
             try:
                 return _send_once(self._http(), request, attempts.timeout())

@@ -320,3 +320,16 @@ def test_a_location_another_pipeline_owns_is_refused_before_anything_is_written(
     )
     assert mutating(feldera, "staging") == []
     assert feldera.pipeline("staging", "all")["runtime_config"] == before
+
+
+def test_a_pipeline_restores_from_the_location_it_owns(feldera: Feldera) -> None:
+    # The owner check must never refuse a recovery into the pipeline's own, already-claimed bucket.
+    uuid = synced_prod(feldera, 4)
+    assert feldera.http.post("/pipelines/prod/stop", params={"force": "true"}).status_code == 202
+    wait_until(lambda: feldera.pipeline("prod"), lambda p: p["deployment_status"] == "Stopped")
+    run = run_dag(
+        "restore_running",
+        **conf(feldera, pipeline="prod", bucket=f"{feldera.bucket}/prod", read_bucket=None, checkpoint=uuid),
+    )
+    assert task_states(run) == {"restore": "success"}
+    assert feldera.processed("prod") == 4
