@@ -6,16 +6,18 @@ last; the rules that keep a replica restorable at every moment live here once.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
+# CATALOG is re-exported: a replica may name only objects that are already in place.
+from airflow_checkpoint_sync.catalog import CATALOG as CATALOG
+from airflow_checkpoint_sync.catalog import catalog_uuids
 from airflow_checkpoint_sync.status import newest_uuid
 
-#: Feldera's catalog of synced checkpoints; a replica may name only objects that are already in place.
-CATALOG = "checkpoints.feldera"
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 #: The writer's lock file: it belongs to the pipeline that owns the bucket, never to a replica.
 OWNER = "owner.json"
 #: Metadata key on every replicated object: the source object's fingerprint, to recognise an up-to-date copy.
@@ -100,14 +102,7 @@ def missing_after_copy(plan: ReplicationPlan, destination: Iterable[StoredObject
 
 def newest_in_catalog(body: bytes) -> str | None:
     """The newest checkpoint uuid a catalog names, for the report; None if it cannot be read."""
-    try:
-        document: Any = json.loads(body)
-    except ValueError:
-        return None
-    entries = document.get("checkpoints") if isinstance(document, Mapping) else document
-    if not isinstance(entries, list):
-        return None
-    return newest_uuid(entry.get("uuid") if isinstance(entry, Mapping) else entry for entry in entries)
+    return newest_uuid(catalog_uuids(body) or ())
 
 
 def location_overlap(source: tuple[str, ...], destination: tuple[str, ...]) -> str | None:

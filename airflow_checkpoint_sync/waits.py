@@ -164,6 +164,38 @@ def new_checkpoint_wait(
     return None
 
 
+def other_pushes_wait(
+    *,
+    pipeline_name: str,
+    mine: str | None,
+    others: Sequence[str],
+    status: Mapping[str, Any] | None,
+    error: BaseException | None,
+    end_time: float,
+    now: float,
+) -> Event | None:
+    """Before pushing ``mine``: have the pushes ``others`` (another run's, under way on this pipeline) ended?
+
+    Pushes of one pipeline are serialized so that each run's outcome is its own push's and two runs never write
+    one location at once. A push of ``mine`` itself needs no wait: Feldera joins a repeated request to it. A
+    status this server does not give (``running`` absent) or cannot be read ends the wait: it is only a courtesy
+    to the other run, and the push then goes ahead as it would have.
+    """
+    if error is not None:
+        return ended("success", pipeline_name, f"could not see the pushes under way ({error}); pushing {mine} now")
+    running = (status or {}).get("running")
+    still = sorted(set(others) & set(running)) if isinstance(running, list) else []
+    if not still:
+        return ended("success", pipeline_name, f"the other push has ended; pushing {mine}")
+    if now >= end_time:
+        message = (
+            f"pipeline '{pipeline_name}' was still pushing {', '.join(still)} (started by another run) when the "
+            f"timeout ended; checkpoint {mine} was not pushed"
+        )
+        return ended("timeout", pipeline_name, message)
+    return None
+
+
 def pipeline_wait(
     *,
     pipeline_name: str,

@@ -86,7 +86,7 @@ class Feldera:
         if key not in self.s3.keys(self.bucket, f"{name}/"):
             return []
         body = self.s3.client().get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        entries: list[dict[str, Any]] = json.loads(body)["checkpoints"]
+        entries: list[dict[str, Any]] = json.loads(body)
         return entries
 
     def mutating_requests(self) -> list[str]:

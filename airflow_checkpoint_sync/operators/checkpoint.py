@@ -24,6 +24,7 @@ from airflow_checkpoint_sync.task_support import (
 
 if TYPE_CHECKING:
     import datetime as dt
+    from collections.abc import Mapping
 
     from airflow.sdk import Context
 
@@ -243,7 +244,9 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
 
     def _start_sync(self) -> dict[str, Any]:
         """``POST /checkpoint/sync``; a lost answer is resolved by reading the sync status, never by re-sending."""
-        stale = None if self.take_checkpoint else self._failure_before()
+        before = self._status_before()
+        stale = None if self.take_checkpoint else _failure_of(before)
+        self._after_other_pushes(before)
         try:
             response = self.hook.sync_checkpoint(self.pipeline_name)
         except Exception as exc:
@@ -264,17 +267,60 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         self.log.info("Sync of checkpoint %s of pipeline '%s' started", started["checkpoint_uuid"], self.pipeline_name)
         return started
 
-    def _failure_before(self) -> tuple[str, str] | None:
-        """The failure Feldera shows before a push of an existing checkpoint is asked for: on a 0.337-era server it
-        stays visible while the same checkpoint is pushed again, and must not be taken for that push's outcome."""
+    def _status_before(self) -> dict[str, Any] | None:
+        """The sync status before this task asks for a push, or None if it cannot be read (the push decides)."""
         try:
-            failure = self.hook.sync_status(self.pipeline_name).get("failure") or {}
-        except Exception as exc:  # only a guard against a stale answer; the sync itself decides
+            return self.hook.sync_status(self.pipeline_name)
+        except Exception as exc:  # only guards (a stale failure, another run's push); the sync itself decides
             self.log.info("Could not read the sync status before the sync (%s)", exc)
             return None
-        if failure.get("uuid") and failure.get("error") is not None:
-            return str(failure["uuid"]), str(failure["error"])
-        return None
+
+    def _after_other_pushes(self, before: Mapping[str, Any] | None) -> None:
+        """Another run's push under way on this pipeline: join it if it is this checkpoint, else wait until it ends.
+
+        Feldera 0.347+ lists the manual pushes under way (``running``); older servers do not, and two runs' pushes
+        may then overlap, as Feldera itself allows.
+        """
+        from airflow_checkpoint_sync.waits import look, other_pushes_wait
+
+        running = (before or {}).get("running")
+        if not isinstance(running, list) or not running:
+            return
+        mine = self._newest_local()
+        if mine in running:
+            self.log.info(
+                "Checkpoint %s of pipeline '%s' is already being pushed (by another run, or an earlier try); "
+                "joining that push instead of starting a second",
+                mine,
+                self.pipeline_name,
+            )
+            return
+        others = [str(uuid) for uuid in running]
+        self.log.warning(
+            "Pipeline '%s' is already pushing %s (started by another run); waiting for that push to end before "
+            "pushing %s, so that the two runs do not write its bucket at once",
+            self.pipeline_name,
+            ", ".join(others),
+            mine,
+        )
+        event = poll(
+            lambda: look(
+                lambda: self.hook.sync_status(self.pipeline_name),
+                lambda status, error, now: other_pushes_wait(
+                    pipeline_name=self.pipeline_name,
+                    mine=mine,
+                    others=others,
+                    status=status,
+                    error=error,
+                    end_time=self._end_time,
+                    now=now,
+                ),
+            ),
+            poll_interval=self.poll_interval,
+            end_time=self._end_time,
+        )
+        outcome(event)
+        self.log.info("%s", event["message"])
 
     def _adopt_lost_sync(self, error: Exception) -> dict[str, Any]:
         self.log.warning("The answer to the sync request was lost (%s); reading the sync status", error)
@@ -350,3 +396,12 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         with feldera_errors("listing local checkpoints", self.pipeline_name):
             checkpoints = self.hook.list_checkpoints(self.pipeline_name)
         return str(checkpoints[-1]["uuid"]) if checkpoints else None
+
+
+def _failure_of(status: Mapping[str, Any] | None) -> tuple[str, str] | None:
+    """The failure Feldera shows before a push of an existing checkpoint is asked for: on a 0.337-era server it stays
+    visible while the same checkpoint is pushed again, and must not be taken for that push's outcome."""
+    failure = (status or {}).get("failure") or {}
+    if failure.get("uuid") and failure.get("error") is not None:
+        return str(failure["uuid"]), str(failure["error"])
+    return None

@@ -134,21 +134,20 @@ def check_bucket_owner(
     """
     import json
 
-    from airflow_checkpoint_sync.object_stores import store_for
     from airflow_checkpoint_sync.replication import OWNER
 
     if not bucket_conn_id:
         task.log.info("Who owns %s is checked by Feldera at its first push (no bucket_conn_id to read it)", sync.bucket)
         return
     try:
-        body, _ = store_for(bucket_conn_id, sync.bucket, "bucket_conn_id", ("aws",)).read(OWNER)
-    except FileNotFoundError:
-        return  # nobody owns it yet: the first push claims it
+        body = read_at_location(bucket_conn_id, sync.bucket, OWNER)
     except Exception as exc:  # the check is an early warning; Feldera's own lock still holds
         task.log.warning(
             "Could not read %s/%s to see who owns it (%s); Feldera checks it at its first push", sync.bucket, OWNER, exc
         )
         return
+    if body is None:
+        return  # nobody owns it yet: the first push claims it
     try:
         owner = json.loads(body).get("pipeline_name")
     except (ValueError, AttributeError):
@@ -161,6 +160,21 @@ def check_bucket_owner(
             f"'{task.pipeline_name}' is {me}, and Feldera refuses to push there. Give this pipeline its own location; "
             "to start from the other's checkpoints, pass that location as read_bucket."
         )
+
+
+def read_at_location(bucket_conn_id: str, location: str, name: str) -> bytes | None:
+    """Object ``name`` under a sync ``location``, read through ``bucket_conn_id``; None when there is none.
+
+    Only ``aws`` connections are read: Feldera reaches every bucket through the S3 protocol, and a
+    ``google_cloud_platform`` connection here holds HMAC keys for that protocol, not what Google's SDK needs.
+    """
+    from airflow_checkpoint_sync.object_stores import store_for
+
+    try:
+        body, _ = store_for(bucket_conn_id, location, "bucket_conn_id", ("aws",)).read(name)
+    except FileNotFoundError:
+        return None
+    return body
 
 
 def _hex(text: str) -> str:

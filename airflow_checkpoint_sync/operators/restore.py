@@ -15,6 +15,7 @@ from airflow_checkpoint_sync.operators.configure import (
     ConfigureCheckpointSyncOperator,
     build_sync_config,
     check_bucket_owner,
+    read_at_location,
     write_sync_config,
 )
 from airflow_checkpoint_sync.status import PipelineGroup, is_checkpoint_uuid, pipeline_group
@@ -162,6 +163,8 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             )
             return self._wait(poll, end_time, result)
         check_bucket_owner(self, pipeline, sync, self.bucket_conn_id or None)
+        if not (isinstance(hosts, int) and hosts > 1):  # a multihost location has a catalog per host, none at the root
+            self._check_source(pipeline, sync)
         if group not in (PipelineGroup.STOPPED, PipelineGroup.FAILED):
             if not self.stop_if_running:
                 raise AirflowFailException(
@@ -181,6 +184,39 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             "Pipeline '%s' starting from checkpoint %s (%s)", self.pipeline_name, self.checkpoint, self.initial
         )
         return self._wait(poll, end_time, result)
+
+    def _check_source(self, pipeline: Mapping[str, Any], sync: SyncConfig) -> None:
+        """Refuse, before anything changes, a restore whose checkpoint no source holds (see ``restore_source``)."""
+        from airflow_checkpoint_sync.catalog import CATALOG, CatalogLook, catalog_uuids, restore_source
+
+        locations = [sync.bucket, *([sync.read_bucket] if sync.read_bucket else [])]
+        if not self.bucket_conn_id:
+            looks = [CatalogLook(location, unknown="no bucket_conn_id to read it") for location in locations]
+        else:
+            looks = []
+            for location in locations:
+                try:
+                    body = read_at_location(self.bucket_conn_id, location, CATALOG)
+                except Exception as exc:  # an early check only: Feldera's own search at start still holds
+                    looks.append(CatalogLook(location, unknown=f"reading its {CATALOG}: {exc}"))
+                    continue
+                uuids = () if body is None else catalog_uuids(body)
+                looks.append(
+                    CatalogLook(location, unknown=f"its {CATALOG} is not in a known format")
+                    if uuids is None
+                    else CatalogLook(location, uuids)
+                )
+        verdict = restore_source(
+            self.checkpoint,
+            looks,
+            local_may_have=not self.clear_storage and pipeline.get("storage_status") != "Cleared",
+            standby=self.initial == "standby",
+            fail_if_no_checkpoint=self.fail_if_no_checkpoint,
+        )
+        if verdict.refuse:
+            raise AirflowFailException(f"pipeline '{self.pipeline_name}': {verdict.refuse}")
+        if verdict.note:
+            self.log.info("Pipeline '%s': %s", self.pipeline_name, verdict.note)
 
     def _start_marker(self) -> dict[str, Any]:
         return {"pipeline_name": self.pipeline_name, "checkpoint": self.checkpoint, "initial": self.initial}

@@ -33,14 +33,17 @@ class SandboxControl:
         error_code: str | None = None,
         message: str | None = None,
         retry_after: float | None = None,
+        skip: int = 0,
     ) -> dict[str, Any]:
-        """Answer the next ``count`` requests matching ``method`` and the regex ``path`` with ``status``."""
+        """Answer the next ``count`` requests matching ``method`` and the regex ``path`` (after the first ``skip``
+        of them) with ``status``."""
         return self.add_fault(
             path=path,
             method=method,
             kind="status",
             status=status,
             count=count,
+            skip=skip,
             error_code=error_code,
             message=message,
             retry_after=retry_after,
@@ -50,9 +53,10 @@ class SandboxControl:
         """Drop the connection of the next matching requests; ``after=True`` handles the request first."""
         return self.add_fault(path=path, method=method, kind="drop_after" if after else "drop_before", count=count)
 
-    def restart_on(self, path: str, *, method: str = "*", count: int = 1) -> dict[str, Any]:
-        """Restart the pipeline named in ``path`` when the next matching request arrives, then handle it."""
-        return self.add_fault(path=path, method=method, kind="restart", count=count)
+    def restart_on(self, path: str, *, method: str = "*", count: int = 1, skip: int = 0) -> dict[str, Any]:
+        """Restart the pipeline named in ``path`` when the next matching request (after ``skip`` of them) arrives,
+        then handle it."""
+        return self.add_fault(path=path, method=method, kind="restart", count=count, skip=skip)
 
     def delay(self, path: str, seconds: float, *, method: str = "*", count: int = 1) -> dict[str, Any]:
         """Hold the next matching requests for ``seconds`` before handling them."""

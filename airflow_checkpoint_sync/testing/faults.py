@@ -18,7 +18,8 @@ class FaultRule:
     ``Retry-After`` header when ``retry_after`` is set) without touching the pipeline; ``drop_before`` closes the
     connection without handling the request; ``drop_after`` handles it, then closes the connection before the
     response is complete (the request took effect, the client cannot know); ``delay`` waits ``delay_s`` first;
-    ``restart`` restarts the process of the pipeline named in the path, then handles the request.
+    ``restart`` restarts the process of the pipeline named in the path, then handles the request. The first
+    ``skip`` matching requests pass untouched (to hit, say, the second status read of a task and not its first).
     """
 
     path: str
@@ -30,6 +31,7 @@ class FaultRule:
     retry_after: float | None = None
     delay_s: float = 0.0
     count: int = 1
+    skip: int = 0
     id: int = 0
     matched: int = 0
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
@@ -39,6 +41,8 @@ class FaultRule:
             raise ValueError(f"kind must be one of {FAULT_KINDS}, got {self.kind!r}")
         if self.count < 1:
             raise ValueError("count must be at least 1")
+        if self.skip < 0:
+            raise ValueError("skip must be 0 or more")
         self._pattern = re.compile(self.path)
 
     def matches(self, method: str, path: str) -> bool:
@@ -78,6 +82,9 @@ class FaultInjector:
         with self._lock:
             for rule in self._rules:
                 if rule.matches(method, path):
+                    if rule.skip > 0:
+                        rule.skip -= 1
+                        continue
                     rule.matched += 1
                     if rule.matched >= rule.count:
                         self._rules.remove(rule)

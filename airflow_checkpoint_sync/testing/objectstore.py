@@ -8,7 +8,7 @@ Layout under the configured ``bucket`` (``name/prefix``), single host:
 - ``dependencies/<checkpoint uuid>.json``: the checkpoint's manifest (its metadata and every file with size and
   sha256).
 - ``checkpoints.feldera``: the catalog, written **last**, so a catalog never names a checkpoint whose files are not
-  all in place.
+  all in place. Like Feldera's checkpointer's, it is the JSON list of ``CheckpointMetadata``, oldest first.
 
 Only loopback endpoints are accepted: nothing the sandbox does may leave the machine.
 """
@@ -197,7 +197,9 @@ class CheckpointStore:
         body = self._get(path, CATALOG, missing_ok=True)
         if body is None:
             return None
-        entries: list[dict[str, Any]] = json.loads(body)["checkpoints"]
+        document = json.loads(body)
+        # Locations an earlier sandbox wrote hold {"checkpoints": [...]}; Feldera's own catalog is the bare list.
+        entries: list[dict[str, Any]] = document["checkpoints"] if isinstance(document, dict) else document
         return entries
 
     def list_remote(self, path: BucketPath) -> list[str]:
@@ -303,7 +305,7 @@ class CheckpointStore:
         return doomed
 
     def _write_catalog(self, path: BucketPath, entries: list[dict[str, Any]]) -> None:
-        self._put(path, CATALOG, json.dumps({"checkpoints": entries}).encode())
+        self._put(path, CATALOG, json.dumps(entries).encode())
 
     # -- S3 ------------------------------------------------------------------------------------------------
     def _get(self, path: BucketPath, name: str, *, missing_ok: bool = False) -> bytes | None:

@@ -72,8 +72,8 @@ def test_sync_then_restore_in_a_second_pipeline(
     for key in [*state_files, f"prod/dependencies/{uuid}.json"]:
         assert puts.index(f"/{s3_bucket}/{key}") < catalog_at
     catalog = json.loads(moto_s3.client().get_object(Bucket=s3_bucket, Key="prod/checkpoints.feldera")["Body"].read())
-    assert [c["uuid"] for c in catalog["checkpoints"]] == [uuid]
-    assert catalog["checkpoints"][0]["processed_records"] == 25
+    assert [c["uuid"] for c in catalog] == [uuid]
+    assert catalog[0]["processed_records"] == 25
 
     # Data after the checkpoint is not in it.
     push_orders(prod, 100, 5)

@@ -412,6 +412,14 @@ CASES: list[Case] = [
         poll_interval="fast",
     ),
     _restore(
+        "restore_uuid_in_no_bucket",
+        rf"checkpoint {SOME_UUID} is in neither the local storage nor battery/staging or battery/prod, so the "
+        r"restore would fail after changing the pipeline",
+        bucket="battery/staging",
+        read_bucket="battery/prod",
+        checkpoint=SOME_UUID,
+    ),
+    _restore(
         "restore_running_pipeline",
         r"pipeline 'prod' is Running: a restore needs it stopped.*stop_if_running=True",
         pipeline_name="prod",

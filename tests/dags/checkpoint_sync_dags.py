@@ -20,14 +20,14 @@ def sync_dag(dag_id: str, **operator_kwargs: object) -> DAG:
             task_id="sync",
             pipeline_name="{{ params.pipeline }}",
             poll_interval=0.2,
-            timeout=30,
             outlets=[CHECKPOINTS],
-            **operator_kwargs,  # type: ignore[arg-type]
+            **{"timeout": 30, **operator_kwargs},  # type: ignore[arg-type]
         )
     return dag
 
 
 sync_in_worker = sync_dag("sync_in_worker", deferrable=False)
+sync_short_timeout = sync_dag("sync_short_timeout", deferrable=False, timeout=3)
 sync_deferred = sync_dag("sync_deferred", deferrable=True)
 sync_existing = sync_dag("sync_existing_checkpoint", deferrable=False, take_checkpoint=False)
 sync_retried = sync_dag("sync_with_retries", deferrable=False, retries=1, retry_delay=dt.timedelta(seconds=0))

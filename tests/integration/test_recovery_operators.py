@@ -238,7 +238,12 @@ def test_restore_failures_carry_feldera_message(
     uuid = synced_prod(feldera, 3)
     checkpoint = uuid
     if case == "unknown_uuid":
+        # Its local storage is in use, so only Feldera can tell that the checkpoint is not there either.
         checkpoint = "01890000-0000-7000-8000-0000000000ff"
+        feldera.running_pipeline("staging", sync=None)
+        assert feldera.http.post("/pipelines/staging/stop", params={"force": "true"}).status_code == 202
+        wait_until(lambda: feldera.pipeline("staging"), lambda p: p["deployment_status"] == "Stopped")
+        assert feldera.pipeline("staging")["storage_status"] == "InUse"
     if case == "wrong_keys":
         monkeypatch.setenv(
             f"AIRFLOW_CONN_{BUCKET_CONN.upper()}", aws_connection(feldera.s3, password="wrong-secret-key")
@@ -249,7 +254,7 @@ def test_restore_failures_carry_feldera_message(
         )
         assert r.status_code == 201
         wait_until(lambda: feldera.pipeline("staging"), lambda p: p["program_status"] == "Success")
-    else:
+    elif case != "unknown_uuid":
         feldera.create("staging", sync=None)
     run = run_dag("restore_running", **conf(feldera, checkpoint=checkpoint))
     assert task_states(run) == {"restore": "failed"}
@@ -333,3 +338,39 @@ def test_a_pipeline_restores_from_the_location_it_owns(feldera: Feldera) -> None
     )
     assert task_states(run) == {"restore": "success"}
     assert feldera.processed("prod") == 4
+
+
+UNSYNCED = "01890000-0000-7000-8000-0000000000ff"
+
+
+@pytest.mark.parametrize("checkpoint", [UNSYNCED, "latest"])
+def test_a_checkpoint_no_source_holds_is_refused_before_anything_is_written(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str], checkpoint: str
+) -> None:
+    # For "latest": read_bucket is a location nothing was ever synced to.
+    uuid = synced_prod(feldera, 3)
+    read_bucket = f"{feldera.bucket}/prod" if checkpoint != "latest" else f"{feldera.bucket}/empty"
+    feldera.create("staging", sync=None)
+    before = feldera.pipeline("staging", "all")["runtime_config"]
+    feldera.sandbox.control.clear_requests()
+    run = run_dag("restore_running", **conf(feldera, checkpoint=checkpoint, read_bucket=read_bucket))
+    assert task_states(run) == {"restore": "failed"}
+    out = capfd.readouterr().out
+    what = f"checkpoint {checkpoint}" if checkpoint != "latest" else "a synced checkpoint"
+    assert f"{what} is in neither the local storage nor {feldera.bucket}/staging or {read_bucket}" in out
+    assert f"{feldera.bucket}/staging: no checkpoints.feldera, nothing synced there" in out
+    if checkpoint != "latest":
+        assert f"{feldera.bucket}/prod: {uuid}" in out
+    assert mutating(feldera, "staging") == []
+    assert feldera.pipeline("staging", "all")["runtime_config"] == before
+
+
+def test_a_standby_may_wait_for_a_checkpoint_that_is_not_synced_yet(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A standby set up before the primary's first push is legitimate: it keeps pulling until the checkpoint appears.
+    feldera.create("staging", sync=None)
+    run = run_dag("restore_standby", **conf(feldera, checkpoint="latest"))
+    assert task_states(run) == {"restore": "success"}
+    assert "is not in" in capfd.readouterr().out
+    assert feldera.pipeline("staging")["deployment_status"] == "Standby"

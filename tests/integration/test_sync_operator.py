@@ -85,8 +85,8 @@ def test_feldera_side_failure_fails_with_feldera_text(
 def test_restart_mid_sync_starts_one_new_sync(feldera: Feldera, dag_id: str, capfd: pytest.CaptureFixture[str]) -> None:
     feldera.running_pipeline("prod", records=5)
     feldera.sandbox.control.set_timings(sync_delay_s=0.5)
-    # The first status read after the sync started finds a new pipeline process.
-    feldera.sandbox.control.restart_on(SYNC_STATUS, method="GET")
+    # The first status read after the sync started (the task reads it once before) finds a new pipeline process.
+    feldera.sandbox.control.restart_on(SYNC_STATUS, method="GET", skip=1)
     run = run_dag(dag_id, pipeline="prod")
     assert task_states(run) == {"sync": "success"}
     assert len(requests_to(feldera, "POST", SYNC)) == 2
@@ -223,7 +223,7 @@ def test_retry_after_a_lost_worker_reattaches_to_the_running_sync(feldera: Felde
     feldera.running_pipeline("prod", records=6)
     feldera.sandbox.control.set_timings(sync_delay_s=1.0)
     # The first try dies after it started the sync (its status read fails hard); the retry must not start another.
-    feldera.sandbox.control.fail(SYNC_STATUS, method="GET", status=500, count=1, error_code="InternalError")
+    feldera.sandbox.control.fail(SYNC_STATUS, method="GET", status=500, count=1, error_code="InternalError", skip=1)
     run = run_dag("sync_with_retries", pipeline="prod")
     assert task_states(run) == {"sync": "success"}
     assert len(requests_to(feldera, "POST", SYNC)) == 1
@@ -251,3 +251,59 @@ def test_on_a_0337_feldera_a_failure_shown_before_the_push_is_not_its_outcome(
         assert xcoms(run)[("sync", "return_value")] == uuid
         assert feldera.catalog("prod") == [uuid]
         assert feldera.http.get(status).json()["failure"]["uuid"] == uuid  # still shown: 0.337 keeps it
+
+
+def another_runs_push(feldera: Feldera) -> str:
+    """A push started from outside this DAG run (another run, say) of a fresh checkpoint; returns its uuid."""
+    before = len(feldera.sandbox.control.storage("prod")["checkpoints"])
+    feldera.http.post("/pipelines/prod/checkpoint")
+    wait_until(lambda: feldera.sandbox.control.storage("prod")["checkpoints"], lambda c: len(c) > before)
+    return str(feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"])
+
+
+def position(log: list[str], text: str) -> int:
+    return next(i for i, line in enumerate(log) if text in line)
+
+
+@pytest.mark.parametrize("dag_id", ["sync_in_worker", "sync_deferred"])
+def test_a_push_under_way_for_another_checkpoint_is_waited_for(
+    feldera: Feldera, dag_id: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    feldera.running_pipeline("prod", records=2)
+    feldera.sandbox.control.set_timings(sync_delay_s=1.5)
+    theirs = another_runs_push(feldera)
+    run = run_dag(dag_id, pipeline="prod")
+    assert task_states(run) == {"sync": "success"}
+    mine = xcoms(run)[("sync", "return_value")]
+    assert mine != theirs
+    assert f"is already pushing {theirs} (started by another run); waiting for that push to end" in (
+        capfd.readouterr().out
+    )
+    log = feldera.sandbox.control.log("prod")
+    assert position(log, f"checkpoint sync of {theirs} succeeded") < position(log, f"checkpoint sync of {mine} started")
+    assert sorted(feldera.catalog("prod")) == sorted([theirs, mine])
+
+
+def test_a_push_under_way_for_the_same_checkpoint_is_joined(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    feldera.running_pipeline("prod", records=2)
+    feldera.sandbox.control.set_timings(sync_delay_s=1.0)
+    theirs = another_runs_push(feldera)
+    run = run_dag("sync_existing_checkpoint", pipeline="prod")
+    assert task_states(run) == {"sync": "success"}
+    assert xcoms(run)[("sync", "return_value")] == theirs
+    assert "is already being pushed (by another run, or an earlier try); joining that push" in capfd.readouterr().out
+    assert sum(f"checkpoint sync of {theirs} started" in line for line in feldera.sandbox.control.log("prod")) == 1
+
+
+def test_a_push_under_way_that_outlives_the_timeout_fails_without_pushing(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    feldera.running_pipeline("prod", records=2)
+    feldera.sandbox.control.set_timings(sync_delay_s=30)
+    theirs = another_runs_push(feldera)
+    run = run_dag("sync_short_timeout", pipeline="prod")
+    assert task_states(run) == {"sync": "failed"}
+    assert f"was still pushing {theirs} (started by another run) when the timeout ended" in capfd.readouterr().out
+    assert len(requests_to(feldera, "POST", SYNC)) == 1  # only the other run's

@@ -121,7 +121,8 @@ def plan(kind: str, seed: int) -> Plan:
         rule = {"path": "/v0/pipelines/{primary}/checkpoint_status", "method": "GET", "kind": "restart"}
         return Plan(**base, rules=(rule,), expect="success", cause=r"(?i)restart")
     if kind == "restart_during_sync":
-        rule = {"path": "/v0/pipelines/{primary}/checkpoint/sync_status", "method": "GET", "kind": "restart"}
+        # skip=1: the sync task reads the status once before it asks for the push; the restart hits the push.
+        rule = {"path": "/v0/pipelines/{primary}/checkpoint/sync_status", "method": "GET", "kind": "restart", "skip": 1}
         return Plan(**base, rules=(rule,), sync_delay_s=0.8, expect="success", cause=r"(?i)restart")
     if kind == "sync_fails_in_store":
         # The first try fails with the store's error; the task's one retry takes and syncs a new checkpoint.

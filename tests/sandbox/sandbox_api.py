@@ -125,4 +125,4 @@ class Api:
 
 def catalog(s3: MotoS3Server, bucket: str, prefix: str) -> list[str]:
     body = s3.client().get_object(Bucket=bucket, Key=f"{prefix}/checkpoints.feldera")["Body"].read()
-    return [entry["uuid"] for entry in json.loads(body)["checkpoints"]]
+    return [entry["uuid"] for entry in json.loads(body)]

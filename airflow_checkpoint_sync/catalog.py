@@ -1,0 +1,118 @@
+"""Pure rules about a sync location's catalog: which checkpoints it names, and whether a restore can find its own.
+
+No I/O. Feldera writes its catalog ``checkpoints.feldera`` last, after every state file of a push, as the JSON list
+of ``CheckpointMetadata`` its checkpointer keeps (``[{"uuid": ..., "fingerprint": ..., ...}, ...]``): a location with
+no catalog holds no finished push, and a catalog that does not name a uuid cannot give that checkpoint back.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: Feldera's catalog of synced checkpoints, at the root of the configured prefix (single host).
+CATALOG = "checkpoints.feldera"
+
+
+def catalog_uuids(body: bytes) -> tuple[str, ...] | None:
+    """The checkpoint uuids a catalog names, oldest first as written; None when it cannot be read as one.
+
+    Reads Feldera's list of ``CheckpointMetadata``, and also ``{"checkpoints": [...]}`` (locations an earlier
+    version of this provider's sandbox wrote). Anything else is None: a format this code does not know is never
+    taken to mean "empty".
+    """
+    try:
+        document: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    entries = document.get("checkpoints") if isinstance(document, Mapping) else document
+    if not isinstance(entries, list):
+        return None
+    uuids = []
+    for entry in entries:
+        uuid = entry.get("uuid") if isinstance(entry, Mapping) else None
+        if not isinstance(uuid, str):
+            return None
+        uuids.append(uuid.lower())
+    return tuple(uuids)
+
+
+@dataclass(frozen=True)
+class CatalogLook:
+    """What one location's catalog says: ``uuids`` it names, or why nothing could be learnt.
+
+    :param location: the location, as the user wrote it (``bucket-name[/prefix]``), for messages.
+    :param uuids: the uuids named, when the catalog was read; () when the location holds no catalog.
+    :param unknown: why the catalog could not be judged (unreadable, an unknown format); None when it was.
+    """
+
+    location: str
+    uuids: tuple[str, ...] = ()
+    unknown: str | None = None
+
+
+@dataclass(frozen=True)
+class RestoreSource:
+    """The verdict on whether a restore will find its checkpoint.
+
+    :param found_in: the location whose catalog names the checkpoint, or None.
+    :param refuse: the error to fail with before anything changes, or None to go on.
+    :param note: what to log when going on (None when there is nothing to say).
+    """
+
+    found_in: str | None = None
+    refuse: str | None = None
+    note: str | None = None
+
+
+def restore_source(
+    checkpoint: str,
+    looks: Sequence[CatalogLook],
+    *,
+    local_may_have: bool,
+    standby: bool,
+    fail_if_no_checkpoint: bool,
+) -> RestoreSource:
+    """Whether a restore of ``checkpoint`` (``"latest"`` or a uuid) can find it, from the catalogs of its locations.
+
+    Feldera looks in local storage first, then ``bucket``, then ``read_bucket``. A refusal is given only when every
+    source is known not to hold the checkpoint: each catalog was read and none names it, the local storage is (or is
+    about to be) cleared, the start is not a standby (a standby keeps pulling until the checkpoint appears, which is
+    how one is set up before the primary's first push) and a fresh start was not accepted.
+    """
+    wanted = checkpoint.lower()
+    for look in looks:
+        if look.uuids and (wanted == "latest" or wanted in look.uuids):
+            return RestoreSource(found_in=look.location, note=f"checkpoint {checkpoint} is in {look.location}")
+    what = "a synced checkpoint" if wanted == "latest" else f"checkpoint {checkpoint}"
+    unknown = [f"{look.location} ({look.unknown})" for look in looks if look.unknown]
+    if unknown:
+        return RestoreSource(note=f"could not see whether {what} is in {', '.join(unknown)}; Feldera checks at start")
+    checked = " or ".join(look.location for look in looks)
+    if local_may_have:
+        return RestoreSource(
+            note=f"{what} is not in {checked}; the local storage is not cleared, so Feldera may find it there"
+        )
+    if standby:
+        return RestoreSource(note=f"{what} is not in {checked} yet; the standby keeps pulling until it appears")
+    if not fail_if_no_checkpoint:
+        return RestoreSource(
+            note=f"{what} is not in {checked}; the pipeline starts empty (fail_if_no_checkpoint=False)"
+        )
+    named = [f"{look.location}: {_names(look.uuids)}" for look in looks]
+    return RestoreSource(
+        refuse=(
+            f"{what} is in neither the local storage nor {checked}, so the restore would fail after changing the "
+            f"pipeline. What the catalogs name: {'; '.join(named)}. Pass a checkpoint they hold ('latest' for the "
+            "newest), or the location that holds it as read_bucket."
+        )
+    )
+
+
+def _names(uuids: tuple[str, ...]) -> str:
+    if not uuids:
+        return f"no {CATALOG}, nothing synced there"
+    shown = ", ".join(sorted(uuids)[-3:])
+    return f"{len(uuids)} checkpoint(s), newest {shown}" if len(uuids) > 3 else shown
