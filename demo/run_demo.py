@@ -161,7 +161,7 @@ def dags_test(env: dict[str, str], dag_id: str, **conf: Any) -> str:
 
 def catalog(s3: MotoS3Server, bucket: str, prefix: str) -> list[dict[str, Any]]:
     body = s3.client().get_object(Bucket=bucket, Key=f"{prefix}/checkpoints.feldera")["Body"].read()
-    entries: list[dict[str, Any]] = json.loads(body)["checkpoints"]
+    entries: list[dict[str, Any]] = json.loads(body)  # Feldera's catalog: a list of CheckpointMetadata
     return entries
 
 

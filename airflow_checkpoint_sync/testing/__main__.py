@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from .engine import Timings
+from .engine import DEFAULT_PROFILE, PROFILES, Timings
 from .server import FelderaSandbox
 
 
@@ -25,9 +25,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--edition", choices=("enterprise", "community"), default="enterprise")
     serve.add_argument(
+        "--profile",
+        choices=tuple(PROFILES),
+        default=None,
+        help=f"the Feldera release line to answer as (default {DEFAULT_PROFILE}; 0.337 has no 'running' in the sync "
+        "status and keeps a checkpoint's success and failure apart)",
+    )
+    serve.add_argument(
         "--no-sync-running-field",
         action="store_true",
-        help="omit 'running' from /checkpoint/sync_status, like Feldera 0.337",
+        help="the same as --profile 0.337",
     )
     serve.add_argument("--sync-delay", type=float, default=0.0, help="seconds each checkpoint push takes")
     args = parser.parse_args(argv)
@@ -35,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     sandbox = FelderaSandbox(
         api_key=args.api_key,
         edition=args.edition,
-        sync_running_field=not args.no_sync_running_field,
+        profile=args.profile or ("0.337" if args.no_sync_running_field else None),
         timings=Timings(sync_delay_s=args.sync_delay),
         port=args.port,
         host=args.host,
@@ -45,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     sandbox.start()
     print(
-        f"Feldera sandbox ({args.edition}, version {sandbox.engine.settings.version}) serving on {sandbox.url}"
+        f"Feldera sandbox ({args.edition}, version {sandbox.engine.settings.version}, profile "
+        f"{sandbox.engine.settings.profile}) serving on {sandbox.url}"
         f"{' with API key auth' if args.api_key else ''}; control API at {sandbox.url}/sandbox/; Ctrl-C stops it",
         flush=True,
     )

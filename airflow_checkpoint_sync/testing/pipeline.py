@@ -231,6 +231,7 @@ class ProcessState:
     next_pull: float = 0.0
     standby_pulls: int = 0
     left_standby: bool = False
+    activate_to: str | None = None  # an activation waiting for the standby's pull loop to wake
     last_auto_checkpoint: float = 0.0
     suspend_seq: int | None = None
 
@@ -475,7 +476,24 @@ class SandboxPipeline:
                 },
             )
         if self.resources_desired_status == "Provisioned":
+            if self.deployment_initial is not None and initial != self.deployment_initial:
+                raise FelderaError(
+                    400,
+                    "InitialImmutableUnlessStopped",
+                    "Initial desired runtime status cannot be changed unless the pipeline is desired to become "
+                    "Stopped.",
+                    None,
+                )
             return "Pipeline is already starting or started"
+        if initial == "standby" and not self.sync_config():
+            raise FelderaError(
+                400,
+                "InitialStandbyNotAllowed",
+                "Initial desired runtime status can only be set to Standby if: (1) "
+                "`runtime_config.storage.backend.name` is set to `file`, and (2) "
+                "`runtime_config.storage.backend.config.sync` is configured.",
+                None,
+            )
         if self.deployment_error is not None:
             if not dismiss_error:
                 raise FelderaError(
@@ -551,18 +569,21 @@ class SandboxPipeline:
             )
         p = self._process_for("activate")
         target = INITIAL_TO_STATUS[initial]
-        if p.phase == "standby":
-            p.phase = "activating"
+        if p.phase == "standby" and p.activate_to is None:
+            # Real Feldera stays in Standby until its pull loop wakes (up to one pull_interval), pulls the newest
+            # checkpoint once more, and only then initializes.
+            p.activate_to = target
             p.left_standby = True
             self._set_runtime_desired(target)
-            self._set_runtime_status("Initializing", reason="activating: pulling the newest checkpoint")
-            p.outcome = None
-            p.phase_due = time.monotonic() + self.engine.timings.initialize_s
-            self._submit_pull(p, final=True)
+            self._note(f"activation to {target} requested; it starts when the pull loop next wakes")
             return f"Pipeline transitioning from Standby to {target}"
         if p.left_standby:
             # An activation already happened (or is happening): repeating it changes nothing.
             return f"Pipeline is already transitioning from Standby to {p.runtime_desired_status}"
+        if p.phase == "ready":
+            # /activate accepts any allowed change of the desired status: on a pipeline that runs it pauses or
+            # resumes it, as /pause and /resume would.
+            return self.pause() if target == "Paused" else self.resume()
         raise errors.invalid_transition("activate", p.runtime_status)
 
     def approve(self) -> str:
@@ -622,30 +643,39 @@ class SandboxPipeline:
         seq = self._request_checkpoint()
         return {"checkpoint_sequence_number": seq, "incarnation_uuid": p.incarnation_uuid}
 
+    def _process_or_controller(self, request: str) -> ProcessState:
+        # Answered from storage, these need no controller: they answer during Standby too.
+        p = self._process_for(request)
+        if not (p.has_controller or p.phase == "standby"):
+            raise errors.no_controller(p.runtime_status)
+        return p
+
     def checkpoint_status(self, incarnation_uuid: str | None) -> dict[str, Any]:
-        p = self._controller("checkpoint_status")
+        p = self._process_or_controller("checkpoint_status")
         self._check_incarnation(p, incarnation_uuid)
         return {"success": p.checkpoint_success, "failure": copy.deepcopy(p.checkpoint_failure)}
 
     def checkpoints(self) -> list[dict[str, Any]]:
-        self._controller("checkpoints")
+        self._process_or_controller("checkpoints")
         return [c.metadata() for c in self.storage.checkpoints]
 
     def sync(self) -> dict[str, Any]:
         if self.engine.settings.edition == "community":
             raise errors.enterprise_feature("checkpoint sync to object store (S3)")
         p = self._controller("checkpoint/sync")
-        sync = self.sync_config()
-        if sync is None:
-            raise errors.pipeline_400(
-                "cannot sync checkpoint: checkpoint sync is not configured; set storage.backend.config.sync in the "
-                "runtime config"
-            )
         newest = self.storage.newest()
         if newest is None:
             raise errors.pipeline_400(
                 "no checkpoints found: make a POST request to `/checkpoint` to make a new checkpoint"
             )
+        if self.sync_config() is None:
+            # Accepted, then reported as the push's failure: the controller finds no sync config when it starts it.
+            p.sync_failure = {
+                "uuid": newest.uuid,
+                "error": "Error pushing checkpoint to object store: sync config is not set; cannot push checkpoints",
+            }
+            self._note(f"checkpoint sync of {newest.uuid} failed: sync config is not set")
+            return {"checkpoint_uuid": newest.uuid, "incarnation_uuid": p.incarnation_uuid}
         if not (self.engine.settings.sync_running_field and newest.uuid in p.sync_running):
             self._start_push(p, newest, manual=True)
         return {"checkpoint_uuid": newest.uuid, "incarnation_uuid": p.incarnation_uuid}
@@ -668,10 +698,16 @@ class SandboxPipeline:
         """Where ``GET /checkpoints/remote`` lists from; the listing itself is I/O, done off the lock."""
         if self.engine.settings.edition == "community":
             raise errors.enterprise_feature("checkpoint sync to object store (S3)")
-        self._controller("checkpoints/remote")
+        self._process_or_controller("checkpoints/remote")
         sync = self.sync_config()
         if sync is None:
-            raise errors.pipeline_400("listing remote checkpoints requires sync to be configured")
+            raise FelderaError(
+                500,
+                "CheckpointFetchError",
+                "Error fetching checkpoint from object store: listing remote checkpoints requires sync to be "
+                "configured",
+                None,
+            )
         return self._store(sync), BucketPath.parse(sync["bucket"])
 
     def ingest(self, table: str, body: bytes, update_format: str, array: bool) -> dict[str, Any]:
@@ -871,7 +907,14 @@ class SandboxPipeline:
                 self._open(p, value, now)
         elif p.phase == "standby":
             if not p.job_running and now >= p.next_pull:
-                self._submit_pull(p, final=False)
+                if p.activate_to is not None:
+                    p.phase = "activating"
+                    self._set_runtime_status("Initializing", reason="activating: pulling the newest checkpoint")
+                    p.outcome = None
+                    p.phase_due = now + self.engine.timings.initialize_s
+                    self._submit_pull(p, final=True)
+                else:
+                    self._submit_pull(p, final=False)
         elif p.phase == "activating":
             if p.outcome is None or now < p.phase_due:
                 return
@@ -1157,7 +1200,6 @@ class SandboxPipeline:
             p.sync_running.discard(checkpoint.uuid)
             if not manual:
                 p.periodic_push_running = False
-            p.last_sync_done = time.monotonic()
             if exc is not None:
                 self._note(f"checkpoint sync of {checkpoint.uuid} failed: {exc}")
                 if manual:
@@ -1166,6 +1208,8 @@ class SandboxPipeline:
                     if self.engine.settings.sync_running_field and p.sync_success == checkpoint.uuid:
                         p.sync_success = None
                 return
+            # The periodic timer counts from the last successful push; after a failure it pushes again at once.
+            p.last_sync_done = time.monotonic()
             self._note(f"checkpoint sync of {checkpoint.uuid} succeeded")
             if result:
                 self._note(f"retention deleted remote checkpoints {result}")

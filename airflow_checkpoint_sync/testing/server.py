@@ -29,7 +29,10 @@ class FelderaSandbox:
     :param api_key: when set, every ``/v0`` request must carry ``Authorization: Bearer <api_key>``.
     :param edition: ``"enterprise"`` (default) or ``"community"``, which answers 501 ``EnterpriseFeature`` on the
         checkpoint, sync, activate, standby and graceful-stop endpoints.
-    :param sync_running_field: ``False`` makes ``/checkpoint/sync_status`` omit ``running``, like Feldera 0.337.
+    :param profile: the Feldera release line to answer as: ``"0.369"`` (default; ``running`` in the sync status)
+        or ``"0.337"`` (no ``running``; see :class:`~airflow_checkpoint_sync.testing.engine.VersionProfile`).
+        Unset, ``$FELDERA_SANDBOX_PROFILE`` decides, so one setting runs a whole test suite against another line.
+    :param sync_running_field: ``False`` is the same as ``profile="0.337"`` (kept for existing callers).
     :param env_credentials: ``(access_key, secret_key)`` the sandbox uses for a bucket when the sync config has no
         keys: the stand-in for Feldera's own environment credentials (IAM role, workload identity).
     :param timings: how long each simulated step takes; see :class:`Timings`.
@@ -46,7 +49,8 @@ class FelderaSandbox:
         *,
         api_key: str | None = None,
         edition: str = "enterprise",
-        sync_running_field: bool = True,
+        profile: str | None = None,
+        sync_running_field: bool | None = None,
         env_credentials: tuple[str, str] | None = None,
         timings: Timings | None = None,
         port: int = 0,
@@ -55,11 +59,15 @@ class FelderaSandbox:
         ssl_certfile: str | None = None,
         ssl_keyfile: str | None = None,
     ) -> None:
+        if profile is None and sync_running_field is None:
+            # One setting runs a whole suite against another release line.
+            profile = os.environ.get("FELDERA_SANDBOX_PROFILE") or None
         self.engine = SandboxEngine(
             settings=SandboxSettings(
                 edition=edition,
                 api_key=api_key,
                 sync_running_field=sync_running_field,
+                profile=profile,
                 env_credentials=env_credentials,
             ),
             timings=timings or Timings(),

@@ -7,15 +7,18 @@ from typing import TYPE_CHECKING
 import pytest
 from openapi_contract import API_KEY, assert_conforms, checked_sandbox
 
+from airflow_checkpoint_sync.testing.engine import PROFILES
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from airflow_checkpoint_sync.testing import FelderaSandbox
 
 
-@pytest.fixture
-def sandbox() -> Iterator[FelderaSandbox]:
-    """An authenticated enterprise sandbox; every response it sent must match the OpenAPI document."""
-    with checked_sandbox(api_key=API_KEY) as sandbox:
+@pytest.fixture(params=sorted(PROFILES))
+def sandbox(request: pytest.FixtureRequest) -> Iterator[FelderaSandbox]:
+    """An authenticated enterprise sandbox, once per version profile; every response it sent must match the OpenAPI
+    document, and Feldera's official client must work unchanged against each."""
+    with checked_sandbox(api_key=API_KEY, profile=request.param) as sandbox:
         yield sandbox
         assert_conforms(sandbox)

@@ -24,6 +24,8 @@ KINDS = (
     "worker_death",
 )
 FLOWS = ("scheduled_dr", "migration", "failover")
+#: The sandbox's version profiles; each plan runs against one, drawn from its seed.
+PROFILES = ("0.337", "0.369")
 #: The Feldera connection's client timeout in the matrix; slow responses are made slower than this.
 CLIENT_TIMEOUT = 2.0
 
@@ -63,6 +65,7 @@ class Plan:
     seed: int
     flow: str
     deferrable: bool
+    profile: str = "0.369"
     rules: tuple[dict[str, Any], ...] = ()
     fail_next_sync: bool = False
     store_outage: tuple[float, float] | None = None
@@ -75,7 +78,7 @@ class Plan:
     @property
     def label(self) -> str:
         mode = "deferred" if self.deferrable else "worker"
-        return f"{self.kind}-{self.flow}-{mode}-seed{self.seed}"
+        return f"{self.kind}-{self.flow}-{mode}-{self.profile}-seed{self.seed}"
 
 
 def plan(kind: str, seed: int) -> Plan:
@@ -86,7 +89,9 @@ def plan(kind: str, seed: int) -> Plan:
     flows = [f for f in FLOWS if f != "failover"] if kind in _SYNCING_KINDS else list(FLOWS)
     flow = rng.choice(flows)
     deferrable = True if kind == "triggerer_restart" else rng.random() < 0.5
-    base = {"kind": kind, "seed": seed, "flow": flow, "deferrable": deferrable}
+    # Drawn apart, so that adding profiles left every other draw of a seed as it was.
+    profile = random.Random(f"profile:{kind}:{seed}").choice(PROFILES)
+    base = {"kind": kind, "seed": seed, "flow": flow, "deferrable": deferrable, "profile": profile}
     marker = f"injected {kind} seed {seed}"
 
     if kind in ("http_5xx", "rate_limited", "dropped_connection", "slow_response"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from harness import deadline, sync_discipline
-from plan import KINDS, matrix, plan
+from plan import KINDS, PROFILES, matrix, plan
 
 
 def test_a_seed_always_gives_the_same_plan_and_seeds_vary_it() -> None:
@@ -18,6 +18,12 @@ def test_the_matrix_cycles_through_every_kind_with_distinct_seeds() -> None:
     assert len({p.seed for p in plans}) == 25
     assert all(p.deferrable for p in plans if p.kind == "triggerer_restart")
     assert all(p.flow != "failover" for p in plans if p.kind.startswith(("restart", "sync_fails", "triggerer")))
+
+
+def test_the_full_matrix_runs_every_kind_on_both_version_profiles() -> None:
+    plans = matrix(220)
+    for kind in KINDS:
+        assert {p.profile for p in plans if p.kind == kind} == set(PROFILES), kind
 
 
 def test_unknown_kind_is_refused() -> None:

@@ -9,15 +9,8 @@ from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
 
 
 def standby_sync(s3: MotoS3Server, bucket: str, **extra: object) -> dict[str, object]:
-    return sync_config(
-        s3,
-        bucket,
-        "standby",
-        read_bucket=f"{bucket}/primary",
-        start_from_checkpoint="latest",
-        pull_interval=1,
-        **extra,
-    )
+    settings = {"read_bucket": f"{bucket}/primary", "start_from_checkpoint": "latest", "pull_interval": 1, **extra}
+    return sync_config(s3, bucket, "standby", **settings)
 
 
 def test_standby_rejects_what_feldera_rejects_and_activates(api: Api, moto_s3: MotoS3Server, s3_bucket: str) -> None:

@@ -1,0 +1,135 @@
+"""The sandbox answers as real Feldera 0.337 does where a read of its sources corrected earlier notes (the
+"Corrections found later" of the Feldera API notes): activation waits for the pull loop, /activate on a running
+pipeline, standby starts refused at once, status reads during Standby, error codes, sync with no config, the push
+timer, and the two version profiles."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+
+import pytest
+from sandbox_api import Api
+from support import sync_config, wait_until
+from test_standby import standby_sync
+
+from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
+
+
+def synced_primary(api: Api, s3: MotoS3Server, bucket: str) -> str:
+    api.create("primary", sync_config(s3, bucket, "primary"))
+    api.start("primary")
+    api.ingest("primary", 0, 3)
+    return api.checkpoint_and_sync("primary")
+
+
+def test_activation_waits_for_the_pull_loop_to_wake(api: Api, moto_s3: MotoS3Server, s3_bucket: str) -> None:
+    synced_primary(api, moto_s3, s3_bucket)
+    api.create("standby", standby_sync(moto_s3, s3_bucket, pull_interval=3))
+    api.start("standby", "standby")
+    wait_until(lambda: api.sandbox.control.storage("standby")["checkpoints"], bool)
+    asked = time.monotonic()
+    assert api.http.post("/pipelines/standby/activate").status_code == 202
+    # Still a standby right after the request: the loop is asleep until its next pull.
+    status = api.pipeline("standby")
+    assert (status["deployment_status"], status["deployment_desired_status"]) == ("Standby", "Running")
+    api.wait_status("standby", "Running", timeout=20)
+    assert time.monotonic() - asked >= 1.0
+    log = api.sandbox.control.log("standby")
+    assert any("it starts when the pull loop next wakes" in line for line in log)
+
+
+def test_activate_on_a_running_pipeline_pauses_it(api: Api) -> None:
+    api.create("p", None)
+    api.start("p")
+    assert api.http.post("/pipelines/p/activate", params={"initial": "paused"}).status_code == 202
+    api.wait_status("p", "Paused")
+    assert api.http.post("/pipelines/p/activate", params={"initial": "running"}).status_code == 202
+    api.wait_status("p", "Running")
+
+
+def test_a_standby_start_without_sync_is_refused_at_once(api: Api) -> None:
+    api.create("p", None)
+    r = api.http.post("/pipelines/p/start", params={"initial": "standby"})
+    assert r.status_code == 400
+    assert r.json()["error_code"] == "InitialStandbyNotAllowed"
+    assert api.status("p") == "Stopped"
+
+
+def test_initial_cannot_change_while_started(api: Api) -> None:
+    api.create("p", None)
+    api.start("p")
+    r = api.http.post("/pipelines/p/start", params={"initial": "paused"})
+    assert r.status_code == 400
+    assert r.json()["error_code"] == "InitialImmutableUnlessStopped"
+    assert api.http.post("/pipelines/p/start", params={"initial": "running"}).status_code == 202
+
+
+def test_storage_reads_answer_during_standby(api: Api, moto_s3: MotoS3Server, s3_bucket: str) -> None:
+    first = synced_primary(api, moto_s3, s3_bucket)
+    api.create("standby", standby_sync(moto_s3, s3_bucket))
+    api.start("standby", "standby")
+    wait_until(lambda: api.sandbox.control.storage("standby")["checkpoints"], bool)
+    checkpoints = api.http.get("/pipelines/standby/checkpoints")
+    assert checkpoints.status_code == 200
+    assert [c["uuid"] for c in checkpoints.json()] == [first]
+    assert api.http.get("/pipelines/standby/checkpoint_status").status_code == 200
+    assert api.http.get("/pipelines/standby/checkpoints/remote").status_code == 200
+    # What needs the controller still does not.
+    r = api.http.get("/pipelines/standby/checkpoint/sync_status")
+    assert r.status_code == 503 and r.json()["error_code"] == "Initializing"
+
+
+def test_listing_remote_checkpoints_without_sync_is_a_fetch_error(api: Api) -> None:
+    api.create("p", None)
+    api.start("p")
+    r = api.http.get("/pipelines/p/checkpoints/remote")
+    assert r.status_code == 500
+    assert r.json()["error_code"] == "CheckpointFetchError"
+
+
+def test_a_sync_without_sync_config_is_accepted_then_reported_failed(api: Api) -> None:
+    api.create("p", None)
+    api.start("p")
+    api.checkpoint("p")
+    r = api.http.post("/pipelines/p/checkpoint/sync")
+    assert r.status_code == 202
+    uuid = r.json()["checkpoint_uuid"]
+    status = api.http.get("/pipelines/p/checkpoint/sync_status").json()
+    assert status["failure"]["uuid"] == uuid
+    assert "sync config is not set" in status["failure"]["error"]
+
+
+def test_the_push_timer_counts_from_the_last_successful_push(api: Api, moto_s3: MotoS3Server, s3_bucket: str) -> None:
+    # A failed periodic push is tried again at once, not a push_interval later.
+    interval = 3.0
+    api.create("p", sync_config(moto_s3, s3_bucket, "p", push_interval=interval))
+    api.start("p")
+    api.sandbox.control.fail_next_sync("p", "SlowDown: please reduce your request rate")
+    api.checkpoint("p")
+    log = wait_until(
+        lambda: api.sandbox.control.log("p"),
+        lambda lines: any("succeeded" in line for line in lines),
+        timeout=20,
+    )
+    ends = [line for line in log if "checkpoint sync of" in line and ("failed" in line or "succeeded" in line)]
+    assert "failed: SlowDown" in ends[0]
+    assert "succeeded" in ends[1]
+    failed_at, succeeded_at = (dt.datetime.fromisoformat(line.split(" ", 1)[0]) for line in ends[:2])
+    assert (succeeded_at - failed_at).total_seconds() < interval
+
+
+@pytest.mark.parametrize(("profile", "version", "running"), [("0.337", "0.337.0", False), ("0.369", "0.369.0", True)])
+def test_version_profiles(profile: str, version: str, running: bool, moto_s3: MotoS3Server, s3_bucket: str) -> None:
+    with FelderaSandbox(profile=profile) as sandbox:
+        api = Api(sandbox)
+        assert api.http.get("/config").json()["version"] == version
+        synced_primary(api, moto_s3, s3_bucket)
+        assert ("running" in api.http.get("/pipelines/primary/checkpoint/sync_status").json()) is running
+        assert sandbox.engine.settings.profile == profile
+
+
+def test_an_unknown_profile_is_refused() -> None:
+    with pytest.raises(ValueError, match=re.escape("profile must be one of 0.337, 0.369")):
+        FelderaSandbox(profile="0.1")
