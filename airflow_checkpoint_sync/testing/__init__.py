@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .control import SandboxControl
     from .emulators import AzuriteServer, GcsEmulatorServer
-    from .engine import Timings
     from .hostile import HostileFeldera
     from .moto_server import MotoS3Server
     from .server import FelderaSandbox
+    from .settings import Timings
 
 __all__ = [
     "AzuriteServer",
@@ -43,7 +43,7 @@ _EXPORTS = {
     "HostileFeldera": "hostile",
     "MotoS3Server": "moto_server",
     "SandboxControl": "control",
-    "Timings": "engine",
+    "Timings": "settings",
 }
 
 

@@ -8,8 +8,8 @@ import signal
 import sys
 import threading
 
-from .engine import DEFAULT_PROFILE, PROFILES, Timings
 from .server import FelderaSandbox
+from .settings import DEFAULT_PROFILE, PROFILES, Timings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,95 +6,32 @@ import re
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import errors
 from .clock import SandboxClock
 from .errors import FelderaError
 from .pipeline import SandboxPipeline
+from .runtime import Runtime
+from .settings import DEFAULT_PROFILE, PROFILES, SandboxSettings, Timings, VersionProfile
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+# Settings lived here before they had a module of their own; importing them from here still works.
+__all__ = [
+    "DEFAULT_PROFILE",
+    "PROFILES",
+    "RequestRecord",
+    "SandboxEngine",
+    "SandboxSettings",
+    "Timings",
+    "VersionProfile",
+]
+
 T = TypeVar("T")
 NAME_PATTERN = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)?[A-Za-z0-9]$")
-
-
-@dataclass
-class Timings:
-    """How long each simulated step takes, in seconds. The defaults keep tests fast."""
-
-    compile_s: float = 0.2
-    provision_s: float = 0.1
-    initialize_s: float = 0.1
-    stop_s: float = 0.1
-    checkpoint_s: float = 0.05
-    clear_s: float = 0.05
-    sync_delay_s: float = 0.0
-    tick_s: float = 0.01
-
-    def update(self, values: dict[str, Any]) -> None:
-        known = {f.name for f in fields(self)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown timing(s) {sorted(unknown)}; known: {sorted(known)}")
-        for key, value in values.items():
-            if not isinstance(value, int | float) or value < 0:
-                raise ValueError(f"timing {key} must be a non-negative number, got {value!r}")
-            setattr(self, key, float(value))
-
-
-@dataclass(frozen=True)
-class VersionProfile:
-    """How one line of Feldera releases answers where the lines differ.
-
-    :param version: what ``GET /v0/config`` reports.
-    :param sync_running_field: ``/checkpoint/sync_status`` lists the pushes under way (``running``), a repeated
-        request for a checkpoint being pushed joins that push, and the most recent outcome of a checkpoint wins
-        (PR #6930). Without it (0.337), success and failure are kept apart and an older failure stays visible while
-        the checkpoint is pushed again.
-    """
-
-    version: str
-    sync_running_field: bool
-
-
-#: The version profiles the sandbox serves: the 0.337 line (the newest server source read) and the later line.
-PROFILES = {
-    "0.337": VersionProfile(version="0.337.0", sync_running_field=False),
-    "0.369": VersionProfile(version="0.369.0", sync_running_field=True),
-}
-DEFAULT_PROFILE = "0.369"
-
-
-@dataclass
-class SandboxSettings:
-    """What kind of Feldera the sandbox pretends to be.
-
-    ``profile`` (a key of :data:`PROFILES`) picks the release line; ``sync_running_field`` set explicitly picks the
-    line that matches it (False is 0.337).
-    """
-
-    edition: str = "enterprise"  # or "community"
-    api_key: str | None = None
-    sync_running_field: bool | None = None
-    env_credentials: tuple[str, str] | None = None  # what Feldera would find in its environment (IAM role, ...)
-    version: str = ""
-    profile: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.edition not in ("enterprise", "community"):
-            raise ValueError(f"edition must be 'enterprise' or 'community', got {self.edition!r}")
-        if self.profile is None:
-            self.profile = "0.337" if self.sync_running_field is False else DEFAULT_PROFILE
-        if self.profile not in PROFILES:
-            raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
-        chosen = PROFILES[self.profile]
-        if self.sync_running_field is None:
-            self.sync_running_field = chosen.sync_running_field
-        if not self.version:
-            self.version = chosen.version
 
 
 @dataclass
@@ -131,6 +68,14 @@ class SandboxEngine:
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-job")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.runtime = Runtime(
+            settings=self.settings,
+            timings=self.timings,
+            clock=self.clock,
+            submit=self.submit,
+            locked_read=self.locked_read,
+            is_stopping=self._stop.is_set,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -185,7 +130,7 @@ class SandboxEngine:
         name = _valid_name(body)
         if name in self.pipelines:
             raise FelderaError(409, "DuplicateName", "An entity with this name already exists")
-        pipeline = SandboxPipeline(self, body)
+        pipeline = SandboxPipeline(self.runtime, body)
         self.pipelines[name] = pipeline
         return pipeline
 
@@ -228,11 +173,6 @@ class SandboxEngine:
         if pipeline.name != old:
             del self.pipelines[old]
             self.pipelines[pipeline.name] = pipeline
-
-    def check_edition_allows(self, runtime_config: dict[str, Any]) -> None:
-        model = (runtime_config.get("fault_tolerance") or {}).get("model", "none")
-        if self.settings.edition == "community" and model not in (None, "none"):
-            raise errors.enterprise_feature("fault tolerance")
 
     def describe(self) -> dict[str, Any]:
         return {"settings": {**asdict(self.settings), "api_key": None}, "timings": asdict(self.timings)}

@@ -13,239 +13,33 @@ import datetime as dt
 import json
 import time
 import uuid as uuidlib
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import errors
 from .errors import FelderaError
-from .objectstore import BucketPath, Checkpoint, CheckpointNotFound, CheckpointStore, SyncError, SyncTarget
+from .objectstore import BucketPath, Checkpoint, CheckpointStore
+from .process import LocalStorage, ProcessState
+from .runtime_config import check_edition_allows, sync_config_problem, validate_runtime_config, with_runtime_defaults
 from .sql import compile_errors, declared_tables, normalize_identifier, program_fingerprint
+from .sync_jobs import SyncJobs
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from .engine import SandboxEngine
+    from .runtime import Runtime
 
 COMPILING = ("Pending", "CompilingSql", "SqlCompiled", "CompilingRust")
-LOCAL_CHECKPOINTS_KEPT = 5
 INITIAL_TO_STATUS = {"running": "Running", "paused": "Paused", "standby": "Standby"}
-
-DEFAULT_RUNTIME_CONFIG: dict[str, Any] = {
-    "workers": 8,
-    "hosts": 1,
-    "storage": {
-        "backend": {"name": "default"},
-        "min_storage_bytes": None,
-        "min_step_storage_bytes": None,
-        "compression": "default",
-        "cache_mib": None,
-    },
-    "fault_tolerance": {"model": "none", "checkpoint_interval_secs": 60},
-    "cpu_profiler": True,
-    "tracing": False,
-    "tracing_endpoint_jaeger": "127.0.0.1:6831",
-    "min_batch_size_records": 0,
-    "max_buffering_delay_usecs": 0,
-    "resources": {
-        "cpu_cores_min": None,
-        "cpu_cores_max": None,
-        "memory_mb_min": None,
-        "memory_mb_max": None,
-        "storage_mb_max": None,
-        "storage_class": None,
-        "service_account_name": None,
-        "namespace": None,
-    },
-    "clock_resolution_usecs": 1000000,
-    "pin_cpus": [],
-    "provisioning_timeout_secs": None,
-    "max_parallel_connector_init": None,
-    "init_containers": None,
-    "checkpoint_during_suspend": True,
-    "http_workers": None,
-    "io_workers": None,
-    "dev_tweaks": {},
-    "logging": None,
-    "env": {},
-}
 
 
 def rfc3339(wall: float) -> str:
     return dt.datetime.fromtimestamp(wall, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-#: Feldera's ``SyncConfig`` as the manager serializes it: all 22 fields, the optional ones null
-#: (``crates/feldera-types/src/config.rs``).
-SYNC_FIELDS: dict[str, Any] = {
-    "bucket": None,
-    "endpoint": None,
-    "region": None,
-    "provider": None,
-    "access_key": None,
-    "secret_key": None,
-    "start_from_checkpoint": None,
-    "fail_if_no_checkpoint": False,
-    "standby": False,
-    "pull_interval": 10,
-    "push_interval": None,
-    "retention_min_count": 10,
-    "retention_min_age": 30,
-    "read_bucket": None,
-    "transfers": None,
-    "checkers": None,
-    "ignore_checksum": None,
-    "multi_thread_streams": None,
-    "multi_thread_cutoff": None,
-    "upload_concurrency": None,
-    "optimize_download_resources": True,
-    "flags": None,
-}
-
-
-def with_runtime_defaults(runtime_config: dict[str, Any] | None) -> dict[str, Any]:
-    """The runtime config as the manager stores and returns it: re-serialized from its types, so every field it
-    knows has a value (its default when not given, nulls included) and keys it does not know are dropped."""
-    merged = copy.deepcopy(DEFAULT_RUNTIME_CONFIG)
-    for key, value in (runtime_config or {}).items():
-        if key in DEFAULT_RUNTIME_CONFIG:
-            merged[key] = copy.deepcopy(value)
-    storage = merged.get("storage")
-    if isinstance(storage, dict):
-        merged["storage"] = {**DEFAULT_RUNTIME_CONFIG["storage"], **storage}
-        backend = merged["storage"].get("backend")
-        config = backend.get("config") if isinstance(backend, dict) else None
-        if isinstance(config, dict) and isinstance(config.get("sync"), dict):
-            sync = config["sync"]
-            config["sync"] = {name: sync.get(name, default) for name, default in SYNC_FIELDS.items()}
-    return merged
-
-
-def validate_runtime_config(runtime_config: dict[str, Any]) -> None:
-    """What Feldera checks when a runtime config is written: the shapes the sandbox relies on."""
-    storage = runtime_config.get("storage")
-    if storage is None:
-        return
-    if not isinstance(storage, dict):
-        raise FelderaError(400, "InvalidRuntimeConfig", "runtime_config.storage must be an object or null")
-    backend = storage.get("backend") or {"name": "default"}
-    name = backend.get("name")
-    if name not in ("default", "file", "object"):
-        raise FelderaError(
-            400,
-            "InvalidRuntimeConfig",
-            f"unknown storage backend '{name}' (expected default, file or object)",
-        )
-    sync = (backend.get("config") or {}).get("sync") if name == "file" else None
-    if sync is None:
-        return
-    if not isinstance(sync, dict) or not isinstance(sync.get("bucket"), str):
-        raise FelderaError(400, "InvalidRuntimeConfig", "storage.backend.config.sync.bucket is required")
-    start = sync.get("start_from_checkpoint")
-    if start is not None and start != "latest":
-        try:
-            uuidlib.UUID(str(start))
-        except ValueError:
-            raise FelderaError(
-                400,
-                "InvalidRuntimeConfig",
-                f"storage.backend.config.sync.start_from_checkpoint: invalid value '{start}': expected 'latest' "
-                "or a UUID",
-            ) from None
-
-
-def sync_config_problem(sync: dict[str, Any]) -> str | None:
-    """``SyncConfig::validate``: what makes a pipeline with this sync config fail to start."""
-    if sync.get("standby"):
-        return (
-            "invalid sync config: 'standby' is deprecated and may not be set to true; start the pipeline with "
-            "'/start?initial=standby' instead"
-        )
-    read_bucket = sync.get("read_bucket")
-    if read_bucket is not None and read_bucket.strip("/") == str(sync.get("bucket", "")).strip("/"):
-        return "invalid sync config: 'read_bucket' must point to a different location than 'bucket'"
-    return None
-
-
-@dataclass
-class LocalStorage:
-    """The pipeline's storage volume: kept across process restarts, wiped by ``/clear``."""
-
-    checkpoints: list[Checkpoint] = field(default_factory=list)
-    activated: bool = False  # Feldera's activated.feldera marker
-
-    def newest(self) -> Checkpoint | None:
-        return max(self.checkpoints, key=lambda c: c.uuid) if self.checkpoints else None
-
-    def find(self, uuid: str) -> Checkpoint | None:
-        return next((c for c in self.checkpoints if c.uuid == uuid), None)
-
-    def add(self, checkpoint: Checkpoint, protected: set[str]) -> None:
-        if self.find(checkpoint.uuid) is None:
-            self.checkpoints.append(checkpoint)
-            self.checkpoints.sort(key=lambda c: c.uuid)
-        # Local GC: keep the newest few, and never one that is being pushed (Feldera PRs #4602, #5469).
-        while len(self.checkpoints) > LOCAL_CHECKPOINTS_KEPT:
-            victim = next((c for c in self.checkpoints if c.uuid not in protected), None)
-            if victim is None:
-                break
-            self.checkpoints.remove(victim)
-
-
-@dataclass
-class ProcessState:
-    """One incarnation of the pipeline process. Everything here is lost when the process restarts."""
-
-    incarnation_uuid: str
-    start_wall: float
-    runtime_desired_status: str
-    runtime_status: str = "Initializing"
-    runtime_status_since: float = 0.0
-    runtime_desired_status_since: float = 0.0
-    reason: str | None = None
-    approval_diff: Any = None
-    phase: str = "initializing"  # initializing | standby | activating | awaiting_approval | ready | suspending
-    phase_due: float = 0.0
-    outcome: tuple[str, Any] | None = None  # result of the job the current phase waits for
-    job_running: bool = False
-    tables: dict[str, list[Any]] = field(default_factory=dict)
-    processed_records: int = 0
-    input_records: int = 0
-    input_bytes: int = 0
-    steps: int = 0
-    buffered: list[tuple[str, str, Any]] = field(default_factory=list)
-    tokens_issued: int = 0
-    tokens_done: int = 0
-    next_seq: int = 0
-    checkpoint_success: int | None = None
-    checkpoint_failure: dict[str, Any] | None = None
-    pending_checkpoints: list[tuple[int, float]] = field(default_factory=list)
-    fail_next_checkpoint: str | None = None
-    sync_success: str | None = None
-    sync_failure: dict[str, Any] | None = None
-    sync_periodic: str | None = None
-    sync_running: set[str] = field(default_factory=set)
-    periodic_push_running: bool = False
-    last_sync_done: float = 0.0
-    last_synced_uuid: str | None = None
-    fail_next_sync: str | None = None
-    next_pull: float = 0.0
-    standby_pulls: int = 0
-    left_standby: bool = False
-    activate_to: str | None = None  # an activation waiting for the standby's pull loop to wake
-    last_auto_checkpoint: float = 0.0
-    suspend_seq: int | None = None
-
-    @property
-    def has_controller(self) -> bool:
-        return self.phase in ("ready", "suspending")
-
-
-class SandboxPipeline:
+class SandboxPipeline(SyncJobs):
     """A pipeline as the pipeline manager keeps it, plus its running process (if any)."""
 
-    def __init__(self, engine: SandboxEngine, body: dict[str, Any]) -> None:
-        self.engine = engine
-        now = engine.clock.now()
+    def __init__(self, runtime: Runtime, body: dict[str, Any]) -> None:
+        self.runtime = runtime
+        now = runtime.clock.now()
         self.id = str(uuidlib.uuid4())
         self.created_at = now
         self.version = 1
@@ -292,7 +86,7 @@ class SandboxPipeline:
         self._require_stopped_for_update(creating)
         runtime_config = with_runtime_defaults(body.get("runtime_config"))
         validate_runtime_config(runtime_config)
-        self.engine.check_edition_allows(runtime_config)
+        check_edition_allows(self.runtime, runtime_config)
         self.name = body["name"]
         self.description = body.get("description") or ""
         self.tags = list(body.get("tags") or [])
@@ -310,7 +104,7 @@ class SandboxPipeline:
         if body.get("runtime_config") is not None:
             runtime_config = with_runtime_defaults(body["runtime_config"])
             validate_runtime_config(runtime_config)
-            self.engine.check_edition_allows(runtime_config)
+            check_edition_allows(self.runtime, runtime_config)
             self.runtime_config = runtime_config
         for key in ("description", "udf_rust", "udf_toml"):
             if body.get(key) is not None:
@@ -343,7 +137,7 @@ class SandboxPipeline:
 
     def _set_program_status(self, status: str) -> None:
         self.program_status = status
-        self.program_status_since = self.engine.clock.now()
+        self.program_status_since = self.runtime.clock.now()
 
     @property
     def tables(self) -> list[str]:
@@ -404,7 +198,7 @@ class SandboxPipeline:
             "tags": list(self.tags),
             "created_at": rfc3339(self.created_at),
             "version": self.version,
-            "platform_version": self.engine.settings.version,
+            "platform_version": self.runtime.settings.version,
             "program_version": self.program_version,
             "program_status": self.program_status,
             "program_status_since": rfc3339(self.program_status_since),
@@ -457,8 +251,8 @@ class SandboxPipeline:
                 f"Unsupported pipeline action 'start' with initial='{initial}': expected running, paused or standby",
                 {"action": "start", "initial": initial},
             )
-        if initial == "standby" and self.engine.settings.edition == "community":
-            raise errors.enterprise_feature("standby")
+        if initial == "standby":
+            self.runtime.require_enterprise("standby")
         if self.resources_status == "Stopping" or (
             self.resources_desired_status == "Stopped" and self.resources_status != "Stopped"
         ):
@@ -511,8 +305,8 @@ class SandboxPipeline:
         return "Pipeline is starting"
 
     def stop(self, force: bool) -> str:
-        if not force and self.engine.settings.edition == "community":
-            raise errors.enterprise_feature("graceful stop (suspend)")
+        if not force:
+            self.runtime.require_enterprise("graceful stop (suspend)")
         p = self.process
         if force or p is None or self.resources_status != "Provisioned":
             if self.resources_desired_status != "Stopped":
@@ -558,8 +352,7 @@ class SandboxPipeline:
         return "Pipeline is resuming"
 
     def activate(self, initial: str) -> str:
-        if self.engine.settings.edition == "community":
-            raise errors.enterprise_feature("start from object store (S3)")
+        self.runtime.require_enterprise("start from object store (S3)")
         if initial not in ("running", "paused"):
             raise FelderaError(
                 400,
@@ -593,7 +386,7 @@ class SandboxPipeline:
         p.approval_diff = None
         self._set_runtime_status("Bootstrapping")
         p.phase = "bootstrapping"
-        p.phase_due = time.monotonic() + self.engine.timings.initialize_s
+        p.phase_due = time.monotonic() + self.runtime.timings.initialize_s
         return "Pipeline bootstrap approved"
 
     def dismiss_error(self) -> str:
@@ -616,7 +409,7 @@ class SandboxPipeline:
                 {"current_status": self.storage_status, "new_status": "Clearing"},
             )
         self._set_storage_status("Clearing")
-        self._clear_due = time.monotonic() + self.engine.timings.clear_s
+        self._clear_due = time.monotonic() + self.runtime.timings.clear_s
         return "Pipeline storage is being cleared"
 
     # ------------------------------------------------------------------------------------------------------------
@@ -635,8 +428,7 @@ class SandboxPipeline:
         return p
 
     def checkpoint(self) -> dict[str, Any]:
-        if self.engine.settings.edition == "community":
-            raise errors.enterprise_feature("checkpoint")
+        self.runtime.require_enterprise("checkpoint")
         p = self._controller("checkpoint")
         if not self.storage_enabled:
             raise errors.pipeline_400("cannot checkpoint: storage is not configured for this pipeline")
@@ -660,8 +452,7 @@ class SandboxPipeline:
         return [c.metadata() for c in self.storage.checkpoints]
 
     def sync(self) -> dict[str, Any]:
-        if self.engine.settings.edition == "community":
-            raise errors.enterprise_feature("checkpoint sync to object store (S3)")
+        self.runtime.require_enterprise("checkpoint sync to object store (S3)")
         p = self._controller("checkpoint/sync")
         newest = self.storage.newest()
         if newest is None:
@@ -676,13 +467,12 @@ class SandboxPipeline:
             }
             self._note(f"checkpoint sync of {newest.uuid} failed: sync config is not set")
             return {"checkpoint_uuid": newest.uuid, "incarnation_uuid": p.incarnation_uuid}
-        if not (self.engine.settings.sync_running_field and newest.uuid in p.sync_running):
+        if not (self.runtime.settings.sync_running_field and newest.uuid in p.sync_running):
             self._start_push(p, newest, manual=True)
         return {"checkpoint_uuid": newest.uuid, "incarnation_uuid": p.incarnation_uuid}
 
     def sync_status(self, incarnation_uuid: str | None) -> dict[str, Any]:
-        if self.engine.settings.edition == "community":
-            raise errors.enterprise_feature("checkpoint sync to object store (S3)")
+        self.runtime.require_enterprise("checkpoint sync to object store (S3)")
         p = self._controller("checkpoint/sync_status")
         self._check_incarnation(p, incarnation_uuid)
         body: dict[str, Any] = {
@@ -690,14 +480,13 @@ class SandboxPipeline:
             "failure": copy.deepcopy(p.sync_failure),
             "periodic": p.sync_periodic,
         }
-        if self.engine.settings.sync_running_field:
+        if self.runtime.settings.sync_running_field:
             body["running"] = sorted(p.sync_running)
         return body
 
     def remote_source(self) -> tuple[CheckpointStore, BucketPath]:
         """Where ``GET /checkpoints/remote`` lists from; the listing itself is I/O, done off the lock."""
-        if self.engine.settings.edition == "community":
-            raise errors.enterprise_feature("checkpoint sync to object store (S3)")
+        self.runtime.require_enterprise("checkpoint sync to object store (S3)")
         self._process_or_controller("checkpoints/remote")
         sync = self.sync_config()
         if sync is None:
@@ -740,7 +529,7 @@ class SandboxPipeline:
 
     def stats(self) -> dict[str, Any]:
         p = self._controller("stats")
-        now = self.engine.clock.now()
+        now = self.runtime.clock.now()
         state = {"Running": "Running", "Paused": "Paused"}.get(p.runtime_status, "Paused")
         size = sum(c.size for c in self.storage.checkpoints)
         return {
@@ -821,7 +610,7 @@ class SandboxPipeline:
     def _tick_compile(self, now: float) -> None:
         if self.program_status not in COMPILING:
             return
-        elapsed = (now - self._compile_started) / max(self.engine.timings.compile_s, 1e-6)
+        elapsed = (now - self._compile_started) / max(self.runtime.timings.compile_s, 1e-6)
         if elapsed >= 1.0:
             problems = compile_errors(self.program_code)
             if problems:
@@ -864,7 +653,7 @@ class SandboxPipeline:
             self._set_storage_status("Cleared")
 
     def _tick_resources(self, now: float) -> None:
-        timings = self.engine.timings
+        timings = self.runtime.timings
         if self.resources_desired_status == "Provisioned":
             if self.resources_status == "Stopped":
                 if self.program_status in COMPILING:
@@ -911,7 +700,7 @@ class SandboxPipeline:
                     p.phase = "activating"
                     self._set_runtime_status("Initializing", reason="activating: pulling the newest checkpoint")
                     p.outcome = None
-                    p.phase_due = now + self.engine.timings.initialize_s
+                    p.phase_due = now + self.runtime.timings.initialize_s
                     self._submit_pull(p, final=True)
                 else:
                     self._submit_pull(p, final=False)
@@ -950,7 +739,7 @@ class SandboxPipeline:
                 p.checkpoint_failure = {
                     "sequence_number": seq,
                     "error": p.fail_next_checkpoint,
-                    "failed_at": rfc3339(self.engine.clock.now()),
+                    "failed_at": rfc3339(self.runtime.clock.now()),
                 }
                 p.fail_next_checkpoint = None
                 self._note(f"checkpoint {seq} failed")
@@ -980,30 +769,30 @@ class SandboxPipeline:
     # Internals
     # ------------------------------------------------------------------------------------------------------------
     def _note(self, message: str) -> None:
-        self.log.append(f"{rfc3339(self.engine.clock.now())} {message}")
+        self.log.append(f"{rfc3339(self.runtime.clock.now())} {message}")
 
     def _set_resources(self, status: str) -> None:
         self.resources_status = status
-        self.resources_status_since = self.engine.clock.now()
+        self.resources_status_since = self.runtime.clock.now()
 
     def _set_resources_desired(self, status: str) -> None:
         self.resources_desired_status = status
-        self.resources_desired_status_since = self.engine.clock.now()
+        self.resources_desired_status_since = self.runtime.clock.now()
 
     def _set_storage_status(self, status: str) -> None:
         self.storage_status = status
-        self.storage_status_since = self.engine.clock.now()
+        self.storage_status_since = self.runtime.clock.now()
 
     def _set_runtime_status(self, status: str, reason: str | None = None) -> None:
         assert self.process is not None
         self.process.runtime_status = status
-        self.process.runtime_status_since = self.engine.clock.now()
+        self.process.runtime_status_since = self.runtime.clock.now()
         self.process.reason = reason
 
     def _set_runtime_desired(self, status: str) -> None:
         assert self.process is not None
         self.process.runtime_desired_status = status
-        self.process.runtime_desired_status_since = self.engine.clock.now()
+        self.process.runtime_desired_status_since = self.runtime.clock.now()
 
     def _fail_deployment(self, error_code: str, message: str) -> None:
         self._note(f"deployment failed: {message}")
@@ -1023,7 +812,7 @@ class SandboxPipeline:
         standby: bool | None = None,
         desired: str | None = None,
     ) -> None:
-        wall = self.engine.clock.now()
+        wall = self.runtime.clock.now()
         initial = self.deployment_initial or "running"
         if standby is None:
             standby = initial == "standby"
@@ -1034,12 +823,12 @@ class SandboxPipeline:
             if desired == "Standby":
                 desired = "Paused"
         p = ProcessState(
-            incarnation_uuid=self.engine.clock.uuid7(),
+            incarnation_uuid=self.runtime.clock.uuid7(),
             start_wall=wall,
             runtime_desired_status=desired,
             runtime_status_since=wall,
             runtime_desired_status_since=wall,
-            phase_due=now + self.engine.timings.initialize_s,
+            phase_due=now + self.runtime.timings.initialize_s,
             last_sync_done=now,
             last_auto_checkpoint=now,
         )
@@ -1104,7 +893,7 @@ class SandboxPipeline:
                 self._set_runtime_status("AwaitingApproval")
                 return
             p.phase = "bootstrapping"
-            p.phase_due = now + self.engine.timings.initialize_s
+            p.phase_due = now + self.runtime.timings.initialize_s
             self._set_runtime_status("Bootstrapping")
             return
         self._enter_ready(p, now)
@@ -1142,13 +931,13 @@ class SandboxPipeline:
         assert p is not None
         seq = p.next_seq
         p.next_seq += 1
-        p.pending_checkpoints.append((seq, time.monotonic() + self.engine.timings.checkpoint_s))
+        p.pending_checkpoints.append((seq, time.monotonic() + self.runtime.timings.checkpoint_s))
         self._note(f"checkpoint {seq} requested")
         return seq
 
     def _make_checkpoint(self, p: ProcessState) -> Checkpoint:
         checkpoint = Checkpoint(
-            uuid=self.engine.clock.uuid7(),
+            uuid=self.runtime.clock.uuid7(),
             fingerprint=self.fingerprint,
             steps=p.steps,
             processed_records=p.processed_records,
@@ -1156,157 +945,6 @@ class SandboxPipeline:
         )
         self.storage.add(checkpoint, protected=set(p.sync_running))
         return checkpoint
-
-    def _store(self, sync: dict[str, Any]) -> CheckpointStore:
-        return CheckpointStore(SyncTarget.from_sync_config(sync, self.engine.settings.env_credentials))
-
-    def _alive(self, incarnation: str) -> Callable[[], bool]:
-        return lambda: self.process is not None and self.process.incarnation_uuid == incarnation
-
-    def _start_push(self, p: ProcessState, checkpoint: Checkpoint, *, manual: bool) -> None:
-        sync = copy.deepcopy(self.sync_config() or {})
-        if manual:
-            p.sync_running.add(checkpoint.uuid)
-            self._note(f"checkpoint sync of {checkpoint.uuid} started")
-        else:
-            p.periodic_push_running = True
-        injected, p.fail_next_sync = p.fail_next_sync, None
-        alive = self._alive(p.incarnation_uuid)
-        owner = f"pipeline-{self.id}"
-        delay = self.engine.timings.sync_delay_s
-        snapshot = copy.deepcopy(checkpoint)
-
-        def push() -> list[str]:
-            deadline = time.monotonic() + delay
-            while time.monotonic() < deadline:
-                if self.engine.stopping or not self.engine.locked_read(alive):
-                    raise SyncError("the pipeline process exited while the checkpoint was being pushed")
-                time.sleep(min(0.02, max(deadline - time.monotonic(), 0)))
-            if injected:
-                raise SyncError(injected)
-            return self._store(sync).push(
-                BucketPath.parse(sync["bucket"]),
-                snapshot,
-                owner,
-                now=self.engine.clock.now(),
-                retention_min_count=int(sync.get("retention_min_count", 10)),
-                retention_min_age_days=int(sync.get("retention_min_age", 30)),
-                still_wanted=lambda: self.engine.locked_read(alive),
-            )
-
-        def done(result: Any, exc: BaseException | None) -> None:
-            if not alive():
-                return
-            p.sync_running.discard(checkpoint.uuid)
-            if not manual:
-                p.periodic_push_running = False
-            if exc is not None:
-                self._note(f"checkpoint sync of {checkpoint.uuid} failed: {exc}")
-                if manual:
-                    p.sync_failure = {"uuid": checkpoint.uuid, "error": str(exc)}
-                    # From 0.347 (PR #6930) the most recent outcome wins; 0.337 keeps success and failure apart.
-                    if self.engine.settings.sync_running_field and p.sync_success == checkpoint.uuid:
-                        p.sync_success = None
-                return
-            # The periodic timer counts from the last successful push; after a failure it pushes again at once.
-            p.last_sync_done = time.monotonic()
-            self._note(f"checkpoint sync of {checkpoint.uuid} succeeded")
-            if result:
-                self._note(f"retention deleted remote checkpoints {result}")
-            p.last_synced_uuid = checkpoint.uuid
-            # Feldera fills `periodic` from the controller's last successful sync, which manual syncs update too.
-            p.sync_periodic = checkpoint.uuid
-            if manual:
-                p.sync_success = checkpoint.uuid
-                if (
-                    self.engine.settings.sync_running_field
-                    and p.sync_failure
-                    and p.sync_failure.get("uuid") == checkpoint.uuid
-                ):
-                    p.sync_failure = None
-
-        self.engine.submit(push, done)
-
-    def _pull_sources(self, sync: dict[str, Any]) -> list[BucketPath]:
-        sources = [BucketPath.parse(sync["bucket"])]
-        if sync.get("read_bucket"):
-            sources.append(BucketPath.parse(sync["read_bucket"]))
-        return sources
-
-    def _pull_remote(self, sync: dict[str, Any], wanted: str) -> Checkpoint:
-        store = self._store(sync)
-        missing = []
-        for source in self._pull_sources(sync):
-            try:
-                return store.pull(source, wanted)
-            except CheckpointNotFound as exc:
-                missing.append(str(exc))
-        raise CheckpointNotFound(f"checkpoint(s) [{wanted}] were not found in source(s): " + "; ".join(missing))
-
-    def _submit_initial_pull(self, p: ProcessState, sync: dict[str, Any]) -> None:
-        wanted = str(sync["start_from_checkpoint"])
-        strict = bool(sync.get("fail_if_no_checkpoint", False))
-        local = self.storage.newest() if wanted == "latest" else self.storage.find(wanted)
-        if local is not None:
-            # Priority 1: a matching local checkpoint is used without downloading (Feldera issue #5502).
-            p.outcome = ("open", local)
-            return
-        sync = copy.deepcopy(sync)
-
-        def pull() -> Checkpoint | None:
-            try:
-                return self._pull_remote(sync, wanted)
-            except CheckpointNotFound:
-                if strict:
-                    raise
-                return None
-
-        def done(result: Any, exc: BaseException | None) -> None:
-            if self.process is not p:
-                return
-            if exc is not None:
-                p.outcome = ("error", ("CheckpointPullFailed", f"failed to fetch checkpoint: {exc}"))
-                return
-            if result is None:
-                self._note(f"checkpoint {wanted} not found in object storage; starting from scratch")
-            else:
-                self.storage.add(result, protected=set())
-            p.outcome = ("open", result)
-
-        self.engine.submit(pull, done)
-
-    def _submit_pull(self, p: ProcessState, *, final: bool) -> None:
-        sync = copy.deepcopy(self.sync_config() or {})
-        wanted = str(sync.get("start_from_checkpoint") or "latest")
-        pull_interval = float(sync.get("pull_interval", 10))
-        p.job_running = True
-
-        def pull() -> Checkpoint:
-            return self._pull_remote(sync, wanted)
-
-        def done(result: Any, exc: BaseException | None) -> None:
-            if self.process is not p:
-                return
-            p.job_running = False
-            if exc is None:
-                self.storage.add(result, protected=set())
-                p.standby_pulls += 1
-                self._note(f"checkpoint pulled successfully: {result.uuid}")
-            if final:
-                if exc is not None:
-                    p.outcome = (
-                        "error",
-                        ("ActivationFailed", f"activation failed: could not pull checkpoint: {exc}"),
-                    )
-                else:
-                    p.outcome = ("open", self.storage.newest())
-                return
-            if exc is not None:
-                # Pull errors in standby are logged and retried; the pipeline stays in Standby.
-                self._note(f"standby pull failed (will retry): {exc}")
-            p.next_pull = time.monotonic() + pull_interval
-
-        self.engine.submit(pull, done)
 
 
 def _parse_records(body: bytes, array: bool) -> list[Any]:

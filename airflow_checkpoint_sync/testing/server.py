@@ -14,8 +14,9 @@ import uvicorn
 
 from .app import create_app
 from .control import SandboxControl
-from .engine import SandboxEngine, SandboxSettings, Timings
+from .engine import SandboxEngine
 from .faults import FaultInjector
+from .settings import SandboxSettings, Timings
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -30,7 +31,7 @@ class FelderaSandbox:
     :param edition: ``"enterprise"`` (default) or ``"community"``, which answers 501 ``EnterpriseFeature`` on the
         checkpoint, sync, activate, standby and graceful-stop endpoints.
     :param profile: the Feldera release line to answer as: ``"0.369"`` (default; ``running`` in the sync status)
-        or ``"0.337"`` (no ``running``; see :class:`~airflow_checkpoint_sync.testing.engine.VersionProfile`).
+        or ``"0.337"`` (no ``running``; see :class:`~airflow_checkpoint_sync.testing.settings.VersionProfile`).
         Unset, ``$FELDERA_SANDBOX_PROFILE`` decides, so one setting runs a whole test suite against another line.
     :param sync_running_field: ``False`` is the same as ``profile="0.337"`` (kept for existing callers).
     :param env_credentials: ``(access_key, secret_key)`` the sandbox uses for a bucket when the sync config has no

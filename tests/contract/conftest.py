@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pytest
 from openapi_contract import API_KEY, assert_conforms, checked_sandbox
 
-from airflow_checkpoint_sync.testing.engine import PROFILES
+from airflow_checkpoint_sync.testing.settings import PROFILES
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -176,6 +176,7 @@ def test_a_first_restart_starts_one_new_sync_and_defers_again() -> None:
         {
             "POST /checkpoint/sync": {"checkpoint_uuid": NEWER, "incarnation_uuid": INCARNATION},
             "GET /checkpoint/sync_status": {"success": None, "running": [NEWER]},
+            "GET /checkpoints": [[{"uuid": NEWER}]],  # the push under way is its own: joined, not waited for
         },
         deferrable=True,
     )
