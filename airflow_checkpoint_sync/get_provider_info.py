@@ -74,7 +74,8 @@ def get_provider_info() -> dict[str, Any]:
                     "verify": {
                         "label": "Verify TLS",
                         "description": "true, false, or the path of a CA bundle that signed the server's certificate",
-                        "schema": {"type": ["boolean", "string", "null"], "default": True},
+                        # One string: a union with boolean makes the form show a multi-line JSON box.
+                        "schema": {"type": ["string", "null"], "default": "true"},
                     },
                     "timeout": {
                         "label": "Request timeout (seconds)",

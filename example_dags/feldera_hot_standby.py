@@ -15,12 +15,17 @@ from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+# A retry follows the sync, the start or the activation its first try made instead of repeating it, so retries are
+# safe; they also cover Airflow 3.3.2 sometimes failing a deferred task whose trigger fired success
+# (apache/airflow#67287), which would otherwise lose the run (and its asset event) silently.
+RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1)}
 
 with DAG(
     "feldera_standby_setup",
     schedule=None,
     start_date=START,
     catchup=False,
+    default_args=RETRIES,
     render_template_as_native_obj=True,
     params={
         "standby": Param("standby", type="string"),
@@ -53,6 +58,7 @@ with DAG(
     schedule=None,
     start_date=START,
     catchup=False,
+    default_args=RETRIES,
     render_template_as_native_obj=True,
     params={
         "standby": Param("standby", type="string", description="The standby pipeline to activate"),

@@ -20,6 +20,10 @@ from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOper
 from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+# A retry follows the sync, the start or the activation its first try made instead of repeating it, so retries are
+# safe; they also cover Airflow 3.3.2 sometimes failing a deferred task whose trigger fired success
+# (apache/airflow#67287), which would otherwise lose the run (and its asset event) silently.
+RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1)}
 # The asset feldera_scheduled_dr updates after every synced recovery point.
 CHECKPOINTS = Asset("x-feldera://prod/checkpoints")
 
@@ -29,6 +33,7 @@ with DAG(
     schedule=[CHECKPOINTS],
     start_date=START,
     catchup=False,
+    default_args=RETRIES,
     max_active_runs=1,
     params={
         "source": Param("feldera-dr/prod", type="string", description="The pipeline's sync bucket/prefix"),
@@ -52,6 +57,7 @@ with DAG(
     schedule=None,
     start_date=START,
     catchup=False,
+    default_args=RETRIES,
     params={
         "replica": Param("feldera-replica/prod", type="string", description="Azure container/prefix to restore"),
         "staging_prefix": Param(

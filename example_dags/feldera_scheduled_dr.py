@@ -23,6 +23,10 @@ from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncO
 from airflow_checkpoint_sync.sensors.freshness import CheckpointFreshnessSensor
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+# A retry follows the sync, the start or the activation its first try made instead of repeating it, so retries are
+# safe; they also cover Airflow 3.3.2 sometimes failing a deferred task whose trigger fired success
+# (apache/airflow#67287), which would otherwise lose the run (and its asset event) silently.
+RETRIES = {"retries": 2, "retry_delay": dt.timedelta(minutes=1)}
 PARAMS = {
     "pipeline": Param("prod", type="string", description="The Feldera pipeline to protect"),
     "feldera_conn_id": Param("feldera_default", type="string", description="The Feldera connection"),
@@ -43,6 +47,7 @@ with DAG(
     schedule=None,
     start_date=START,
     catchup=False,
+    default_args=RETRIES,
     params=PARAMS,
     render_template_as_native_obj=True,
     tags=["feldera", "disaster-recovery"],
@@ -64,6 +69,7 @@ with DAG(
     schedule=dt.timedelta(minutes=30),  # the push interval: one recovery point per run
     start_date=START,
     catchup=False,
+    default_args=RETRIES,
     max_active_runs=1,
     params={k: PARAMS[k] for k in ("pipeline", "feldera_conn_id")},
     tags=["feldera", "disaster-recovery"],
@@ -90,6 +96,7 @@ with DAG(
     schedule=dt.timedelta(minutes=15),
     start_date=START,
     catchup=False,
+    default_args=RETRIES,
     max_active_runs=1,
     params={k: PARAMS[k] for k in ("pipeline", "feldera_conn_id")},
     tags=["feldera", "disaster-recovery"],

@@ -88,3 +88,4 @@ def failover_dag(dag_id: str, **kwargs: object) -> DAG:
 failover = failover_dag("failover")
 failover_deferred = failover_dag("failover_deferred", deferrable=True, initial="paused")
 failover_split_brain = failover_dag("failover_split_brain", allow_split_brain=True)
+failover_short_timeout = failover_dag("failover_short_timeout", timeout=1)

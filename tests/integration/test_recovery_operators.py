@@ -374,3 +374,26 @@ def test_a_standby_may_wait_for_a_checkpoint_that_is_not_synced_yet(
     assert task_states(run) == {"restore": "success"}
     assert "is not in" in capfd.readouterr().out
     assert feldera.pipeline("staging")["deployment_status"] == "Standby"
+
+
+def test_an_activation_is_given_the_standby_s_pull_interval_on_top_of_its_timeout(feldera: Feldera) -> None:
+    # Feldera activates a standby when its pull loop next wakes: with pull_interval=4, a 1 s timeout alone would end
+    # the wait before the pipeline even leaves Standby.
+    synced_prod(feldera, 3)
+    sync = sync_config(
+        feldera.s3,
+        feldera.bucket,
+        "staging",
+        read_bucket=f"{feldera.bucket}/prod",
+        start_from_checkpoint="latest",
+        pull_interval=4,
+    )
+    feldera.create("staging", sync)
+    feldera.start("staging", "standby")
+    wait_until(lambda: feldera.sandbox.control.storage("staging")["checkpoints"], bool)
+    feldera.http.post("/pipelines/prod/stop", params={"force": "true"})
+    wait_until(lambda: feldera.pipeline("prod"), lambda p: p["deployment_status"] == "Stopped")
+    run = run_dag("failover_short_timeout", pipeline="staging", primary="prod")
+    assert task_states(run) == {"activate": "success"}
+    assert feldera.pipeline("staging")["deployment_status"] == "Running"
+    assert feldera.processed("staging") == 3
