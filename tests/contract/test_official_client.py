@@ -173,12 +173,10 @@ def test_restart_is_reported_as_incarnation_mismatch(
         assert mismatch.value.details == {"requested": old, "expected": new}
     # The new incarnation's sequence numbers start again at 0, and its sync status starts empty.
     assert pipeline.checkpoint_response(wait=True)["checkpoint_sequence_number"] == 0
-    assert client.sync_checkpoint_status("restarts", new) == {
-        "success": None,
-        "failure": None,
-        "periodic": None,
-        "running": [],
-    }
+    empty = {"success": None, "failure": None, "periodic": None}
+    if sandbox.engine.settings.sync_running_field:
+        empty["running"] = []  # Feldera after 0.337 lists the pushes under way
+    assert client.sync_checkpoint_status("restarts", new) == empty
 
 
 def test_community_edition_refuses_enterprise_features() -> None:
