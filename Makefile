@@ -9,10 +9,11 @@ export AWS_EC2_METADATA_DISABLED := true
 export NO_GCE_CHECK := True
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install test lint typecheck pytest docs bench bench-replicate reliability sandbox demo clean
+.PHONY: help install test lint typecheck pytest docs e2e bench bench-replicate reliability sandbox demo clean
 
 help:
-	@echo "make test      install from uv.lock, then ruff, mypy, the test suite and the docs build"
+	@echo "make test      install from uv.lock, then ruff, mypy, the test suite, the real-deployment suite and the docs"
+	@echo "make e2e       the example DAGs and faults on a real Airflow deployment (api-server, scheduler, ...)"
 	@echo "make docs      build the documentation (warnings are errors) into docs/_build/html"
 	@echo "make bench-replicate  the worker's peak memory replicating a 1 GB object (SIZE_MB= to change)"
 	@echo "make reliability  the seeded fault matrix, $(RUNS) runs (RUNS=, SEED= to change), and its table;"
@@ -51,7 +52,7 @@ docs: install
 	$(RUN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 	@echo "docs built: docs/_build/html/index.html"
 
-test: lint typecheck pytest docs
+test: lint typecheck pytest e2e docs
 
 bench: install
 	cd benchmarks && $(RUN)/python run_all.py $(if $(WRITE),--write,)
@@ -64,6 +65,9 @@ SEED ?= 0
 reliability: install
 	RELIABILITY_RUNS=$(RUNS) RELIABILITY_SEED=$(SEED) $(if $(WRITE),RELIABILITY_WRITE=1) \
 		$(RUN)/pytest -q -p no:cacheprovider tests/reliability
+
+e2e: install
+	ACS_E2E=1 $(RUN)/pytest -q -p no:cacheprovider tests/e2e
 
 sandbox: install
 	$(RUN)/python -m airflow_checkpoint_sync.testing serve --port $(or $(PORT),8080)

@@ -170,18 +170,29 @@ def check(condition: bool, message: str) -> None:
         raise DemoFailure(message)
 
 
-def run_scenario(feldera_url: str, s3: MotoS3Server, bucket: str, env: dict[str, str]) -> Summary:
-    """Scheduled DR, migration, hot standby and failover, each checked against the bucket and the pipelines."""
+def run_scenario(
+    feldera_url: str,
+    s3: MotoS3Server,
+    bucket: str,
+    env: dict[str, str],
+    run: Callable[..., str] | None = None,
+) -> Summary:
+    """Scheduled DR, migration, hot standby and failover, each checked against the bucket and the pipelines.
+
+    ``run(dag_id, **conf)`` runs one DAG to success and returns its output: ``airflow dags test`` by default; the
+    end-to-end suite passes one that triggers the run on a real deployment.
+    """
+    run = run or (lambda dag_id, **conf: dags_test(env, dag_id, **conf))
     feldera = Feldera(feldera_url)
     summary = Summary()
     for name in ("prod", "staging", "standby", "drill"):
         feldera.create(name)
 
     # 1. Scheduled disaster recovery: configure once (pipeline stopped), then a scheduled run syncs.
-    dags_test(env, "feldera_dr_setup", pipeline="prod", bucket=f"{bucket}/prod", bucket_conn_id="feldera_bucket")
+    run("feldera_dr_setup", pipeline="prod", bucket=f"{bucket}/prod", bucket_conn_id="feldera_bucket")
     feldera.start("prod")
     feldera.ingest("prod", 0, 10)
-    dags_test(env, "feldera_scheduled_dr", pipeline="prod")
+    run("feldera_scheduled_dr", pipeline="prod")
     first = catalog(s3, bucket, "prod")
     check(len(first) == 1, f"the bucket's catalog should list one checkpoint, it lists {first}")
     summary.synced_uuid = first[0]["uuid"]
@@ -193,8 +204,7 @@ def run_scenario(feldera_url: str, s3: MotoS3Server, bucket: str, env: dict[str,
 
     # 2. Migration: production moves on, is synced, and staging starts from exactly that checkpoint.
     feldera.ingest("prod", 10, 5)
-    dags_test(
-        env,
+    run(
         "feldera_migration",
         production="prod",
         staging="staging",
@@ -213,8 +223,7 @@ def run_scenario(feldera_url: str, s3: MotoS3Server, bucket: str, env: dict[str,
     )
 
     # 3. Hot standby: it pulls the primary's newest checkpoint; the primary moves on, then fails over.
-    dags_test(
-        env,
+    run(
         "feldera_standby_setup",
         standby="standby",
         primary_bucket=f"{bucket}/prod",
@@ -223,15 +232,15 @@ def run_scenario(feldera_url: str, s3: MotoS3Server, bucket: str, env: dict[str,
     )
     check(feldera.status("standby")["deployment_status"] == "Standby", "the standby is not in Standby")
     feldera.ingest("prod", 15, 7)
-    dags_test(env, "feldera_scheduled_dr", pipeline="prod")
+    run("feldera_scheduled_dr", pipeline="prod")
     newest = catalog(s3, bucket, "prod")[-1]
     summary.primary_records = int(newest["processed_records"])
-    out = dags_test(env, "feldera_rpo_monitor", pipeline="prod")
+    out = run("feldera_rpo_monitor", pipeline="prod")
     age = re.search(rf"newest synced checkpoint of 'prod' is {newest['uuid']}, (\d+)s old: within", out)
     check(age is not None, "the RPO monitor did not report the newest synced checkpoint as fresh")
     summary.rpo_age_seconds = float(age[1]) if age else -1.0
     feldera.stop("prod")  # the primary goes down
-    dags_test(env, "feldera_failover", standby="standby", primary="prod", initial="running")
+    run("feldera_failover", standby="standby", primary="prod", initial="running")
     summary.standby_status = feldera.status("standby")["deployment_status"]
     summary.standby_records = feldera.records("standby")
     check(summary.standby_status == "Running", f"the standby is {summary.standby_status} after failover")
@@ -244,9 +253,8 @@ def run_scenario(feldera_url: str, s3: MotoS3Server, bucket: str, env: dict[str,
     # 4. Cross-cloud replica: the primary's bucket copied to Azure; a DR drill restores a pipeline from that copy.
     azure = json.loads(env["AIRFLOW_CONN_FELDERA_AZURE"])["extra"]["connection_string"]
     BlobServiceClient.from_connection_string(azure).create_container("feldera-replica")
-    dags_test(env, "feldera_replicate_checkpoints", source=f"{bucket}/prod", replica="feldera-replica/prod")
-    dags_test(
-        env,
+    run("feldera_replicate_checkpoints", source=f"{bucket}/prod", replica="feldera-replica/prod")
+    run(
         "feldera_restore_from_azure",
         replica="feldera-replica/prod",
         staging_prefix=f"{bucket}/from-azure",

@@ -1,0 +1,226 @@
+"""A real Airflow 3.3 deployment on loopback: api-server, scheduler, dag-processor and triggerer as separate processes.
+
+LocalExecutor on sqlite in a private AIRFLOW_HOME. Every process is started in its own session and stopped by its
+PID's process group (its executor workers with it); nothing listens beyond 127.0.0.1 (serve-logs, which binds every
+interface, is skipped: the api-server reads the local log files).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from airflow_checkpoint_sync.testing.server import free_port
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+COMPONENTS = {
+    "api-server": ["api-server", "--host", "127.0.0.1", "--workers", "1"],
+    "scheduler": ["scheduler", "--skip-serve-logs"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
+}
+TERMINAL = {"success", "failed"}
+
+
+class DeploymentError(AssertionError):
+    """The deployment did not come up, or a run did not end in time."""
+
+
+class AirflowDeployment:
+    """Airflow's four services for ``dags_folder``, with ``env`` (connections, say) given to every process.
+
+    Use as a context manager; :meth:`trigger` and :meth:`wait_run` drive DAG runs through ``/api/v2``.
+    """
+
+    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str]) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **env,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "8",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.port),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
+            "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "NO_GCE_CHECK": "True",
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.http = httpx.Client(base_url=self.url, timeout=30)
+
+    # -- processes -----------------------------------------------------------------------------------------------
+    def __enter__(self) -> AirflowDeployment:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self._airflow("db", "migrate")
+        try:
+            for name in COMPONENTS:
+                self.start(name)
+            self._wait_ready()
+        except BaseException:
+            self.stop_all()
+            raise
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.http.close()
+        self.stop_all()
+
+    def start(self, name: str) -> None:
+        """Start component ``name`` (again), its output to ``<home>/<name>.log``."""
+        log = (self.home / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [sys.executable, "-m", "airflow", *COMPONENTS[name]],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def kill(self, name: str) -> None:
+        """``kill -9`` component ``name`` and the processes it started (its process group)."""
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+            # Children that outlived their parent (a LocalExecutor worker) are still in its group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        self.processes.clear()
+
+    def _airflow(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True, text=True, timeout=300
+        )
+        if result.returncode != 0:
+            raise DeploymentError(f"airflow {' '.join(args)} failed: {result.stderr[-3000:]}")
+        return result.stdout
+
+    def _wait_ready(self, timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, process in self.processes.items():
+                if process.poll() is not None:
+                    raise DeploymentError(f"{name} exited with {process.returncode}: {self.log(name)[-3000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                health = self.http.get("/api/v2/monitor/health").json()
+                if all(
+                    (health.get(part) or {}).get("status") == "healthy"
+                    for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+                ):
+                    self.http.headers["Authorization"] = f"Bearer {self._token()}"
+                    return
+            time.sleep(1)
+        raise DeploymentError(f"the deployment was not healthy within {timeout:.0f}s")
+
+    def _token(self) -> str:
+        # The simple auth manager writes the password it generated for each user here.
+        passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
+        response = self.http.post("/auth/token", json={"username": "admin", "password": passwords["admin"]})
+        response.raise_for_status()
+        return str(response.json()["access_token"])
+
+    def log(self, name: str) -> str:
+        return (self.home / f"{name}.log").read_text(errors="replace")
+
+    # -- REST ----------------------------------------------------------------------------------------------------
+    def api(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, f"/api/v2{path}", **kwargs)
+        if response.status_code >= 400:
+            raise DeploymentError(f"{method} {path}: HTTP {response.status_code} {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def wait_parsed(self, dag_ids: set[str], timeout: float = 180) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            known = {d["dag_id"] for d in self.api("GET", "/dags", params={"limit": 100})["dags"]}
+            if dag_ids <= known:
+                return
+            time.sleep(1)
+        raise DeploymentError(f"DAGs {sorted(dag_ids - known)} were not parsed within {timeout:.0f}s")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        """Unpause ``dag_id`` and trigger a run with ``conf``; returns its run id."""
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"conf": conf, "logical_date": None})
+        return str(run["dag_run_id"])
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float = 300) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = str(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
+            if state in TERMINAL:
+                return state
+            time.sleep(1)
+        raise DeploymentError(f"run {run_id} of {dag_id} did not end within {timeout:.0f}s")
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return list(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"])
+
+    def wait_task_state(self, dag_id: str, run_id: str, task_id: str, state: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = {ti["task_id"]: ti["state"] for ti in self.task_instances(dag_id, run_id)}
+            if states.get(task_id) == state:
+                return
+            time.sleep(0.5)
+        raise DeploymentError(f"{dag_id}.{task_id} of {run_id} never was {state} within {timeout:.0f}s")
+
+    def task_logs(self, dag_id: str, run_id: str) -> str:
+        """Every try's log of every task of the run, as text."""
+        parts = []
+        for ti in self.task_instances(dag_id, run_id):
+            for attempt in range(1, int(ti.get("try_number") or 1) + 1):
+                path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/logs/{attempt}"
+                if ti.get("map_index", -1) != -1:
+                    path += f"?map_index={ti['map_index']}"
+                body = self.api("GET", path, params={"full_content": "true"})
+                parts.append(json.dumps(body))
+        return "\n".join(parts)
+
+    def run(self, dag_id: str, conf: dict[str, Any], timeout: float = 300) -> tuple[str, str]:
+        """Trigger ``dag_id`` and wait for its end: ``(state, its task logs)``."""
+        run_id = self.trigger(dag_id, conf)
+        state = self.wait_run(dag_id, run_id, timeout)
+        return state, self.task_logs(dag_id, run_id)
+
+
+@contextlib.contextmanager
+def deployment(home: Path, dags_folder: Path, env: dict[str, str]) -> Iterator[AirflowDeployment]:
+    with AirflowDeployment(home, dags_folder, env) as running:
+        yield running

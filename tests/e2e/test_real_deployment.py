@@ -1,0 +1,156 @@
+"""The example DAGs, and faults, on a real Airflow deployment (``make e2e``; see deployment.py).
+
+The demo's scenario (scheduled DR, migration, hot standby and failover, a cross-cloud replica and a restore from it)
+runs through the scheduler, the LocalExecutor and the triggerer as users run it: scheduled DAGs run when they are
+unpaused, the others are triggered through ``/api/v2``. Then the triggerer is killed with SIGKILL while a sync is
+deferred. Every claim is checked against the sandbox's request log and the bucket, and no secret may be anywhere
+Airflow keeps or shows things.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from deployment import AirflowDeployment, deployment
+
+from airflow_checkpoint_sync.testing import AzuriteServer, FelderaSandbox, MotoS3Server
+from airflow_checkpoint_sync.testing.emulators import AZURITE_KEY
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "demo"))
+import run_demo  # noqa: E402
+
+#: One row per DAG run: scenario, DAG, outcome, seconds, mutating requests Feldera saw during it.
+RESULTS: list[tuple[str, str, str, float, int]] = []
+
+
+@dataclass
+class Stack:
+    airflow: AirflowDeployment
+    sandbox: FelderaSandbox
+    s3: MotoS3Server
+    bucket: str
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, moto_s3: MotoS3Server) -> Iterator[Stack]:
+    home = tmp_path_factory.mktemp("airflow-deployment")
+    bucket = moto_s3.create_bucket("e2e-dr")
+    with (
+        AzuriteServer(run_demo.AZURITE) as azurite,
+        FelderaSandbox(api_key=run_demo.API_KEY) as sandbox,
+    ):
+        env = run_demo.airflow_env(str(home), sandbox.url, moto_s3, azurite.connection_string)
+        with deployment(home, run_demo.EXAMPLE_DAGS, env) as airflow:
+            airflow.wait_parsed({"feldera_scheduled_dr", "feldera_failover", "feldera_restore_from_azure"})
+            yield Stack(airflow, sandbox, moto_s3, bucket, env)
+
+
+def runner(stack: Stack, scenario: str) -> Callable[..., str]:
+    """``run(dag_id, **conf)`` on the deployment: a paused DAG on a time schedule is unpaused and its own first run
+    awaited (as when a user switches it on); any other run is triggered with ``conf``."""
+    airflow = stack.airflow
+
+    def run(dag_id: str, **conf: Any) -> str:
+        dag = airflow.api("GET", f"/dags/{dag_id}/details")
+        started, mutating_before = time.monotonic(), len(stack.sandbox.control.mutating_requests())
+        on_a_clock = dag.get("timetable_summary") not in (None, "None") and not dag.get("asset_expression")
+        if dag["is_paused"] and on_a_clock:
+            airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+            run_id = first_run(airflow, dag_id)
+        else:
+            run_id = airflow.trigger(dag_id, conf)
+        state = airflow.wait_run(dag_id, run_id)
+        logs = airflow.task_logs(dag_id, run_id)
+        mutating = len(stack.sandbox.control.mutating_requests()) - mutating_before
+        RESULTS.append((scenario, dag_id, state, time.monotonic() - started, mutating))
+        if state != "success":
+            raise run_demo.DemoFailure(f"{dag_id} ended {state}:\n{logs[-4000:]}")
+        return logs
+
+    return run
+
+
+def first_run(airflow: AirflowDeployment, dag_id: str, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = airflow.api("GET", f"/dags/{dag_id}/dagRuns", params={"limit": 1})["dag_runs"]
+        if runs:
+            return str(runs[0]["dag_run_id"])
+        time.sleep(1)
+    raise AssertionError(f"the scheduler made no run of {dag_id} within {timeout:.0f}s of unpausing it")
+
+
+def test_the_demo_scenario_runs_on_a_real_deployment(stack: Stack) -> None:
+    summary = run_demo.run_scenario(stack.sandbox.url, stack.s3, stack.bucket, stack.env, run=runner(stack, "demo"))
+    assert summary.staging_records == summary.production_records == 15
+    assert summary.standby_status == "Running"
+    assert summary.standby_records == summary.primary_records == 22
+    assert summary.drill_records == 22
+
+
+def test_a_deferred_sync_survives_a_killed_triggerer(stack: Stack) -> None:
+    feldera = run_demo.Feldera(stack.sandbox.url)
+    feldera.create("fault")
+    run = runner(stack, "setup for the triggerer fault")
+    run("feldera_dr_setup", pipeline="fault", bucket=f"{stack.bucket}/fault", bucket_conn_id="feldera_bucket")
+    feldera.start("fault")
+    feldera.ingest("fault", 0, 4)
+    control = stack.sandbox.control
+    control.set_timings(sync_delay_s=15)
+    control.clear_requests()
+    airflow = stack.airflow
+    run_id = airflow.trigger("feldera_scheduled_dr", {"pipeline": "fault"})
+    started = time.monotonic()
+    airflow.wait_task_state("feldera_scheduled_dr", run_id, "sync_checkpoint", "deferred")
+    airflow.kill("triggerer")
+    time.sleep(3)
+    airflow.start("triggerer")
+    state = airflow.wait_run("feldera_scheduled_dr", run_id)
+    control.set_timings(sync_delay_s=0)
+    mutating = [f"{r['method']} {r['path']}" for r in control.mutating_requests()]
+    elapsed = time.monotonic() - started
+    RESULTS.append(("triggerer killed (SIGKILL) while deferred", "feldera_scheduled_dr", state, elapsed, len(mutating)))
+    assert state == "success", airflow.task_logs("feldera_scheduled_dr", run_id)[-4000:]
+    # Exactly one checkpoint and one sync: the new triggerer followed the push, it did not start another.
+    assert mutating.count("POST /v0/pipelines/fault/checkpoint") == 1
+    assert mutating.count("POST /v0/pipelines/fault/checkpoint/sync") == 1
+    assert len(run_demo.catalog(stack.s3, stack.bucket, "fault")) == 1
+
+
+def test_no_secret_reaches_anything_airflow_keeps_or_shows(stack: Stack) -> None:
+    secrets = {
+        "Feldera API key": run_demo.API_KEY,
+        "bucket secret key": stack.s3.secret_key,
+        "Azure account key": AZURITE_KEY,
+    }
+    home = stack.airflow.home
+    places = {str(p): p.read_text(errors="replace") for p in home.rglob("*") if p.is_file() and p.suffix != ".db"}
+    with sqlite3.connect(home / "airflow.db") as db:
+        tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            places[f"table {table}"] = "\n".join(repr(row) for row in db.execute(f'SELECT * FROM "{table}"'))
+    api = stack.airflow.api
+    for dag in api("GET", "/dags", params={"limit": 100})["dags"]:
+        for dag_run in api("GET", f"/dags/{dag['dag_id']}/dagRuns", params={"limit": 100})["dag_runs"]:
+            path = f"/dags/{dag['dag_id']}/dagRuns/{dag_run['dag_run_id']}/taskInstances"
+            instances = api("GET", path)
+            places[f"REST {path}"] = json.dumps(instances)  # rendered fields included
+            for ti in instances["task_instances"]:
+                xcom_path = f"{path}/{ti['task_id']}/xcomEntries"
+                places[f"REST {xcom_path}"] = json.dumps(api("GET", xcom_path, params={"map_index": ti["map_index"]}))
+    assert any(where.startswith("table xcom") for where in places)
+    assert any(where.startswith("REST") for where in places)
+    leaks = [f"{what} in {where}" for where, text in places.items() for what, value in secrets.items() if value in text]
+    assert leaks == []
