@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -22,7 +23,6 @@ from airflow_checkpoint_sync.testing.server import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 COMPONENTS = {
     "api-server": ["api-server", "--host", "127.0.0.1", "--workers", "1"],
@@ -105,6 +105,31 @@ class AirflowDeployment:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+
+    def kill_task_process(self, ti_id: str) -> None:
+        """``kill -9`` the task runner of task instance ``ti_id`` (it titles itself ``airflow worker -- <id>``)."""
+        title = f"airflow worker -- {ti_id}".encode()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            for proc in Path("/proc").iterdir():
+                if not proc.name.isdigit():
+                    continue
+                with contextlib.suppress(OSError):
+                    if (proc / "cmdline").read_bytes().startswith(title) and self._descends_from_us(int(proc.name)):
+                        os.kill(int(proc.name), signal.SIGKILL)
+                        return
+            time.sleep(0.2)
+        raise DeploymentError(f"no task process for task instance {ti_id}")
+
+    def _descends_from_us(self, pid: int) -> bool:
+        """Whether ``pid`` is one of our components or started by one (only our own processes are ever killed)."""
+        ours = {p.pid for p in self.processes.values()}
+        while pid > 1:
+            if pid in ours:
+                return True
+            stat = (Path("/proc") / str(pid) / "stat").read_text()
+            pid = int(stat.rsplit(")", 1)[1].split()[1])
+        return False
 
     def stop_all(self) -> None:
         for process in self.processes.values():

@@ -129,6 +129,52 @@ def test_a_deferred_sync_survives_a_killed_triggerer(stack: Stack) -> None:
     assert len(run_demo.catalog(stack.s3, stack.bucket, "fault")) == 1
 
 
+def test_a_restore_whose_task_process_is_killed_is_retried_and_follows_its_start(stack: Stack) -> None:
+    feldera = run_demo.Feldera(stack.sandbox.url)
+    for name in ("killprod", "killstaging"):
+        feldera.create(name)
+    run = runner(stack, "setup for the task kill")
+    run("feldera_dr_setup", pipeline="killprod", bucket=f"{stack.bucket}/killprod", bucket_conn_id="feldera_bucket")
+    feldera.start("killprod")
+    feldera.ingest("killprod", 0, 6)
+    control = stack.sandbox.control
+    control.clear_requests()
+    # Slow provisioning: the restore is still waiting for Running when its process is killed.
+    control.set_timings(provision_s=6)
+    airflow = stack.airflow
+    conf = {
+        "production": "killprod",
+        "staging": "killstaging",
+        "production_bucket": f"{stack.bucket}/killprod",
+        "staging_bucket": f"{stack.bucket}/killstaging",
+    }
+    started = time.monotonic()
+    run_id = airflow.trigger("feldera_migration", conf)
+    start = "POST /v0/pipelines/killstaging/start"
+    wait_for(lambda: start in [f"{r['method']} {r['path']}" for r in control.mutating_requests()], 120)
+    ti = next(t for t in airflow.task_instances("feldera_migration", run_id) if t["task_id"] == "restore_staging")
+    airflow.kill_task_process(str(ti["id"]))
+    state = airflow.wait_run("feldera_migration", run_id, timeout=400)
+    control.set_timings(provision_s=0.1)
+    mutating = [f"{r['method']} {r['path']}" for r in control.mutating_requests()]
+    elapsed = time.monotonic() - started
+    RESULTS.append(("task process killed (SIGKILL) mid-restore", "feldera_migration", state, elapsed, len(mutating)))
+    assert state == "success", airflow.task_logs("feldera_migration", run_id)[-4000:]
+    tries = {t["task_id"]: t["try_number"] for t in airflow.task_instances("feldera_migration", run_id)}
+    assert tries["restore_staging"] == 2
+    # Its retry followed the start the killed try had made: one start, and staging runs the synced state.
+    assert mutating.count(start) == 1
+    assert feldera.records("killstaging") == 6
+
+
+def wait_for(condition: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
 def test_no_secret_reaches_anything_airflow_keeps_or_shows(stack: Stack) -> None:
     secrets = {
         "Feldera API key": run_demo.API_KEY,
