@@ -38,15 +38,15 @@ def synced_prod(feldera: Feldera, records: int) -> str:
     return str(uuid)
 
 
-def standby_staging(feldera: Feldera) -> None:
-    """'staging' started as a standby that pulls the latest checkpoint from prod's bucket every second."""
+def standby_staging(feldera: Feldera, pull_interval: int = 1) -> None:
+    """'staging' started as a standby that pulls the latest checkpoint from prod's bucket every ``pull_interval``."""
     sync = sync_config(
         feldera.s3,
         feldera.bucket,
         "staging",
         read_bucket=f"{feldera.bucket}/prod",
         start_from_checkpoint="latest",
-        pull_interval=1,
+        pull_interval=pull_interval,
     )
     feldera.create("staging", sync)
     feldera.start("staging", "standby")
@@ -380,16 +380,7 @@ def test_an_activation_is_given_the_standby_s_pull_interval_on_top_of_its_timeou
     # Feldera activates a standby when its pull loop next wakes: with pull_interval=4, a 1 s timeout alone would end
     # the wait before the pipeline even leaves Standby.
     synced_prod(feldera, 3)
-    sync = sync_config(
-        feldera.s3,
-        feldera.bucket,
-        "staging",
-        read_bucket=f"{feldera.bucket}/prod",
-        start_from_checkpoint="latest",
-        pull_interval=4,
-    )
-    feldera.create("staging", sync)
-    feldera.start("staging", "standby")
+    standby_staging(feldera, pull_interval=4)
     wait_until(lambda: feldera.sandbox.control.storage("staging")["checkpoints"], bool)
     feldera.http.post("/pipelines/prod/stop", params={"force": "true"})
     wait_until(lambda: feldera.pipeline("prod"), lambda p: p["deployment_status"] == "Stopped")
