@@ -275,6 +275,11 @@ def create_app(engine: SandboxEngine, faults: FaultInjector | None = None) -> AS
     def restart(name: str) -> JSONResponse:
         return call(lambda: {"incarnation_uuid": engine.get(name).restart_process()})
 
+    @api.post("/sandbox/pipelines/{name}/unavailable")
+    async def unavailable(name: str, request: Request) -> JSONResponse:
+        body = await _json_object(request)
+        return call(lambda: engine.get(name).make_unavailable(float(body.get("seconds") or 1.0)))
+
     @api.post("/sandbox/pipelines/{name}/fail_next_sync")
     async def fail_next_sync(name: str, request: Request) -> JSONResponse:
         body = await _json_object(request)

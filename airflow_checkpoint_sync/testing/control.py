@@ -78,6 +78,11 @@ class SandboxControl:
         result: str = self._call("POST", f"/pipelines/{pipeline}/restart")["incarnation_uuid"]
         return result
 
+    def unavailable(self, pipeline: str, seconds: float) -> None:
+        """Make the pipeline's process unreachable for ``seconds``: runtime status ``Unavailable``, its requests 503
+        ``PipelineUnavailable``."""
+        self._call("POST", f"/pipelines/{pipeline}/unavailable", {"seconds": seconds})
+
     def fail_next_sync(self, pipeline: str, error: str = "injected sync failure") -> None:
         self._call("POST", f"/pipelines/{pipeline}/fail_next_sync", {"error": error})
 

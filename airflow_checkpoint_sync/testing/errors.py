@@ -55,6 +55,16 @@ def not_deployed(name: str, status: str, desired: str) -> FelderaError:
     )
 
 
+def pipeline_unavailable(name: str) -> FelderaError:
+    """The runner cannot reach the pipeline (its runtime status is ``Unavailable``)."""
+    return FelderaError(
+        503,
+        "PipelineUnavailable",
+        f"Unable to interact with pipeline because its status is currently 'unavailable' pipeline-name=\"{name}\"",
+        {"pipeline_name": name},
+    )
+
+
 def no_controller(runtime_status: str) -> FelderaError:
     """What the pipeline process answers while it has no controller (Standby, Initializing, AwaitingApproval)."""
     if runtime_status == "AwaitingApproval":

@@ -169,7 +169,9 @@ class SandboxPipeline(SyncJobs):
     def deployment_status(self) -> str:
         if self.resources_status in ("Stopped", "Provisioning", "Stopping"):
             return self.resources_status
-        return self.process.runtime_status if self.process else "Unavailable"
+        if self.process is None or time.monotonic() < self.process.unavailable_until:
+            return "Unavailable"
+        return self.process.runtime_status
 
     def deployment_desired_status(self) -> str:
         if self.resources_desired_status == "Stopped":
@@ -219,7 +221,9 @@ class SandboxPipeline(SyncJobs):
             "deployment_resources_status_details": None,
             "deployment_resources_desired_status": self.resources_desired_status,
             "deployment_resources_desired_status_since": rfc3339(self.resources_desired_status_since),
-            "deployment_runtime_status": p.runtime_status if p else None,
+            "deployment_runtime_status": (
+                ("Unavailable" if time.monotonic() < p.unavailable_until else p.runtime_status) if p else None
+            ),
             "deployment_runtime_status_since": rfc3339(p.runtime_status_since) if p else None,
             "deployment_runtime_status_details": (
                 {"reason": p.reason, "approval_diff": p.approval_diff} if p and (p.reason or p.approval_diff) else None
@@ -419,6 +423,8 @@ class SandboxPipeline(SyncJobs):
         p = self.process
         if p is None or self.resources_status != "Provisioned":
             raise errors.not_deployed(self.name, self.deployment_status(), self.resources_desired_status)
+        if time.monotonic() < p.unavailable_until:
+            raise errors.pipeline_unavailable(self.name)
         return p
 
     def _controller(self, request: str) -> ProcessState:
@@ -587,6 +593,14 @@ class SandboxPipeline(SyncJobs):
         assert self.process is not None
         self._note(f"process restarted as incarnation {self.process.incarnation_uuid}")
         return self.process.incarnation_uuid
+
+    def make_unavailable(self, seconds: float) -> dict[str, float]:
+        """The runner loses the process for ``seconds`` (a network partition, a node under pressure): the runtime
+        status is ``Unavailable`` and every request to the process is 503 ``PipelineUnavailable``."""
+        p = self._process_for("unavailable")
+        p.unavailable_until = time.monotonic() + seconds
+        self._note(f"process unavailable for {seconds}s")
+        return {"seconds": seconds}
 
     def fail_next(self, what: str, error: str) -> dict[str, str]:
         """Make the process's next ``what`` ("sync" or "checkpoint") fail with ``error``."""

@@ -77,6 +77,7 @@ class ProcessState:
     standby_pulls: int = 0
     left_standby: bool = False
     activate_to: str | None = None  # an activation waiting for the standby's pull loop to wake
+    unavailable_until: float = 0.0  # the runner cannot reach the process until then (runtime status Unavailable)
     last_auto_checkpoint: float = 0.0
     suspend_seq: int | None = None
 

@@ -307,3 +307,13 @@ def test_a_push_under_way_that_outlives_the_timeout_fails_without_pushing(
     assert task_states(run) == {"sync": "failed"}
     assert f"was still pushing {theirs} (started by another run) when the timeout ended" in capfd.readouterr().out
     assert len(requests_to(feldera, "POST", SYNC)) == 1  # only the other run's
+
+
+def test_a_pipeline_unavailable_for_a_moment_is_ridden_out(feldera: Feldera) -> None:
+    # 503 PipelineUnavailable (the runner lost the process) is transient: the reads retry through it.
+    feldera.running_pipeline("prod", records=3)
+    feldera.sandbox.control.set_timings(sync_delay_s=0.5)
+    feldera.sandbox.control.unavailable("prod", 1.5)
+    run = run_dag("sync_in_worker", pipeline="prod")
+    assert task_states(run) == {"sync": "success"}
+    assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")

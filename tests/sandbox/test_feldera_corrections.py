@@ -133,3 +133,15 @@ def test_version_profiles(profile: str, version: str, running: bool, moto_s3: Mo
 def test_an_unknown_profile_is_refused() -> None:
     with pytest.raises(ValueError, match=re.escape("profile must be one of 0.337, 0.369")):
         FelderaSandbox(profile="0.1")
+
+
+def test_an_unreachable_process_is_unavailable_with_its_own_error_code(api: Api) -> None:
+    api.create("p", None)
+    api.start("p")
+    api.sandbox.control.unavailable("p", 30)
+    status = api.pipeline("p")
+    assert (status["deployment_status"], status["deployment_runtime_status"]) == ("Unavailable", "Unavailable")
+    r = api.http.get("/pipelines/p/stats")
+    assert r.status_code == 503
+    assert r.json()["error_code"] == "PipelineUnavailable"
+    assert "its status is currently 'unavailable'" in r.json()["message"]
