@@ -94,6 +94,10 @@ def first_run(airflow: AirflowDeployment, dag_id: str, timeout: float = 120) -> 
 
 def test_the_demo_scenario_runs_on_a_real_deployment(stack: Stack) -> None:
     summary = run_demo.run_scenario(stack.sandbox.url, stack.s3, stack.bucket, stack.env, run=runner(stack, "demo"))
+    # run_scenario checks each claim as it goes; these are the ones the demo prints.
+    assert summary.synced_uuid and f"prod/dependencies/{summary.synced_uuid}.json" in summary.bucket_objects
+    assert "prod/checkpoints.feldera" in summary.bucket_objects and "prod/owner.json" in summary.bucket_objects
+    assert 0 <= summary.rpo_age_seconds < 3600
     assert summary.staging_records == summary.production_records == 15
     assert summary.standby_status == "Running"
     assert summary.standby_records == summary.primary_records == 22
@@ -198,5 +202,7 @@ def test_no_secret_reaches_anything_airflow_keeps_or_shows(stack: Stack) -> None
                 places[f"REST {xcom_path}"] = json.dumps(api("GET", xcom_path, params={"map_index": ti["map_index"]}))
     assert any(where.startswith("table xcom") for where in places)
     assert any(where.startswith("REST") for where in places)
+    # The scan does see values: the console link the sync tasks pushed to XCom is there.
+    assert any(f"{stack.sandbox.url}/pipelines/prod/" in text for where, text in places.items() if "xcom" in where)
     leaks = [f"{what} in {where}" for where, text in places.items() for what, value in secrets.items() if value in text]
     assert leaks == []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from airflow_support import asset_event_extras, feldera_connection, run_dag, task_states, xcoms
@@ -12,7 +13,9 @@ from support import wait_until
 from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
+
+T = TypeVar("T")
 
 API_KEY = "apikey:" + "q" * 48
 SYNC = "/v0/pipelines/prod/checkpoint/sync"
@@ -253,12 +256,30 @@ def test_on_a_0337_feldera_a_failure_shown_before_the_push_is_not_its_outcome(
         assert feldera.http.get(status).json()["failure"]["uuid"] == uuid  # still shown: 0.337 keeps it
 
 
-def another_runs_push(feldera: Feldera) -> str:
-    """A push started from outside this DAG run (another run, say) of a fresh checkpoint; returns its uuid."""
+def once_the_task_sends(feldera: Feldera, request: str, action: Callable[[], T]) -> Future[T]:
+    """Run ``action`` the moment this run's task has sent ``request`` (a DAG run spends seconds parsing before its
+    task starts: anything done before ``run_dag`` would be over by then)."""
+    feldera.sandbox.control.clear_requests()
+
+    def act() -> T:
+        sent = lambda: [f"{r['method']} {r['path']}" for r in feldera.sandbox.control.requests()]  # noqa: E731
+        wait_until(sent, lambda requests: request in requests, timeout=120, every=0.01)
+        return action()
+
+    return ThreadPoolExecutor(max_workers=1).submit(act)
+
+
+def another_runs_push_once_the_task_sends(feldera: Feldera, request: str) -> Future[str]:
+    """Another run's push of the newest existing checkpoint (one is taken now), started once the task sent
+    ``request``."""
     before = len(feldera.sandbox.control.storage("prod")["checkpoints"])
     feldera.http.post("/pipelines/prod/checkpoint")
     wait_until(lambda: feldera.sandbox.control.storage("prod")["checkpoints"], lambda c: len(c) > before)
-    return str(feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"])
+    return once_the_task_sends(
+        feldera,
+        request,
+        lambda: str(feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"]),
+    )
 
 
 def position(log: list[str], text: str) -> int:
@@ -270,9 +291,11 @@ def test_a_push_under_way_for_another_checkpoint_is_waited_for(
     feldera: Feldera, dag_id: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     feldera.running_pipeline("prod", records=2)
-    feldera.sandbox.control.set_timings(sync_delay_s=1.5)
-    theirs = another_runs_push(feldera)
+    # The task's own checkpoint takes a second: their push of the older one starts as it is asked for.
+    feldera.sandbox.control.set_timings(sync_delay_s=3, checkpoint_s=1.0)
+    pushed = another_runs_push_once_the_task_sends(feldera, "POST /v0/pipelines/prod/checkpoint")
     run = run_dag(dag_id, pipeline="prod")
+    theirs = pushed.result(timeout=10)
     assert task_states(run) == {"sync": "success"}
     mine = xcoms(run)[("sync", "return_value")]
     assert mine != theirs
@@ -288,9 +311,12 @@ def test_a_push_under_way_for_the_same_checkpoint_is_joined(
     feldera: Feldera, capfd: pytest.CaptureFixture[str]
 ) -> None:
     feldera.running_pipeline("prod", records=2)
-    feldera.sandbox.control.set_timings(sync_delay_s=1.0)
-    theirs = another_runs_push(feldera)
+    feldera.sandbox.control.set_timings(sync_delay_s=3)
+    # Their push starts when the task reads the pipeline; the task's first status read comes a second later.
+    pushed = another_runs_push_once_the_task_sends(feldera, "GET /v0/pipelines/prod")
+    feldera.sandbox.control.delay(SYNC_STATUS, 1.0, method="GET")
     run = run_dag("sync_existing_checkpoint", pipeline="prod")
+    theirs = pushed.result(timeout=10)
     assert task_states(run) == {"sync": "success"}
     assert xcoms(run)[("sync", "return_value")] == theirs
     assert "is already being pushed (by another run, or an earlier try); joining that push" in capfd.readouterr().out
@@ -301,9 +327,10 @@ def test_a_push_under_way_that_outlives_the_timeout_fails_without_pushing(
     feldera: Feldera, capfd: pytest.CaptureFixture[str]
 ) -> None:
     feldera.running_pipeline("prod", records=2)
-    feldera.sandbox.control.set_timings(sync_delay_s=30)
-    theirs = another_runs_push(feldera)
+    feldera.sandbox.control.set_timings(sync_delay_s=30, checkpoint_s=1.0)
+    pushed = another_runs_push_once_the_task_sends(feldera, "POST /v0/pipelines/prod/checkpoint")
     run = run_dag("sync_short_timeout", pipeline="prod")
+    theirs = pushed.result(timeout=10)
     assert task_states(run) == {"sync": "failed"}
     assert f"was still pushing {theirs} (started by another run) when the timeout ended" in capfd.readouterr().out
     assert len(requests_to(feldera, "POST", SYNC)) == 1  # only the other run's
@@ -313,7 +340,13 @@ def test_a_pipeline_unavailable_for_a_moment_is_ridden_out(feldera: Feldera) -> 
     # 503 PipelineUnavailable (the runner lost the process) is transient: the reads retry through it.
     feldera.running_pipeline("prod", records=3)
     feldera.sandbox.control.set_timings(sync_delay_s=0.5)
-    feldera.sandbox.control.unavailable("prod", 1.5)
+    # From the sync request on: the wait's reads meet it.
+    lost = once_the_task_sends(
+        feldera, "POST /v0/pipelines/prod/checkpoint/sync", lambda: feldera.sandbox.control.unavailable("prod", 1.5)
+    )
     run = run_dag("sync_in_worker", pipeline="prod")
+    lost.result(timeout=10)
+    statuses = [r["status"] for r in requests_to(feldera, "GET", SYNC_STATUS)]
+    assert 503 in statuses and statuses[-1] == 200
     assert task_states(run) == {"sync": "success"}
     assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")
