@@ -30,8 +30,27 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "demo"))
 import run_demo  # noqa: E402
 
-#: One row per DAG run: scenario, DAG, outcome, seconds, mutating requests Feldera saw during it.
-RESULTS: list[tuple[str, str, str, float, int]] = []
+
+@dataclass
+class Row:
+    """One DAG run on the deployment, for the suite's table."""
+
+    scenario: str
+    dag_id: str
+    outcome: str
+    seconds: float
+    #: Mutating requests Feldera saw during the run.
+    mutating: int
+    #: Tries beyond each task's first.
+    retries: int = 0
+    #: Times the scheduler met Airflow's own deferral race in the run (see AirflowDeployment.deferral_races).
+    airflow_races: int = 0
+
+
+RESULTS: list[Row] = []
+
+#: Runs of one DAG a scenario makes when Airflow's own race, not the provider, failed one.
+RUNS_ON_AIRFLOW_RACE = 3
 
 
 @dataclass
@@ -63,23 +82,43 @@ def runner(stack: Stack, scenario: str) -> Callable[..., str]:
     airflow = stack.airflow
 
     def run(dag_id: str, **conf: Any) -> str:
-        dag = airflow.api("GET", f"/dags/{dag_id}/details")
-        started, mutating_before = time.monotonic(), len(stack.sandbox.control.mutating_requests())
-        on_a_clock = dag.get("timetable_summary") not in (None, "None") and not dag.get("asset_expression")
-        if dag["is_paused"] and on_a_clock:
-            airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-            run_id = first_run(airflow, dag_id)
-        else:
-            run_id = airflow.trigger(dag_id, conf)
-        state = airflow.wait_run(dag_id, run_id)
-        logs = airflow.task_logs(dag_id, run_id)
-        mutating = len(stack.sandbox.control.mutating_requests()) - mutating_before
-        RESULTS.append((scenario, dag_id, state, time.monotonic() - started, mutating))
-        if state != "success":
-            raise run_demo.DemoFailure(f"{dag_id} ended {state}:\n{logs[-4000:]}")
-        return logs
+        for _ in range(RUNS_ON_AIRFLOW_RACE):
+            dag = airflow.api("GET", f"/dags/{dag_id}/details")
+            started, mutating_before = time.monotonic(), len(stack.sandbox.control.mutating_requests())
+            on_a_clock = dag.get("timetable_summary") not in (None, "None") and not dag.get("asset_expression")
+            if dag["is_paused"] and on_a_clock:
+                airflow.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+                run_id = first_run(airflow, dag_id)
+            else:
+                run_id = airflow.trigger(dag_id, conf)
+            state = airflow.wait_run(dag_id, run_id)
+            row = record(stack, scenario, dag_id, run_id, state, started, mutating_before)
+            logs = airflow.task_logs(dag_id, run_id)
+            if state == "success":
+                return logs
+            if not row.airflow_races:
+                break
+            # Airflow failed a task whose trigger had fired: not the provider's failure. Counted, and run again.
+            row.outcome = "race"
+        raise run_demo.DemoFailure(f"{dag_id} ended {state}:\n{logs[-4000:]}")
 
     return run
+
+
+def record(stack: Stack, scenario: str, dag_id: str, run_id: str, state: str, started: float, before: int) -> Row:
+    """Add the run's row to the table: its mutating requests since ``before``, its retries and Airflow races."""
+    tries = [int(ti.get("try_number") or 1) for ti in stack.airflow.task_instances(dag_id, run_id)]
+    row = Row(
+        scenario,
+        dag_id,
+        state,
+        time.monotonic() - started,
+        len(stack.sandbox.control.mutating_requests()) - before,
+        retries=sum(max(0, t - 1) for t in tries),
+        airflow_races=stack.airflow.deferral_races(dag_id, run_id),
+    )
+    RESULTS.append(row)
+    return row
 
 
 def first_run(airflow: AirflowDeployment, dag_id: str, timeout: float = 120) -> str:
@@ -124,8 +163,7 @@ def test_a_deferred_sync_survives_a_killed_triggerer(stack: Stack) -> None:
     state = airflow.wait_run("feldera_scheduled_dr", run_id)
     control.set_timings(sync_delay_s=0)
     mutating = [f"{r['method']} {r['path']}" for r in control.mutating_requests()]
-    elapsed = time.monotonic() - started
-    RESULTS.append(("triggerer killed (SIGKILL) while deferred", "feldera_scheduled_dr", state, elapsed, len(mutating)))
+    record(stack, "triggerer killed (SIGKILL) while deferred", "feldera_scheduled_dr", run_id, state, started, 0)
     assert state == "success", airflow.task_logs("feldera_scheduled_dr", run_id)[-4000:]
     # Exactly one checkpoint and one sync: the new triggerer followed the push, it did not start another.
     assert mutating.count("POST /v0/pipelines/fault/checkpoint") == 1
@@ -161,8 +199,7 @@ def test_a_restore_whose_task_process_is_killed_is_retried_and_follows_its_start
     state = airflow.wait_run("feldera_migration", run_id, timeout=400)
     control.set_timings(provision_s=0.1)
     mutating = [f"{r['method']} {r['path']}" for r in control.mutating_requests()]
-    elapsed = time.monotonic() - started
-    RESULTS.append(("task process killed (SIGKILL) mid-restore", "feldera_migration", state, elapsed, len(mutating)))
+    record(stack, "task process killed (SIGKILL) mid-restore", "feldera_migration", run_id, state, started, 0)
     assert state == "success", airflow.task_logs("feldera_migration", run_id)[-4000:]
     tries = {t["task_id"]: t["try_number"] for t in airflow.task_instances("feldera_migration", run_id)}
     assert tries["restore_staging"] == 2
