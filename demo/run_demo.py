@@ -253,7 +253,12 @@ def run_scenario(
     # 4. Cross-cloud replica: the primary's bucket copied to Azure; a DR drill restores a pipeline from that copy.
     azure = json.loads(env["AIRFLOW_CONN_FELDERA_AZURE"])["extra"]["connection_string"]
     BlobServiceClient.from_connection_string(azure).create_container("feldera-replica")
-    run("feldera_replicate_checkpoints", source=f"{bucket}/prod", replica="feldera-replica/prod")
+    out = run("feldera_replicate_checkpoints", source=f"{bucket}/prod", replica="feldera-replica/prod")
+    check(
+        re.search(rf"wasb://feldera-replica/prod verified: \d+ checkpoint\(s\), newest {newest['uuid']}", out)
+        is not None,
+        "the replica was not verified holding the newest synced checkpoint",
+    )
     run(
         "feldera_restore_from_azure",
         replica="feldera-replica/prod",

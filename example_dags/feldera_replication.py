@@ -4,7 +4,8 @@ Two DAGs:
 
 - ``feldera_replicate_checkpoints``: each time the scheduled-DR DAG records a new recovery point (its asset),
   copy the pipeline's sync bucket to a replica in another cloud: Azure Blob here; GCS or another S3 region work
-  the same way. The replica's catalog is written last, so the replica is restorable at every moment.
+  the same way. The replica's catalog is written last, so the replica is restorable at every moment. Then verify
+  the replica: every checkpoint its catalog names is there in full, and the newest is recent.
 - ``feldera_restore_from_azure`` (by hand: a DR drill, or the real thing when the primary's cloud is gone): Feldera
   restores only from S3-compatible storage, so copy the Azure replica back to an S3-compatible prefix, then start a
   pipeline from it with that prefix as ``read_bucket``.
@@ -18,6 +19,7 @@ from airflow.sdk import DAG, Asset, Param
 
 from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
 from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
+from airflow_checkpoint_sync.operators.verify import VerifyCheckpointsOperator
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 # A retry follows the sync, the start or the activation its first try made instead of repeating it, so retries are
@@ -41,7 +43,7 @@ with DAG(
     },
     tags=["feldera", "disaster-recovery"],
 ) as replicate:
-    ReplicateCheckpointsOperator(
+    copy = ReplicateCheckpointsOperator(
         task_id="replicate_to_azure",
         source_conn_id="feldera_bucket",  # aws
         source="{{ params.source }}",
@@ -49,6 +51,15 @@ with DAG(
         destination="{{ params.replica }}",
         delete_removed=True,  # follow the source's retention, after the new catalog is in place
     )
+    # [START howto_verify_checkpoints]
+    verify = VerifyCheckpointsOperator(
+        task_id="verify_replica",
+        store_conn_id="feldera_azure",
+        location="{{ params.replica }}",
+        max_checkpoint_age=dt.timedelta(hours=2),  # the replica's recovery-point objective
+    )
+    # [END howto_verify_checkpoints]
+    copy >> verify
 # [END howto_replicate_checkpoints]
 
 # [START howto_restore_from_replica]

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import io
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
+
+from airflow_checkpoint_sync.object_stores import store_step
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
     from airflow.sdk import Context
 
@@ -90,9 +91,9 @@ class ReplicateCheckpointsOperator(BaseOperator):
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
         # Compared by what the connections reach, not by their ids: two connections to one endpoint are one store.
-        with _at("connecting to the source", source):
+        with store_step("connecting to the source", source):
             source_location = source.location()
-        with _at("connecting to the destination", destination):
+        with store_step("connecting to the destination", destination):
             destination_location = destination.location()
         overlap = location_overlap(source_location, destination_location)
         if overlap:
@@ -122,7 +123,7 @@ def replicate(source: ObjectStore, destination: ObjectStore, *, delete_removed: 
     catalog_body, catalog_fingerprint, plan = _snapshot(source, destination, delete_removed)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:
         copied = list(pool.map(lambda obj: _copy(source, destination, obj), plan.copy))
-    with _at("listing the destination", destination):
+    with store_step("listing the destination", destination):
         missing = missing_after_copy(plan, destination.list())
     if missing:
         raise AirflowFailException(
@@ -130,10 +131,10 @@ def replicate(source: ObjectStore, destination: ObjectStore, *, delete_removed: 
             + ", ".join(missing[:5])
         )
     if plan.catalog_changed:
-        with _at("writing the catalog to the destination", destination):
+        with store_step("writing the catalog to the destination", destination):
             destination.write(CATALOG, io.BytesIO(catalog_body), len(catalog_body), catalog_fingerprint)
     if plan.delete:
-        with _at("deleting removed objects from the destination", destination):
+        with store_step("deleting removed objects from the destination", destination):
             destination.delete(plan.delete)
     return {
         "source": str(source),
@@ -159,10 +160,10 @@ def _snapshot(
 
     for _ in range(attempts):
         try:
-            with _at("reading the catalog of the source", source):
+            with store_step("reading the catalog of the source", source):
                 body, fingerprint = source.read(CATALOG)
         except FileNotFoundError:
-            with _at("listing the source", source):
+            with store_step("listing the source", source):
                 per_host = sorted({o.name.split("/", 1)[0] for o in source.list() if o.name.endswith(f"/{CATALOG}")})
             if per_host:
                 raise AirflowFailException(
@@ -173,9 +174,9 @@ def _snapshot(
             raise AirflowFailException(
                 f"{source} holds no {CATALOG}: nothing has been synced there (is it the pipeline's sync bucket?)"
             ) from None
-        with _at("listing the source", source):
+        with store_step("listing the source", source):
             listed = source.list()
-        with _at("listing the destination", destination):
+        with store_step("listing the destination", destination):
             replica = destination.list(copy_marks=True)
         plan = plan_replication(listed, replica, delete_removed=delete_removed)
         if plan.catalog is not None and plan.catalog.fingerprint == fingerprint:
@@ -187,7 +188,7 @@ def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> i
     """Copy one object, server-side when possible, else streamed and checked; returns the bytes copied."""
     from airflow_checkpoint_sync.object_stores.base import VerifyingReader
 
-    with _at(f"copying {obj.name} from the source {source} to the destination", destination):
+    with store_step(f"copying {obj.name} from the source {source} to the destination", destination):
         if destination.copy_within(source, obj):
             return obj.size
         reader = VerifyingReader(source.chunks(obj.name))
@@ -201,14 +202,3 @@ def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> i
             + (f", MD5 {reader.md5_hex} instead of {obj.md5}" if obj.md5 else "")
         )
     return obj.size
-
-
-@contextmanager
-def _at(doing: str, store: ObjectStore) -> Iterator[None]:
-    """A store's own error (botocore's, Azure's, Google's) as a task error that says which side and which step."""
-    try:
-        yield
-    except (AirflowException, FileNotFoundError):
-        raise
-    except Exception as exc:
-        raise AirflowException(f"{doing} ({store}) failed: {type(exc).__name__}: {exc}") from exc

@@ -5,8 +5,9 @@ Layout under the configured ``bucket`` (``name/prefix``), single host:
 - ``owner.json``: the ownership lock, ``{"pipeline_name": "pipeline-<id>"}``; written by the first push, and a push by
   any other pipeline is refused (Feldera PR #6568).
 - ``w0-<uuid>.feldera``: state files, one per table per checkpoint.
-- ``dependencies/<checkpoint uuid>.json``: the checkpoint's manifest (its metadata and every file with size and
-  sha256).
+- ``dependencies/<checkpoint uuid>.json``: the checkpoint's manifest: Feldera's ``CheckpointDependencies``
+  (``batches``, ``state_files``), plus what the sandbox needs to pull it back (its metadata, and every file with
+  size and sha256).
 - ``checkpoints.feldera``: the catalog, written **last**, so a catalog never names a checkpoint whose files are not
   all in place. Like Feldera's checkpointer's, it is the JSON list of ``CheckpointMetadata``, oldest first.
 
@@ -257,7 +258,9 @@ class CheckpointStore:
             key = f"w0-{_file_id(checkpoint.uuid, table)}.feldera"
             self._put(path, key, body)
             files.append({"key": key, "table": table, "size": len(body), "sha256": hashlib.sha256(body).hexdigest()})
-        manifest = {"metadata": checkpoint.metadata(), "files": files}
+        # Feldera's CheckpointDependencies (batches, state_files), and what the sandbox needs to pull it back.
+        batches = [item["key"] for item in files]
+        manifest = {"batches": batches, "state_files": [], "metadata": checkpoint.metadata(), "files": files}
         self._put(path, f"dependencies/{checkpoint.uuid}.json", json.dumps(manifest).encode())
         if not still_wanted():
             raise SyncError("the pipeline process exited while the checkpoint was being pushed")

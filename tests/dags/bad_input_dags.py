@@ -20,6 +20,7 @@ from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncO
 from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
 from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
+from airflow_checkpoint_sync.operators.verify import VerifyCheckpointsOperator
 from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
 from airflow_checkpoint_sync.sensors.freshness import CheckpointFreshnessSensor
 
@@ -41,7 +42,7 @@ class Case:
     """One bad input: which class, its arguments, and the words the refusal must contain."""
 
     id: str
-    operator: str  # sync, sensor, configure, restore, activate, replicate
+    operator: str  # sync, sensor, configure, restore, activate, replicate, verify
     kwargs: dict[str, Any]
     expect: str
     stage: Literal["parse", "run"] = "run"
@@ -462,6 +463,39 @@ CASES: list[Case] = [
         r"max_concurrency=0 is not valid: a whole number from 1 to 32",
         "parse",
     ),
+    # -- VerifyCheckpointsOperator ----------------------------------------------------------------------------
+    Case(
+        "verify_url_location",
+        "verify",
+        {"store_conn_id": "s3_dr", "location": "s3://dr/prod"},
+        r"location='s3://dr/prod' is not valid: 'bucket-name\[/prefix\]'",
+    ),
+    Case(
+        "verify_feldera_connection",
+        "verify",
+        {"store_conn_id": "feldera_default", "location": "dr/prod"},
+        r"store_conn_id 'feldera_default' has type 'feldera'; expected one of aws, google_cloud_platform, wasb",
+    ),
+    Case(
+        "verify_pipeline_without_sync",
+        "verify",
+        {"store_conn_id": "s3_dr", "location": "dr/prod", "pipeline_name": "nosync"},
+        r"pipeline 'nosync' has no checkpoint sync configured: no retention to read",
+    ),
+    Case(
+        "verify_negative_retention",
+        "verify",
+        {"store_conn_id": "s3_dr", "location": "dr/prod", "retention_min_count": -1},
+        r"retention_min_count=-1 is not valid: a whole number, 0 or more",
+        "parse",
+    ),
+    Case(
+        "verify_zero_max_age",
+        "verify",
+        {"store_conn_id": "s3_dr", "location": "dr/prod", "max_checkpoint_age": 0},
+        r"max_checkpoint_age=0 is not valid: seconds above 0, or a timedelta",
+        "parse",
+    ),
     # -- ActivateStandbyOperator ------------------------------------------------------------------------------
     Case(
         "activate_bad_initial",
@@ -510,6 +544,7 @@ CLASSES: dict[str, Any] = {
     "restore": RestoreCheckpointOperator,
     "activate": ActivateStandbyOperator,
     "replicate": ReplicateCheckpointsOperator,
+    "verify": VerifyCheckpointsOperator,
     "freshness": CheckpointFreshnessSensor,
 }
 FAST = {

@@ -13,6 +13,7 @@ from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncO
 from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
 from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
+from airflow_checkpoint_sync.operators.verify import VerifyCheckpointsOperator
 from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
 from airflow_checkpoint_sync.sensors.freshness import CheckpointFreshnessSensor
 
@@ -95,4 +96,9 @@ with dag("mapped_replicate"):
             {"source": "{{ params.bucket }}/" + name, "destination": "{{ params.bucket }}/replicas/" + name}
             for name in PIPELINES[:2]
         ]
+    )
+
+with dag("mapped_verify"):
+    VerifyCheckpointsOperator.partial(task_id="verify", store_conn_id="{{ params.conn }}", **RETRY).expand_kwargs(
+        [{"location": "{{ params.bucket }}/" + name, "pipeline_name": name} for name in PIPELINES[:2]]
     )

@@ -218,3 +218,17 @@ def test_mapped_replicate_copies_each_location(feldera: Feldera) -> None:
         assert report["newest_checkpoint_uuid"] == uuids[name]
         assert report["destination"].endswith(f"/replicas/{name}")
         assert f"replicas/{name}/checkpoints.feldera" in feldera.s3.keys(feldera.bucket, f"replicas/{name}/")
+
+
+def test_mapped_verify_reports_each_location_with_its_own_pipelines_retention(feldera: Feldera) -> None:
+    first = synced_fleet(feldera, PIPELINES[:2])
+    second = feldera.sync_now(PIPELINES[1], records=1)  # fleet-b has two checkpoints, fleet-a one
+    run = run_dag("mapped_verify", bucket=feldera.bucket)
+    states, values = mapped(run)
+    succeeded(states, "verify", 2)
+    expected = {PIPELINES[0]: [first[PIPELINES[0]]], PIPELINES[1]: [first[PIPELINES[1]], second]}
+    for i, name in enumerate(PIPELINES[:2]):
+        report = values[("verify", i, "return_value")]
+        assert report["location"] == f"s3://{feldera.bucket}/{name}"
+        assert report["checkpoint_uuids"] == expected[name] and report["ok"] is True
+        assert report["retention"]["source"] == f"pipeline '{name}'"

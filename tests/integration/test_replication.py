@@ -8,94 +8,17 @@ import random
 import signal
 import subprocess
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_support import aws_connection, feldera_connection, run_dag, task_states, xcoms
-from feldera_setup import Feldera
+from airflow_support import run_dag, task_states, xcoms
+from stores_support import CATALOG, azure_objects, gcs_objects, s3_objects
 from support import wait_until
 
-from airflow_checkpoint_sync.testing import AzuriteServer, FelderaSandbox, GcsEmulatorServer, MotoS3Server
-
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from feldera_setup import Feldera
 
-CATALOG = "checkpoints.feldera"
-
-
-AZURITE = Path(__file__).parents[1] / "azurite" / "node_modules" / ".bin" / "azurite-blob"
-
-
-@pytest.fixture(scope="module")
-def azurite() -> Iterator[AzuriteServer]:
-    with AzuriteServer(AZURITE) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def gcs() -> Iterator[GcsEmulatorServer]:
-    with GcsEmulatorServer() as server:
-        yield server
-
-
-@pytest.fixture
-def stores(
-    airflow_db: str,
-    moto_s3: MotoS3Server,
-    s3_bucket: str,
-    azurite: AzuriteServer,
-    gcs: GcsEmulatorServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[Feldera]:
-    from azure.storage.blob import BlobServiceClient
-
-    container = f"dr{random.randrange(10**9)}"
-    BlobServiceClient.from_connection_string(azurite.connection_string).create_container(container)
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs.url)
-    gcs_client().create_bucket(container)
-    with FelderaSandbox() as sandbox:
-        connections = {
-            "feldera_default": feldera_connection(sandbox.url),
-            "s3_dr": aws_connection(moto_s3),
-            "s3_other": aws_connection(moto_s3),  # same endpoint, another connection: streamed, not server-side
-            "azure_dr": json.dumps({"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}),
-            "gcs_dr": json.dumps({"conn_type": "google_cloud_platform", "extra": {"is_anonymous": True}}),
-        }
-        for conn_id, value in connections.items():
-            monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
-        feldera = Feldera(sandbox, moto_s3, s3_bucket)
-        feldera.container = container  # type: ignore[attr-defined]
-        yield feldera
-
-
-def gcs_client() -> Any:
-    from google.cloud import storage
-
-    return storage.Client.create_anonymous_client()
-
-
-def azure_objects(azurite: AzuriteServer, container: str, prefix: str) -> dict[str, bytes]:
-    from azure.storage.blob import BlobServiceClient
-
-    client = BlobServiceClient.from_connection_string(azurite.connection_string).get_container_client(container)
-    return {
-        b.name[len(prefix) + 1 :]: client.download_blob(b.name).readall()
-        for b in client.list_blobs(name_starts_with=f"{prefix}/")
-    }
-
-
-def gcs_objects(container: str, prefix: str) -> dict[str, bytes]:
-    client = gcs_client()
-    return {b.name[len(prefix) + 1 :]: b.download_as_bytes() for b in client.list_blobs(container, prefix=f"{prefix}/")}
-
-
-def s3_objects(s3: MotoS3Server, bucket: str, prefix: str) -> dict[str, bytes]:
-    client = s3.client()
-    return {
-        key[len(prefix) + 1 :]: client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        for key in s3.keys(bucket, f"{prefix}/")
-    }
+    from airflow_checkpoint_sync.testing import AzuriteServer
 
 
 def replicate(dag_id: str = "replicate", **conf: str) -> dict[str, Any]:
