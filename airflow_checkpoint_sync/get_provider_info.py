@@ -30,9 +30,11 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_checkpoint_sync.operators.checkpoint",
                     "airflow_checkpoint_sync.operators.configure",
+                    "airflow_checkpoint_sync.operators.drill",
                     "airflow_checkpoint_sync.operators.replicate",
                     "airflow_checkpoint_sync.operators.restore",
                     "airflow_checkpoint_sync.operators.standby",
+                    "airflow_checkpoint_sync.operators.verify",
                 ],
             },
         ],

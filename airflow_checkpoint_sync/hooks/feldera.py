@@ -555,6 +555,21 @@ class FelderaHook(BaseHook):
         """``POST /clear``: delete a stopped pipeline's local storage."""
         self.send(api.clear_storage(pipeline_name))
 
+    def put_pipeline(self, pipeline_name: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``PUT /pipelines/{name}``: create the pipeline, or replace a stopped one, with ``body``'s program and
+        configuration; Feldera compiles it afterwards (``program_status``)."""
+        result: dict[str, Any] = self.send(api.put_pipeline(pipeline_name, body))
+        return result
+
+    def delete_pipeline(self, pipeline_name: str) -> None:
+        """``DELETE /pipelines/{name}``: Feldera refuses unless the pipeline is stopped and its storage cleared."""
+        self.send(api.delete_pipeline(pipeline_name))
+
+    def query(self, pipeline_name: str, sql: str) -> list[dict[str, Any]]:
+        """``GET /query?format=json``: an ad-hoc SQL query on a running or paused pipeline, its rows as dicts."""
+        request = api.adhoc_query(pipeline_name, sql)
+        return api.query_rows(self.send(request), request)
+
     # -- connection test -----------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
         """Check the connection in a few seconds: reachable, TLS, API key, edition. Never raises."""

@@ -41,7 +41,8 @@ class FelderaRequest:
     params: Mapping[str, str] | None = None
     json: Any = None
     idempotent: bool = True
-    #: The JSON type the answer must have (``dict`` or ``list``), or None when the answer is not read.
+    #: The JSON type the answer must have (``dict`` or ``list``), ``bytes`` for the raw body, or None when the answer
+    #: is not read.
     expect: type | None = dict
     #: Keys an expected JSON object must have.
     require: tuple[str, ...] = ()
@@ -125,6 +126,8 @@ def _expected(status: int, content_type: str, body: bytes, request: FelderaReque
     if request.expect is None:
         # Feldera answers these with a JSON string ("Pipeline is starting") the provider does not read.
         return None
+    if request.expect is bytes:
+        return body  # a stream of lines (an ad-hoc query's rows), parsed by the caller
     if "json" not in content_type or not body:
         got = f"{content_type or 'no content type'}, {len(body)} bytes"
         raise _unexpected(status, request, f"not JSON ({got}: {_snippet(body)!r})")
@@ -241,6 +244,41 @@ def activate_pipeline(name: str, initial: str) -> FelderaRequest:
 
 def clear_storage(name: str) -> FelderaRequest:
     return FelderaRequest("POST", _pipeline(name, "/clear"), expect=None)
+
+
+def put_pipeline(name: str, body: Mapping[str, Any]) -> FelderaRequest:
+    # PUT creates or replaces the whole pipeline: repeating it gives the same pipeline.
+    return FelderaRequest("PUT", _pipeline(name), json=dict(body), require=("name",))
+
+
+def delete_pipeline(name: str) -> FelderaRequest:
+    return FelderaRequest("DELETE", _pipeline(name), expect=None)
+
+
+def adhoc_query(name: str, sql: str) -> FelderaRequest:
+    # A query only reads; ``format=json`` answers one JSON object per row, one per line.
+    return FelderaRequest("GET", _pipeline(name, "/query"), params={"sql": sql, "format": "json"}, expect=bytes)
+
+
+def query_rows(body: bytes, request: FelderaRequest) -> list[dict[str, Any]]:
+    """The rows of an ad-hoc query's ``format=json`` answer; an error Feldera folded into the stream (a query that
+    fails after its first rows) is raised as the FelderaApiError it is."""
+    rows = []
+    for number, line in enumerate(body.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            raise _unexpected(200, request, f"line {number} is not JSON: {_snippet(line)!r}") from None
+        if not isinstance(row, dict):
+            raise _unexpected(200, request, f"line {number} is a JSON {type(row).__name__}, not a row")
+        if set(row) >= {"message", "error_code"}:
+            raise FelderaApiError(
+                str(row["message"]), status=200, error_code=str(row["error_code"]), request=request.describe()
+            )
+        rows.append(row)
+    return rows
 
 
 def _incarnation(incarnation_uuid: str | None) -> dict[str, str] | None:

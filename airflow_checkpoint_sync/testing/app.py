@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .adhoc import as_json_lines
 from .engine import RequestRecord, SandboxEngine
 from .errors import FelderaError
 from .faults import FaultInjector, FaultRule
@@ -207,6 +208,20 @@ def create_app(engine: SandboxEngine, faults: FaultInjector | None = None) -> AS
         array = _bool(request, "array", False)
         body = await request.body()
         return call(lambda: engine.get(name).ingest(table, body, update_format, array))
+
+    @api.get("/v0/pipelines/{name}/query")
+    def query(name: str, request: Request) -> Response:
+        q = request.query_params
+        if "sql" not in q or "format" not in q:
+            missing = "sql" if "sql" not in q else "format"
+            raise FelderaError(400, "InvalidQueryParameters", f"Query deserialize error: missing field `{missing}`")
+        if q["format"] != "json":
+            raise FelderaError(
+                400, "UnsupportedFormat", "the Feldera sandbox answers ad-hoc queries in format=json only"
+            )
+        with engine.lock:
+            rows = engine.get(name).query(q["sql"])
+        return Response(as_json_lines(rows), media_type="application/json")
 
     @api.get("/v0/pipelines/{name}/completion_status")
     def completion_status(name: str, request: Request) -> JSONResponse:

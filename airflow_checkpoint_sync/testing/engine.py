@@ -167,6 +167,12 @@ class SandboxEngine:
                 "Cannot delete a pipeline which is not fully stopped. Stop the pipeline first fully by invoking the "
                 "'/stop' endpoint.",
             )
+        if pipeline.storage_status != "Cleared":
+            raise FelderaError(
+                400,
+                "DeleteRestrictedToClearedStorage",
+                "Cannot delete pipeline unless its storage is cleared. Clear storage first using `/clear`.",
+            )
         del self.pipelines[name]
 
     def _rename(self, old: str, pipeline: SandboxPipeline) -> None:

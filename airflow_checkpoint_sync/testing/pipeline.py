@@ -16,6 +16,7 @@ import uuid as uuidlib
 from typing import TYPE_CHECKING, Any
 
 from . import errors
+from .adhoc import run_query
 from .errors import FelderaError
 from .objectstore import BucketPath, Checkpoint, CheckpointStore
 from .process import LocalStorage, ProcessState
@@ -524,6 +525,10 @@ class SandboxPipeline(SyncJobs):
         if p.runtime_status == "Running":
             self._drain_buffer()
         return {"token": token}
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        """An ad-hoc query over the tables' current contents (see :mod:`.adhoc`)."""
+        return run_query(sql, self._controller("query").tables)
 
     def completion_status(self, token: str) -> dict[str, Any]:
         p = self._controller("completion_status")

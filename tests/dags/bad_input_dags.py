@@ -17,6 +17,7 @@ from airflow.sdk import DAG
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
 from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncOperator
+from airflow_checkpoint_sync.operators.drill import RestoreDrillOperator
 from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
 from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
@@ -42,7 +43,7 @@ class Case:
     """One bad input: which class, its arguments, and the words the refusal must contain."""
 
     id: str
-    operator: str  # sync, sensor, configure, restore, activate, replicate, verify
+    operator: str  # sync, sensor, configure, restore, activate, replicate, verify, drill
     kwargs: dict[str, Any]
     expect: str
     stage: Literal["parse", "run"] = "run"
@@ -496,6 +497,63 @@ CASES: list[Case] = [
         r"max_checkpoint_age=0 is not valid: seconds above 0, or a timedelta",
         "parse",
     ),
+    # -- RestoreDrillOperator ---------------------------------------------------------------------------------
+    Case(
+        "drill_scratch_inside_the_location",
+        "drill",
+        {"pipeline_name": "prod", "scratch_bucket": "battery/prod/scratch"},
+        r"scratch_bucket='battery/prod/scratch' overlaps the location under test \(battery/prod\): it lies inside it",
+    ),
+    Case(
+        "drill_scratch_holds_the_source_bucket",
+        "drill",
+        {"pipeline_name": "prod", "location": "battery/replica", "scratch_bucket": "battery"},
+        r"scratch_bucket='battery' overlaps the location under test \(battery/replica\): it holds it",
+    ),
+    Case(
+        "drill_scratch_is_the_source",
+        "drill",
+        {"pipeline_name": "prod", "scratch_pipeline_name": "prod"},
+        r"scratch_pipeline_name='prod' is the source pipeline",
+    ),
+    Case(
+        "drill_scratch_is_a_real_pipeline",
+        "drill",
+        {"pipeline_name": "prod", "scratch_pipeline_name": "staging"},
+        r"scratch_pipeline_name='staging' names an existing pipeline that is not a drill's scratch pipeline",
+    ),
+    Case(
+        "drill_random_without_a_connection",
+        "drill",
+        {"pipeline_name": "prod", "checkpoint": "random", "random_within_days": 7},
+        r"checkpoint='random' needs bucket_conn_id",
+    ),
+    Case(
+        "drill_unknown_checkpoint_word",
+        "drill",
+        {"pipeline_name": "prod", "checkpoint": "newest"},
+        r"checkpoint='newest' is not valid: 'latest', 'random'",
+    ),
+    Case(
+        "drill_no_sync_to_drill",
+        "drill",
+        {"pipeline_name": "nosync"},
+        r"pipeline 'nosync' has no checkpoint sync configured: pass the location to drill as location=",
+    ),
+    Case(
+        "drill_check_without_expectation",
+        "drill",
+        {"pipeline_name": "prod", "sql_checks": [{"sql": "SELECT COUNT(*) FROM orders"}]},
+        r"sql_checks\[0\]: give 'expect' \(the exact value\) or 'min'/'max'",
+        "parse",
+    ),
+    Case(
+        "drill_validate_not_callable",
+        "drill",
+        {"pipeline_name": "prod", "validate": "check_it"},
+        r"validate='check_it' is not valid: a callable",
+        "parse",
+    ),
     # -- ActivateStandbyOperator ------------------------------------------------------------------------------
     Case(
         "activate_bad_initial",
@@ -545,6 +603,7 @@ CLASSES: dict[str, Any] = {
     "activate": ActivateStandbyOperator,
     "replicate": ReplicateCheckpointsOperator,
     "verify": VerifyCheckpointsOperator,
+    "drill": RestoreDrillOperator,
     "freshness": CheckpointFreshnessSensor,
 }
 FAST = {

@@ -10,6 +10,7 @@ from airflow.sdk import DAG, Asset, task
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
 from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncOperator
+from airflow_checkpoint_sync.operators.drill import RestoreDrillOperator
 from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
 from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
@@ -101,4 +102,14 @@ with dag("mapped_replicate"):
 with dag("mapped_verify"):
     VerifyCheckpointsOperator.partial(task_id="verify", store_conn_id="{{ params.conn }}", **RETRY).expand_kwargs(
         [{"location": "{{ params.bucket }}/" + name, "pipeline_name": name} for name in PIPELINES[:2]]
+    )
+
+with dag("mapped_drill"):
+    RestoreDrillOperator.partial(
+        task_id="drill", bucket_conn_id="{{ params.conn }}", poll_interval=0.2, timeout=60, deferrable=True, **RETRY
+    ).expand_kwargs(
+        [
+            {"pipeline_name": name, "sql_checks": [{"sql": "SELECT COUNT(*) FROM orders", "expect": 10 * (i + 1)}]}
+            for i, name in enumerate(PIPELINES[:2])
+        ]
     )

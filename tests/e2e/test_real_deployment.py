@@ -65,7 +65,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, moto_s3: MotoS3Server) -> Iterator[Stack]:
     home = tmp_path_factory.mktemp("airflow-deployment")
-    bucket = moto_s3.create_bucket("e2e-dr")
+    bucket = moto_s3.create_bucket("feldera-dr")  # the example DAGs' default
     with (
         AzuriteServer(run_demo.AZURITE) as azurite,
         FelderaSandbox(api_key=run_demo.API_KEY) as sandbox,
@@ -141,6 +141,7 @@ def test_the_demo_scenario_runs_on_a_real_deployment(stack: Stack) -> None:
     assert summary.standby_status == "Running"
     assert summary.standby_records == summary.primary_records == 22
     assert summary.drill_records == 22
+    assert len(summary.drills) == 2  # the weekly restore drill, from the bucket and from the replica
 
 
 def test_a_deferred_sync_survives_a_killed_triggerer(stack: Stack) -> None:

@@ -232,3 +232,16 @@ def test_mapped_verify_reports_each_location_with_its_own_pipelines_retention(fe
         assert report["location"] == f"s3://{feldera.bucket}/{name}"
         assert report["checkpoint_uuids"] == expected[name] and report["ok"] is True
         assert report["retention"]["source"] == f"pipeline '{name}'"
+
+
+def test_mapped_deferred_drills_restore_each_pipelines_own_checkpoint_and_leave_nothing(feldera: Feldera) -> None:
+    uuids = synced_fleet(feldera, PIPELINES[:2])
+    run = run_dag("mapped_drill", bucket=feldera.bucket)
+    states, values = mapped(run)
+    succeeded(states, "drill", 2)
+    for i, name in enumerate(PIPELINES[:2]):
+        result = values[("drill", i, "return_value")]
+        assert (result["pipeline_name"], result["checkpoint_uuid"]) == (name, uuids[name])
+        assert result["scratch_pipeline_name"] == f"{name}-drill"
+        assert result["checks"][0]["value"] == 10 * (i + 1) and result["passed"] is True
+        assert feldera.http.get(f"/pipelines/{name}-drill").status_code == 404
