@@ -160,8 +160,11 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         except TaskDeferred:
             raise  # the wait goes on in the triggerer; resume_after_running finishes the drill
         except BaseException as exc:
-            self._teardown_after(exc)
-            raise
+            removed = self._teardown_after(exc)
+            said = _in_drill(exc, plan, removed)
+            if said is exc:
+                raise
+            raise said from exc
         return self._validate_and_finish(context, event)
 
     def resume_after_running(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -360,8 +363,11 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             if plan["checkpoint_uuid"] == "latest":
                 plan["checkpoint_uuid"] = self._restored_uuid(scratch)
         except BaseException as exc:
-            self._teardown_after(exc)
-            raise
+            removed = self._teardown_after(exc)
+            said = _in_drill(exc, plan, removed)
+            if said is exc:
+                raise
+            raise said from exc
         self._teardown(scratch)
         result = {
             **{k: plan[k] for k in ("pipeline_name", "scratch_pipeline_name", "scratch_bucket", "location")},
@@ -462,14 +468,16 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
                 return None
             raise
 
-    def _teardown_after(self, error: BaseException) -> None:
-        """Tear down after ``error``; a teardown failure is logged, and ``error`` stays the task's error."""
+    def _teardown_after(self, error: BaseException) -> bool:
+        """Tear down after ``error``; a teardown failure is logged (False), and ``error`` stays the task's error."""
         if not self._scratch:
-            return
+            return True
         try:
             self._teardown(self._scratch)
         except Exception as exc:
             self.log.error("Scratch pipeline '%s' not removed after %s: %s", self._scratch, type(error).__name__, exc)
+            return False
+        return True
 
     def _teardown(self, scratch: str) -> None:
         """Stop the scratch pipeline, clear its storage, delete it, and empty ``scratch_bucket``."""
@@ -516,3 +524,15 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
                 store.delete(names)
         if names:
             self.log.info("Deleted %d object(s) under the scratch location %s", len(names), store)
+
+
+def _in_drill(error: BaseException, plan: Mapping[str, Any], removed: bool) -> BaseException:
+    """A task error that says which drill it ended (its scratch pipeline is torn down by then); other errors as they
+    are."""
+    if type(error) not in (AirflowException, AirflowFailException):
+        return error
+    return type(error)(
+        f"restore drill of '{plan['pipeline_name']}' from {plan['checkpoint_uuid']} of {plan['location']} failed "
+        f"(scratch pipeline '{plan['scratch_pipeline_name']}' {'removed' if removed else 'NOT removed, see the log'}): "
+        f"{error}"
+    )

@@ -122,3 +122,23 @@ def test_a_pipeline_that_is_not_a_drills_scratch_pipeline_is_never_touched(
     assert "names an existing pipeline that is not a drill's scratch pipeline" in capfd.readouterr().out
     assert feldera.mutating_requests() == []
     assert feldera.pipeline("prod-drill")["deployment_status"] == "Running"
+
+
+def test_a_checkpoint_that_does_not_restore_fails_the_drill_and_it_still_tears_down(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The catalog still names the checkpoint, but its manifest is gone: the scratch pipeline cannot start from it.
+    uuid = feldera.uuid  # type: ignore[attr-defined]
+    feldera.s3.client().delete_object(Bucket=feldera.bucket, Key=f"prod/dependencies/{uuid}.json")
+    before = untouched(feldera)
+    capfd.readouterr()
+    run = run_dag("drill_worker", scratch=f"{feldera.bucket}/drill")
+    assert task_states(run) == {"drill": "failed"}
+    assert (
+        f"restore drill of 'prod' from {uuid} of {feldera.bucket}/prod failed (scratch pipeline 'prod-drill' removed): "
+        "pipeline 'prod-drill' failed to start: failed to fetch checkpoint"
+    ) in capfd.readouterr().out
+    assert ("drill", "return_value") not in xcoms(run)  # no result: it never ran its checks
+    assert feldera.mutating_requests().count("POST /v0/pipelines/prod-drill/start") == 1
+    assert untouched(feldera) == before
+    assert_nothing_left(feldera)
