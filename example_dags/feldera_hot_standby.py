@@ -64,6 +64,11 @@ with DAG(
         "standby": Param("standby", type="string", description="The standby pipeline to activate"),
         "primary": Param("prod", type="string", description="The primary it replaces; it must not be running"),
         "initial": Param("running", enum=["running", "paused"], description="Status after activation"),
+        "accept_stale_recovery_point": Param(
+            False,
+            type="boolean",
+            description="Activate even if the standby's newest checkpoint is over an hour old (losing what came since)",
+        ),
         "feldera_conn_id": Param("feldera_default", type="string"),
     },
     tags=["feldera", "standby", "failover"],
@@ -74,5 +79,7 @@ with DAG(
         feldera_conn_id="{{ params.feldera_conn_id }}",
         primary_pipeline_name="{{ params.primary }}",
         initial="{{ params.initial }}",
+        max_checkpoint_age=dt.timedelta(hours=1),  # the recovery-point objective a failover may accept
+        allow_stale_checkpoint="{{ params.accept_stale_recovery_point }}",
     )
 # [END howto_activate_standby]

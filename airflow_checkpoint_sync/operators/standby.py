@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.status import PipelineGroup, deployment_error_message, pipeline_group
 from airflow_checkpoint_sync.task_support import (
+    check_bool,
     check_pipeline_name,
     check_positive_seconds,
     feldera_errors,
@@ -56,6 +57,12 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
     :param primary_conn_id: the ``feldera`` connection of the primary's Feldera; defaults to ``feldera_conn_id``.
         (templated)
     :param allow_split_brain: activate even though the primary is still up (logged as a warning).
+    :param max_checkpoint_age: the recovery-point bound, in seconds or a timedelta: refuse to activate when the newest
+        checkpoint the standby holds is older than this (or there is none), since activating it would lose what
+        happened since. Off when None.
+    :param allow_stale_checkpoint: activate even though the newest checkpoint is older than ``max_checkpoint_age``
+        (logged as a warning): the on-call engineer's override, when an old recovery point beats no service.
+        (templated: with ``render_template_as_native_obj=True``, a boolean Param of the trigger form can set it)
     :param wait_for_completion: wait until the pipeline reaches ``initial``'s status.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: seconds between status reads.
@@ -63,7 +70,9 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         ``pull_interval`` is added to it: Feldera activates a standby only when its pull loop next wakes, after a
         last pull of the newest checkpoint.
     :param feldera_conn_id: the ``feldera`` Airflow connection of the standby. (templated)
-    :return: ``{"pipeline_name", "status", "already_active"}``.
+    :return: ``{"pipeline_name", "status", "already_active"}``; an activation adds the newest checkpoint the standby
+        held before it (``checkpoint_uuid``, ``checkpoint_age_seconds``): the recovery point it started from, or an
+        older one if its last pull at activation found a newer one.
     """
 
     template_fields: Sequence[str] = (
@@ -72,6 +81,7 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         "primary_pipeline_name",
         "primary_conn_id",
         "initial",
+        "allow_stale_checkpoint",
     )
 
     def __init__(
@@ -81,6 +91,8 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         primary_pipeline_name: str | None = None,
         primary_conn_id: str | None = None,
         allow_split_brain: bool = False,
+        max_checkpoint_age: float | dt.timedelta | None = None,
+        allow_stale_checkpoint: bool = False,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 2.0,
@@ -92,6 +104,10 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         self.primary_pipeline_name = primary_pipeline_name
         self.primary_conn_id = primary_conn_id
         self.allow_split_brain = allow_split_brain
+        self.max_checkpoint_age = (
+            None if max_checkpoint_age is None else check_positive_seconds(max_checkpoint_age, "max_checkpoint_age")
+        )
+        self.allow_stale_checkpoint = allow_stale_checkpoint
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
@@ -131,6 +147,7 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
             )
             return {**result, "status": status, "already_active": True}
         if group is PipelineGroup.STANDBY:
+            result.update(self._guard_recovery_point())
             with feldera_errors("activating the standby", self.pipeline_name):
                 self.hook.activate_pipeline(self.pipeline_name, self.initial)
             self.log.info("Activating standby pipeline '%s' (%s)", self.pipeline_name, self.initial)
@@ -157,6 +174,31 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
             end_time=end_time,
             result=result,
         )
+
+    def _guard_recovery_point(self) -> dict[str, Any]:
+        """The newest checkpoint the standby holds and its age; refused when older than ``max_checkpoint_age``."""
+        import datetime as dt
+
+        from airflow_checkpoint_sync.status import Freshness, freshness, newest_uuid
+
+        with feldera_errors("listing the standby's checkpoints", self.pipeline_name):
+            local = self.hook.list_checkpoints(self.pipeline_name)
+        newest = newest_uuid(entry.get("uuid") for entry in local)
+        bound = self.max_checkpoint_age
+        report = freshness(self.pipeline_name, newest, bound or float("inf"), dt.datetime.now(dt.UTC))
+        point = {"checkpoint_uuid": newest, "checkpoint_age_seconds": report.age_seconds}
+        if bound is None or report.state is Freshness.FRESH:
+            self.log.info("Standby '%s' holds checkpoint %s (%s s old)", self.pipeline_name, newest, report.age_seconds)
+            return point
+        what = report.message.replace(f"newest synced checkpoint of '{self.pipeline_name}'", "the newest checkpoint")
+        if not check_bool(self.allow_stale_checkpoint, "allow_stale_checkpoint"):
+            raise AirflowFailException(
+                f"refusing to activate '{self.pipeline_name}': {what} (max_checkpoint_age). Activating would lose "
+                "everything since that recovery point. Check that the primary's syncs and the standby's pulls work; "
+                "set allow_stale_checkpoint=True to accept this recovery point."
+            )
+        self.log.warning("Activating '%s' although %s (allow_stale_checkpoint=True)", self.pipeline_name, what)
+        return point
 
     def _guard_split_brain(self) -> None:
         from airflow_checkpoint_sync.hooks.feldera import FelderaHook

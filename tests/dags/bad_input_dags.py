@@ -581,6 +581,13 @@ CASES: list[Case] = [
         "parse",
     ),
     Case(
+        "activate_zero_max_checkpoint_age",
+        "activate",
+        {"pipeline_name": "staging", "max_checkpoint_age": 0},
+        r"max_checkpoint_age=0 is not valid: expected a positive number of seconds",
+        "parse",
+    ),
+    Case(
         "activate_bad_primary_name",
         "activate",
         {"pipeline_name": "staging", "primary_pipeline_name": "prod primary"},

@@ -24,6 +24,7 @@ EXPECTED = {
     "feldera_failover",
     "feldera_replicate_checkpoints",
     "feldera_restore_from_azure",
+    "feldera_restore_drill",
 }
 CLOUD_SDKS = ("boto3", "botocore", "aiobotocore", "google", "azure")
 

@@ -188,7 +188,7 @@ def test_a_mapped_deferred_restore_whose_try_is_lost_follows_its_own_start(felde
 
 @pytest.mark.parametrize("mode", ["worker", "deferred"])
 def test_mapped_activate_fails_each_standby_over(feldera: Feldera, mode: str) -> None:
-    synced_fleet(feldera, PIPELINES[:2])
+    uuids = synced_fleet(feldera, PIPELINES[:2])
     for name, source in zip(COPIES, PIPELINES, strict=False):
         sync = sync_config(
             feldera.s3, feldera.bucket, name, read_bucket=f"{feldera.bucket}/{source}", start_from_checkpoint="latest"
@@ -198,11 +198,14 @@ def test_mapped_activate_fails_each_standby_over(feldera: Feldera, mode: str) ->
     run = run_dag(f"mapped_activate_{mode}", bucket=feldera.bucket)
     states, values = mapped(run)
     succeeded(states, "activate", 2)
-    for i, name in enumerate(COPIES):
-        assert values[("activate", i, "return_value")] == {
+    for i, (name, source) in enumerate(zip(COPIES, PIPELINES, strict=False)):
+        result = values[("activate", i, "return_value")]
+        assert result == {
             "pipeline_name": name,
             "already_active": False,
             "status": "Running",
+            "checkpoint_uuid": uuids[source],  # each standby's own recovery point
+            "checkpoint_age_seconds": result["checkpoint_age_seconds"],
         }
         assert feldera.processed(name) == 10 * (i + 1)
         assert posts(feldera, name, "/activate") == 1

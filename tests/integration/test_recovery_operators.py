@@ -166,11 +166,15 @@ def test_hot_standby_then_failover_with_the_newer_state(feldera: Feldera) -> Non
     wait_until(lambda: feldera.pipeline("prod"), lambda p: p["deployment_status"] == "Stopped")
     run = run_dag("failover", pipeline="staging", primary="prod")
     assert task_states(run) == {"activate": "success"}
-    assert xcoms(run)[("activate", "return_value")] == {
+    result = xcoms(run)[("activate", "return_value")]
+    assert result == {
         "pipeline_name": "staging",
         "status": "Running",
         "already_active": False,
+        "checkpoint_uuid": newer["uuid"],  # the recovery point it started from
+        "checkpoint_age_seconds": result["checkpoint_age_seconds"],
     }
+    assert 0 <= result["checkpoint_age_seconds"] < 600
     assert feldera.processed("staging") == 12
     # A retry (or a second click at 3 a.m.) is safe: already running counts as done and activates nothing.
     feldera.sandbox.control.clear_requests()
@@ -189,6 +193,35 @@ def test_failover_refuses_while_the_primary_runs(feldera: Feldera, capfd: pytest
     assert mutating(feldera, "staging") == []
     forced = run_dag("failover_split_brain", pipeline="staging", primary="prod")
     assert task_states(forced) == {"activate": "success"}
+
+
+def test_failover_refuses_a_recovery_point_older_than_its_bound_unless_overridden(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    uuid = synced_prod(feldera, 2)
+    standby_staging(feldera)
+    wait_until(lambda: feldera.sandbox.control.storage("staging")["checkpoints"], bool)
+    feldera.sandbox.control.clear_requests()
+    capfd.readouterr()
+    run = run_dag("failover_rpo", pipeline="staging", primary="")
+    assert task_states(run) == {"activate": "failed"}
+    out = capfd.readouterr().out
+    assert f"refusing to activate 'staging': the newest checkpoint is {uuid}, " in out
+    assert "older than max_age 0.001s (max_checkpoint_age)" in out and "allow_stale_checkpoint=True" in out
+    assert mutating(feldera, "staging") == []
+    forced = run_dag("failover_rpo_override", pipeline="staging", primary="")
+    assert task_states(forced) == {"activate": "success"}
+    assert xcoms(forced)[("activate", "return_value")]["checkpoint_uuid"] == uuid
+    assert "(allow_stale_checkpoint=True)" in capfd.readouterr().out
+
+
+def test_failover_within_its_recovery_point_bound_activates(feldera: Feldera) -> None:
+    uuid = synced_prod(feldera, 2)
+    standby_staging(feldera)
+    wait_until(lambda: feldera.sandbox.control.storage("staging")["checkpoints"], bool)
+    run = run_dag("failover_rpo_met", pipeline="staging", primary="")
+    assert task_states(run) == {"activate": "success"}
+    assert xcoms(run)[("activate", "return_value")]["checkpoint_uuid"] == uuid
 
 
 def test_failover_to_paused_deferred(feldera: Feldera) -> None:

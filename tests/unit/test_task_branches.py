@@ -293,7 +293,8 @@ def test_the_activation_wait_allows_one_pull_interval(sync: dict[str, Any], extr
         "deployment_status": "Standby",
         "runtime_config": {"storage": {"backend": {"name": "file", "config": {"sync": sync}}}},
     }
-    op._hook = hook = StubHook({"GET /v0/config": ENTERPRISE, "GET ": standby, "POST /activate": None})
+    answers = {"GET /v0/config": ENTERPRISE, "GET ": standby, "GET /checkpoints": [[]], "POST /activate": None}
+    op._hook = hook = StubHook(answers)
     began = time.time()
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context())
