@@ -115,6 +115,20 @@ def feldera_errors(action: str, pipeline_name: str, *, idempotent: bool = True) 
 
 
 # -- events --------------------------------------------------------------------------------------------------------
+def read_enterprise_pipeline(
+    hook: FelderaHook, pipeline_name: str, needs: str = "checkpoint sync, standby and activation need"
+) -> dict[str, Any]:
+    """The pipeline (``selector=all``), after checking that its Feldera is the Enterprise edition ``needs``."""
+    with feldera_errors("reading the pipeline", pipeline_name):
+        config = hook.get_config()
+        pipeline = hook.get_pipeline(pipeline_name, selector="all")
+    if str(config.get("edition", "")).lower() != "enterprise":
+        raise AirflowFailException(
+            f"Feldera at {hook.settings.base_url} is the {config.get('edition')} edition: {needs} Feldera Enterprise"
+        )
+    return pipeline
+
+
 class FelderaTriggerEventError(AirflowException):
     """A trigger event that is missing, malformed or of another version of the provider.
 

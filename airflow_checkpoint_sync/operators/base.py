@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.links import FelderaPipelineLink
-from airflow_checkpoint_sync.task_support import FelderaTaskMixin, feldera_errors, outcome, validate_event
+from airflow_checkpoint_sync.task_support import FelderaTaskMixin, outcome, read_enterprise_pipeline, validate_event
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -34,16 +33,7 @@ class FelderaPipelineOperator(FelderaTaskMixin, BaseOperator):
 
     def read_pipeline(self) -> dict[str, Any]:
         """Check the edition and read the pipeline (``selector=all``)."""
-        hook = self.hook
-        with feldera_errors("reading the pipeline", self.pipeline_name):
-            config = hook.get_config()
-            pipeline = hook.get_pipeline(self.pipeline_name, selector="all")
-        if str(config.get("edition", "")).lower() != "enterprise":
-            raise AirflowFailException(
-                f"Feldera at {hook.settings.base_url} is the {config.get('edition')} edition: checkpoint sync, "
-                "standby and activation need Feldera Enterprise"
-            )
-        return pipeline
+        return read_enterprise_pipeline(self.hook, self.pipeline_name)
 
     def wait_for_status(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator, conf
@@ -15,12 +16,13 @@ from airflow_checkpoint_sync.task_support import (
     check_positive_seconds,
     feldera_errors,
     outcome,
+    read_enterprise_pipeline,
     validate_event,
     wait_settings,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
     from airflow.sdk import Context
 
@@ -149,7 +151,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         self._scratch = scratch
         self._remove_leftover(scratch)
         self.hook.deadline = plan["end_time"] + TEARDOWN_S
-        try:
+        with self._torn_down_on_error(plan):
             self._create(scratch, plan.pop("body"), plan["end_time"])
             plan["started_at"] = time.time()
             with feldera_errors("starting the scratch pipeline", scratch):
@@ -157,14 +159,6 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             self.log.info("Drill: '%s' starting from %s of %s", scratch, plan["checkpoint_uuid"], plan["location"])
             trigger = self._running_trigger(scratch, plan)
             event = self.wait_for(trigger, deferrable=self.deferrable, method_name="resume_after_running")
-        except TaskDeferred:
-            raise  # the wait goes on in the triggerer; resume_after_running finishes the drill
-        except BaseException as exc:
-            removed = self._teardown_after(exc)
-            said = _in_drill(exc, plan, removed)
-            if said is exc:
-                raise
-            raise said from exc
         return self._validate_and_finish(context, event)
 
     def resume_after_running(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -278,15 +272,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             )
 
     def _read_source(self, source: str) -> dict[str, Any]:
-        with feldera_errors("reading the source pipeline", source):
-            config = self.hook.get_config()
-            pipeline = self.hook.get_pipeline(source, selector="all")
-        if str(config.get("edition", "")).lower() != "enterprise":
-            raise AirflowFailException(
-                f"Feldera at {self.hook.settings.base_url} is the {config.get('edition')} edition: restoring a synced "
-                "checkpoint needs Feldera Enterprise"
-            )
-        return pipeline
+        return read_enterprise_pipeline(self.hook, source, "restoring a synced checkpoint needs")
 
     def _pick(
         self, wanted: str, within: float | None, location: str, context: Context, pick: Callable[..., str]
@@ -353,7 +339,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         plan = dict(event["echo"]["plan"])
         scratch = plan["scratch_pipeline_name"]
         self.scratch_bucket = plan["scratch_bucket"]  # a resumed task renders its default afresh
-        try:
+        with self._torn_down_on_error(plan):
             outcome(event)
             running_at = time.time()
             self.log.info("%s", event["message"])
@@ -362,12 +348,6 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             validated_at = time.time()
             if plan["checkpoint_uuid"] == "latest":
                 plan["checkpoint_uuid"] = self._restored_uuid(scratch)
-        except BaseException as exc:
-            removed = self._teardown_after(exc)
-            said = _in_drill(exc, plan, removed)
-            if said is exc:
-                raise
-            raise said from exc
         self._teardown(scratch)
         result = {
             **{k: plan[k] for k in ("pipeline_name", "scratch_pipeline_name", "scratch_bucket", "location")},
@@ -467,6 +447,19 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             if exc.status == 404:
                 return None
             raise
+
+    @contextmanager
+    def _torn_down_on_error(self, plan: Mapping[str, Any]) -> Iterator[None]:
+        """Any error in the block tears the scratch pipeline down, then ends the task saying which drill it was."""
+        try:
+            yield
+        except TaskDeferred:
+            raise  # not an error: the wait goes on in the triggerer, and resume_after_running finishes the drill
+        except BaseException as exc:
+            said = _in_drill(exc, plan, removed=self._teardown_after(exc))
+            if said is exc:
+                raise
+            raise said from exc
 
     def _teardown_after(self, error: BaseException) -> bool:
         """Tear down after ``error``; a teardown failure is logged (False), and ``error`` stays the task's error."""

@@ -4,11 +4,17 @@ killed try is removed by the retry; the source pipeline and its bucket are never
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow_support import asset_event_extras, aws_connection, run_dag, task_states, xcoms
 from stores_support import s3_objects
+from support import wait_until
 
 from airflow_checkpoint_sync.drill import scratch_description
 
@@ -140,5 +146,42 @@ def test_a_checkpoint_that_does_not_restore_fails_the_drill_and_it_still_tears_d
     ) in capfd.readouterr().out
     assert ("drill", "return_value") not in xcoms(run)  # no result: it never ran its checks
     assert feldera.mutating_requests().count("POST /v0/pipelines/prod-drill/start") == 1
+    assert untouched(feldera) == before
+    assert_nothing_left(feldera)
+
+
+DRILL_IN_A_PROCESS = """
+import sys
+sys.path[:0] = sys.argv[2:]
+from airflow_support import run_dag
+run_dag("drill_worker", scratch=sys.argv[1])
+"""
+
+
+def test_a_drill_killed_mid_way_leaves_no_scratch_pipeline_after_its_retry(feldera: Feldera) -> None:
+    tests = Path(__file__).parents[1]
+    before = untouched(feldera)
+    feldera.sandbox.control.set_timings(provision_s=5)  # still waiting for Running when it is killed
+    process = subprocess.Popen(
+        [sys.executable, "-c", DRILL_IN_A_PROCESS, f"{feldera.bucket}/drill", str(tests), str(tests.parent)],
+        env={**os.environ},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until(
+            lambda: "POST /v0/pipelines/prod-drill/start" in feldera.mutating_requests() or process.poll() is not None,
+            bool,
+            timeout=120,
+        )
+        assert process.poll() is None, "the drill ended before it could be killed"
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
+    assert feldera.http.get("/pipelines/prod-drill").status_code == 200  # the killed try left its scratch pipeline
+    feldera.sandbox.control.set_timings(provision_s=0.1)
+
+    run = run_dag("drill_worker", scratch=f"{feldera.bucket}/drill")  # the retry
+    assert task_states(run) == {"drill": "success"}
     assert untouched(feldera) == before
     assert_nothing_left(feldera)
