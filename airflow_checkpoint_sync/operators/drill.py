@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
+# Pure and cheap: checks are parsed when the DAG is, so that a malformed one is an import error naming it.
+from airflow_checkpoint_sync.drill import parse_checks
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
     check_pipeline_name,
@@ -124,8 +126,6 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         feldera_conn_id: str = "feldera_default",
         **kwargs: Any,
     ) -> None:
-        from airflow_checkpoint_sync.drill import parse_checks
-
         super().__init__(**kwargs)
         self.checks = parse_checks(sql_checks)
         if validate is not None and not callable(validate):

@@ -12,9 +12,11 @@ def _preimport_feldera_provider() -> None:
     for module in (
         "airflow_checkpoint_sync.operators.checkpoint",
         "airflow_checkpoint_sync.operators.configure",
+        "airflow_checkpoint_sync.operators.drill",
         "airflow_checkpoint_sync.operators.replicate",
         "airflow_checkpoint_sync.operators.restore",
         "airflow_checkpoint_sync.operators.standby",
+        "airflow_checkpoint_sync.operators.verify",
         "airflow_checkpoint_sync.sensors.checkpoint",
         "airflow_checkpoint_sync.sensors.freshness",
     ):
