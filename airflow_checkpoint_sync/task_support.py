@@ -25,7 +25,9 @@ from airflow_checkpoint_sync.exceptions import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
+
+    from airflow.sdk import Context
 
     from airflow_checkpoint_sync.hooks.feldera import FelderaHook
     from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
@@ -127,6 +129,16 @@ def read_enterprise_pipeline(
             f"Feldera at {hook.settings.base_url} is the {config.get('edition')} edition: {needs} Feldera Enterprise"
         )
     return pipeline
+
+
+def record_asset_events(context: Context, outlets: Iterable[Any], extra: Mapping[str, Any]) -> None:
+    """Put ``extra`` into the asset event of each Asset among the task's ``outlets`` (no outlets: nothing)."""
+    outlet_events = context.get("outlet_events")  # type: ignore[call-overload]
+    if outlet_events is None:
+        return
+    for outlet in outlets:
+        if type(outlet).__name__ == "Asset":
+            outlet_events[outlet].extra.update(extra)
 
 
 class FelderaTriggerEventError(AirflowException):

@@ -17,6 +17,7 @@ from airflow_checkpoint_sync.task_support import (
     feldera_errors,
     outcome,
     poll,
+    record_asset_events,
     task_error,
     validate_event,
     wait_settings,
@@ -383,14 +384,8 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
             task_state_store.set(self.external_id_key, started)
 
     def _record_asset_event(self, context: Context, uuid: str) -> None:
-        outlet_events = context.get("outlet_events")  # type: ignore[call-overload]
-        if outlet_events is None:
-            return
-        for outlet in self.outlets:
-            if type(outlet).__name__ == "Asset":
-                outlet_events[outlet].extra.update(
-                    {"pipeline_name": self.pipeline_name, "checkpoint_uuid": uuid, "bucket": self._bucket}
-                )
+        extra = {"pipeline_name": self.pipeline_name, "checkpoint_uuid": uuid, "bucket": self._bucket}
+        record_asset_events(context, self.outlets, extra)
 
     def _newest_local(self) -> str | None:
         with feldera_errors("listing local checkpoints", self.pipeline_name):

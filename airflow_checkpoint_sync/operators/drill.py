@@ -19,6 +19,7 @@ from airflow_checkpoint_sync.task_support import (
     feldera_errors,
     outcome,
     read_enterprise_pipeline,
+    record_asset_events,
     validate_event,
     wait_settings,
 )
@@ -413,15 +414,9 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         return str(local[-1]["uuid"]) if local else "latest"
 
     def _record(self, context: Context, result: Mapping[str, Any]) -> None:
-        outlet_events = context.get("outlet_events")  # type: ignore[call-overload]
-        if outlet_events is None:
-            return
-        for outlet in self.outlets:
-            if type(outlet).__name__ == "Asset":
-                outlet_events[outlet].extra.update(
-                    {k: v for k, v in result.items() if k != "checks"}
-                    | {"checks_passed": sum(c["passed"] for c in result["checks"]), "checks": len(result["checks"])}
-                )
+        checks = result["checks"]
+        summary = {"checks_passed": sum(c["passed"] for c in checks), "checks": len(checks)}
+        record_asset_events(context, self.outlets, {k: v for k, v in result.items() if k != "checks"} | summary)
 
     # -- teardown ------------------------------------------------------------------------------------------------
     def _remove_leftover(self, scratch: str) -> None:
