@@ -1,10 +1,10 @@
 """The example DAGs, and faults, on a real Airflow deployment (``make e2e``; see deployment.py).
 
-The demo's scenario (scheduled DR, migration, hot standby and failover, a cross-cloud replica and a restore from it)
-runs through the scheduler, the LocalExecutor and the triggerer as users run it: scheduled DAGs run when they are
-unpaused, the others are triggered through ``/api/v2``. Then the triggerer is killed with SIGKILL while a sync is
-deferred. Every claim is checked against the sandbox's request log and the bucket, and no secret may be anywhere
-Airflow keeps or shows things.
+The demo's scenario (scheduled DR, migration, hot standby and failover, a cross-cloud replica and a restore from it,
+the weekly restore drill) runs through the scheduler, the LocalExecutor and the triggerer as users run it: scheduled
+DAGs run when they are unpaused, the others are triggered through ``/api/v2``. Then the triggerer, and the scheduler,
+are killed with SIGKILL while a sync is deferred, and a restore's task process while it waits. Every claim is checked
+against the sandbox's request log and the bucket, and no secret may be anywhere Airflow keeps or shows things.
 """
 
 from __future__ import annotations
@@ -144,32 +144,34 @@ def test_the_demo_scenario_runs_on_a_real_deployment(stack: Stack) -> None:
     assert len(summary.drills) == 2  # the weekly restore drill, from the bucket and from the replica
 
 
-def test_a_deferred_sync_survives_a_killed_triggerer(stack: Stack) -> None:
+@pytest.mark.parametrize("component", ["triggerer", "scheduler"])
+def test_a_deferred_sync_survives_a_killed_triggerer_or_scheduler(stack: Stack, component: str) -> None:
     feldera = run_demo.Feldera(stack.sandbox.url)
-    feldera.create("fault")
-    run = runner(stack, "setup for the triggerer fault")
-    run("feldera_dr_setup", pipeline="fault", bucket=f"{stack.bucket}/fault", bucket_conn_id="feldera_bucket")
-    feldera.start("fault")
-    feldera.ingest("fault", 0, 4)
+    pipeline = f"fault-{component}"
+    feldera.create(pipeline)
+    run = runner(stack, f"setup for the {component} fault")
+    run("feldera_dr_setup", pipeline=pipeline, bucket=f"{stack.bucket}/{pipeline}", bucket_conn_id="feldera_bucket")
+    feldera.start(pipeline)
+    feldera.ingest(pipeline, 0, 4)
     control = stack.sandbox.control
     control.set_timings(sync_delay_s=15)
     control.clear_requests()
     airflow = stack.airflow
-    run_id = airflow.trigger("feldera_scheduled_dr", {"pipeline": "fault"})
+    run_id = airflow.trigger("feldera_scheduled_dr", {"pipeline": pipeline})
     started = time.monotonic()
     airflow.wait_task_state("feldera_scheduled_dr", run_id, "sync_checkpoint", "deferred")
-    airflow.kill("triggerer")
+    airflow.kill(component)  # SIGKILL: no shutdown of its own
     time.sleep(3)
-    airflow.start("triggerer")
+    airflow.start(component)
     state = airflow.wait_run("feldera_scheduled_dr", run_id)
     control.set_timings(sync_delay_s=0)
     mutating = [f"{r['method']} {r['path']}" for r in control.mutating_requests()]
-    record(stack, "triggerer killed (SIGKILL) while deferred", "feldera_scheduled_dr", run_id, state, started, 0)
+    record(stack, f"{component} killed (SIGKILL) while deferred", "feldera_scheduled_dr", run_id, state, started, 0)
     assert state == "success", airflow.task_logs("feldera_scheduled_dr", run_id)[-4000:]
-    # Exactly one checkpoint and one sync: the new triggerer followed the push, it did not start another.
-    assert mutating.count("POST /v0/pipelines/fault/checkpoint") == 1
-    assert mutating.count("POST /v0/pipelines/fault/checkpoint/sync") == 1
-    assert len(run_demo.catalog(stack.s3, stack.bucket, "fault")) == 1
+    # Exactly one checkpoint and one sync: the wait went on after the restart, it did not start another push.
+    assert mutating.count(f"POST /v0/pipelines/{pipeline}/checkpoint") == 1
+    assert mutating.count(f"POST /v0/pipelines/{pipeline}/checkpoint/sync") == 1
+    assert len(run_demo.catalog(stack.s3, stack.bucket, pipeline)) == 1
 
 
 def test_a_restore_whose_task_process_is_killed_is_retried_and_follows_its_start(stack: Stack) -> None:
