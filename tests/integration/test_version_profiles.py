@@ -67,7 +67,9 @@ def test_a_lost_sync_answer_fails_the_try_and_its_retry_syncs(
     # 0.337 cannot say whether a push of a checkpoint is under way: the try fails rather than re-send blindly (the
     # 0.369 line follows the push it finds in `running` instead), and the task's retry pushes a new checkpoint.
     feldera.running_pipeline("prod", records=2)
-    feldera.sandbox.control.set_timings(sync_delay_s=0.5)
+    # A short push: the lost one is over before the retry's push starts (on 0.337, a push that ends before an older
+    # one would be hidden behind it: `success` names the push that ended last, and there is no `running`).
+    feldera.sandbox.control.set_timings(sync_delay_s=0.05)
     feldera.sandbox.control.drop(SYNC, method="POST", after=True)
     run = run_dag("sync_with_retries", pipeline="prod")
     assert task_states(run) == {"sync": "success"}
