@@ -9,11 +9,12 @@ export AWS_EC2_METADATA_DISABLED := true
 export NO_GCE_CHECK := True
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help install test lint typecheck pytest docs e2e bench bench-replicate reliability sandbox demo clean
+.PHONY: help debian-tools install test lint typecheck pytest docs e2e bench bench-replicate reliability sandbox demo clean
 
 help:
 	@echo "make test      install from uv.lock, then ruff, mypy, the test suite, the real-deployment suite and the docs"
-	@echo "make e2e       the example DAGs and faults on a real Airflow deployment (api-server, scheduler, ...)"
+	@echo "make e2e       the example DAGs, faults and the UI on real Airflow deployments (LocalExecutor and"
+	@echo "               CeleryExecutor); WRITE=1 saves the UI screenshots for the docs (docs/_static/ui)"
 	@echo "make docs      build the documentation (warnings are errors) into docs/_build/html"
 	@echo "make bench-replicate  the worker's peak memory replicating a 1 GB object (SIZE_MB= to change)"
 	@echo "make reliability  the seeded fault matrix, $(RUNS) runs (RUNS=, SEED= to change), and its table;"
@@ -36,7 +37,21 @@ $(AZURITE): tests/azurite/package.json tests/azurite/package-lock.json
 	cd tests/azurite && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-install: $(VENV)/.synced $(AZURITE)
+# Debian's packages the real-deployment suite and the docs need: Redis (the CeleryExecutor's broker), Chromium (the
+# UI tests drive it with Playwright; Playwright's own browser download is not reachable) and graphviz (the docs'
+# flow diagram). Installed only where missing; apt needs root (or sudo).
+DEBIAN_TOOLS := redis-server:redis-server chromium:chromium dot:graphviz
+DEBIAN_MISSING = $(foreach t,$(DEBIAN_TOOLS),$(if $(shell command -v $(firstword $(subst :, ,$(t))) 2>/dev/null),,$(lastword $(subst :, ,$(t)))))
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+debian-tools:
+	@missing="$(strip $(DEBIAN_MISSING))"; if [ -n "$$missing" ]; then \
+		echo "installing Debian packages: $$missing"; \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing \
+		|| { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -q --no-install-recommends $$missing; }; \
+	fi
+
+install: $(VENV)/.synced $(AZURITE) debian-tools
 
 lint: install
 	$(RUN)/ruff check airflow_checkpoint_sync tests demo example_dags benchmarks docs/recipes
@@ -67,7 +82,7 @@ reliability: install
 		$(RUN)/pytest -q -p no:cacheprovider tests/reliability
 
 e2e: install
-	ACS_E2E=1 $(RUN)/pytest -q -p no:cacheprovider tests/e2e
+	ACS_E2E=1 $(if $(WRITE),E2E_WRITE_SCREENSHOTS=1) $(RUN)/pytest -q -p no:cacheprovider tests/e2e
 
 sandbox: install
 	$(RUN)/python -m airflow_checkpoint_sync.testing serve --port $(or $(PORT),8080)

@@ -16,7 +16,9 @@ from airflow_checkpoint_sync import __version__  # noqa: E402
 project = "airflow-checkpoint-sync"
 author = "airflow-checkpoint-sync developers"
 release = version = __version__
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.viewcode"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.viewcode", "sphinx.ext.graphviz"]
+# The flow diagram is drawn from its text by Debian's graphviz at each build (make install installs it), as SVG.
+graphviz_output_format = "svg"
 autodoc_member_order = "bysource"
 autodoc_default_options = {"members": False, "show-inheritance": True}
 autodoc_typehints = "description"

@@ -1,8 +1,9 @@
 """A real Airflow 3.3 deployment on loopback: api-server, scheduler, dag-processor and triggerer as separate processes.
 
-LocalExecutor on sqlite in a private AIRFLOW_HOME. Every process is started in its own session and stopped by its
-PID's process group (its executor workers with it); nothing listens beyond 127.0.0.1 (serve-logs, which binds every
-interface, is skipped: the api-server reads the local log files).
+LocalExecutor, or CeleryExecutor with a Redis broker and two Celery workers, on sqlite in a private AIRFLOW_HOME.
+Every process is started in its own session and stopped by its PID's process group (its executor workers with it);
+nothing listens beyond 127.0.0.1 (serve-logs, which binds every interface, is skipped: the api-server reads the
+local log files, which every component writes on this one machine).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -30,7 +33,53 @@ COMPONENTS = {
     "dag-processor": ["dag-processor"],
     "triggerer": ["triggerer", "--skip-serve-logs"],
 }
+CELERY_WORKERS = {
+    f"celery-worker-{n}": ["celery", "worker", "--celery-hostname", f"worker{n}@127.0.0.1", "--concurrency", "4",
+                           "--skip-serve-logs", "--without-gossip", "--without-mingle"]
+    for n in (1, 2)
+}  # fmt: skip
 TERMINAL = {"success", "failed"}
+
+
+class RedisServer:
+    """Debian's ``redis-server`` on a free loopback port, nothing persisted; stopped by its PID."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.directory = directory
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> RedisServer:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise DeploymentError("redis-server is not installed (make install installs Debian's redis-server)")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log = (self.directory / "redis.log").open("ab")
+        self.process = subprocess.Popen(
+            [executable, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
+             "--protected-mode", "yes", "--dir", str(self.directory)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), 1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return self
+            time.sleep(0.1)
+        self.__exit__()
+        raise DeploymentError(f"redis-server did not answer on port {self.port}")
+
+    def __exit__(self, *_: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
 
 
 class DeploymentError(AssertionError):
@@ -43,8 +92,12 @@ class AirflowDeployment:
     Use as a context manager; :meth:`trigger` and :meth:`wait_run` drive DAG runs through ``/api/v2``.
     """
 
-    def __init__(self, home: Path, dags_folder: Path, env: dict[str, str]) -> None:
+    def __init__(
+        self, home: Path, dags_folder: Path, env: dict[str, str], executor: str = "LocalExecutor", broker: str = ""
+    ) -> None:
         self.home = home
+        self.executor = executor
+        self.components = dict(COMPONENTS)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -52,7 +105,7 @@ class AirflowDeployment:
             "AIRFLOW_HOME": str(home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__EXECUTOR": executor,
             "AIRFLOW__CORE__PARALLELISM": "8",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__API__HOST": "127.0.0.1",
@@ -64,9 +117,17 @@ class AirflowDeployment:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
             "AIRFLOW__TRIGGERER__JOB_HEARTBEAT_SEC": "2",
+            # A task whose worker died (SIGKILL of a Celery worker takes its task's supervisor with it) is failed,
+            # and retried, after this long without a heartbeat; the default is five minutes.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "30",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
             "AWS_EC2_METADATA_DISABLED": "true",
             "NO_GCE_CHECK": "True",
         }
+        if executor == "CeleryExecutor":
+            self.components.update(CELERY_WORKERS)
+            self.env["AIRFLOW__CELERY__BROKER_URL"] = f"{broker}/0"
+            self.env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"{broker}/1"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.http = httpx.Client(base_url=self.url, timeout=30)
 
@@ -75,7 +136,7 @@ class AirflowDeployment:
         self.home.mkdir(parents=True, exist_ok=True)
         self._airflow("db", "migrate")
         try:
-            for name in COMPONENTS:
+            for name in self.components:
                 self.start(name)
             self._wait_ready()
         except BaseException:
@@ -91,7 +152,7 @@ class AirflowDeployment:
         """Start component ``name`` (again), its output to ``<home>/<name>.log``."""
         log = (self.home / f"{name}.log").open("ab")
         self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "airflow", *COMPONENTS[name]],
+            [sys.executable, "-m", "airflow", *self.components[name]],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -107,29 +168,34 @@ class AirflowDeployment:
         process.wait(timeout=30)
 
     def kill_task_process(self, ti_id: str) -> None:
-        """``kill -9`` the task runner of task instance ``ti_id`` (it titles itself ``airflow worker -- <id>``)."""
+        """``kill -9`` the task runner of task instance ``ti_id``."""
+        os.kill(self.task_process(ti_id)[0], signal.SIGKILL)
+
+    def task_process(self, ti_id: str, timeout: float = 30) -> tuple[int, str]:
+        """The task runner of task instance ``ti_id`` (it titles itself ``airflow worker -- <id>``) and the component
+        that started it: ``(pid, component)``. Only our own components' processes are ever found."""
         title = f"airflow worker -- {ti_id}".encode()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for proc in Path("/proc").iterdir():
                 if not proc.name.isdigit():
                     continue
                 with contextlib.suppress(OSError):
-                    if (proc / "cmdline").read_bytes().startswith(title) and self._descends_from_us(int(proc.name)):
-                        os.kill(int(proc.name), signal.SIGKILL)
-                        return
+                    pid = int(proc.name)
+                    if (proc / "cmdline").read_bytes().startswith(title) and (owner := self._component_of(pid)):
+                        return pid, owner
             time.sleep(0.2)
         raise DeploymentError(f"no task process for task instance {ti_id}")
 
-    def _descends_from_us(self, pid: int) -> bool:
-        """Whether ``pid`` is one of our components or started by one (only our own processes are ever killed)."""
-        ours = {p.pid for p in self.processes.values()}
+    def _component_of(self, pid: int) -> str | None:
+        """The component ``pid`` is, or was started by, if it is one of ours."""
+        ours = {p.pid: name for name, p in self.processes.items()}
         while pid > 1:
             if pid in ours:
-                return True
+                return ours[pid]
             stat = (Path("/proc") / str(pid) / "stat").read_text()
             pid = int(stat.rsplit(")", 1)[1].split()[1])
-        return False
+        return None
 
     def stop_all(self) -> None:
         for process in self.processes.values():
@@ -167,16 +233,20 @@ class AirflowDeployment:
                 if all(
                     (health.get(part) or {}).get("status") == "healthy"
                     for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
-                ):
+                ) and all(f"{name.replace('celery-worker-', 'worker')}@127.0.0.1 ready" in self.log(name)
+                          for name in self.components if name.startswith("celery-worker")):  # fmt: skip
                     self.http.headers["Authorization"] = f"Bearer {self._token()}"
                     return
             time.sleep(1)
         raise DeploymentError(f"the deployment was not healthy within {timeout:.0f}s")
 
-    def _token(self) -> str:
-        # The simple auth manager writes the password it generated for each user here.
+    def password(self, user: str) -> str:
+        """The password the simple auth manager generated for ``user`` (it writes them to AIRFLOW_HOME)."""
         passwords = json.loads((self.home / "simple_auth_manager_passwords.json.generated").read_text())
-        response = self.http.post("/auth/token", json={"username": "admin", "password": passwords["admin"]})
+        return str(passwords[user])
+
+    def _token(self) -> str:
+        response = self.http.post("/auth/token", json={"username": "admin", "password": self.password("admin")})
         response.raise_for_status()
         return str(response.json()["access_token"])
 
@@ -264,6 +334,16 @@ class AirflowDeployment:
 
 
 @contextlib.contextmanager
-def deployment(home: Path, dags_folder: Path, env: dict[str, str]) -> Iterator[AirflowDeployment]:
-    with AirflowDeployment(home, dags_folder, env) as running:
+def deployment(
+    home: Path, dags_folder: Path, env: dict[str, str], executor: str = "LocalExecutor"
+) -> Iterator[AirflowDeployment]:
+    """The deployment with ``executor``; for CeleryExecutor, with its own Redis broker, stopped after it."""
+    if executor != "CeleryExecutor":
+        with AirflowDeployment(home, dags_folder, env, executor) as running:
+            yield running
+        return
+    with (
+        RedisServer(home / "redis") as redis,
+        AirflowDeployment(home, dags_folder, env, executor, redis.url) as running,
+    ):
         yield running

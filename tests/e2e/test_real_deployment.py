@@ -1,15 +1,19 @@
 """The example DAGs, and faults, on a real Airflow deployment (``make e2e``; see deployment.py).
 
 The demo's scenario (scheduled DR, migration, hot standby and failover, a cross-cloud replica and a restore from it,
-the weekly restore drill) runs through the scheduler, the LocalExecutor and the triggerer as users run it: scheduled
-DAGs run when they are unpaused, the others are triggered through ``/api/v2``. Then the triggerer, and the scheduler,
-are killed with SIGKILL while a sync is deferred, and a restore's task process while it waits. Every claim is checked
-against the sandbox's request log and the bucket, and no secret may be anywhere Airflow keeps or shows things.
+the weekly restore drill) runs through the scheduler, the executor and the triggerer as users run it: scheduled DAGs
+run when they are unpaused, the others are triggered through ``/api/v2``. It runs twice: on the LocalExecutor, and on
+the CeleryExecutor with a Redis broker and two Celery workers. Then the faults: the triggerer, and the scheduler,
+killed with SIGKILL while a sync is deferred; a sync's and a restore's task process killed while it waits; on Celery,
+the worker running a sync killed, its retry taken by the other worker. Every claim is checked against the sandbox's
+request log and the bucket, and no secret may be anywhere Airflow keeps or shows things.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
 import sys
 import time
@@ -18,7 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from deployment import AirflowDeployment, deployment
+from browser import logged_in
+from deployment import CELERY_WORKERS, AirflowDeployment, deployment
 
 from airflow_checkpoint_sync.testing import AzuriteServer, FelderaSandbox, MotoS3Server
 from airflow_checkpoint_sync.testing.emulators import AZURITE_KEY
@@ -35,6 +40,7 @@ import run_demo  # noqa: E402
 class Row:
     """One DAG run on the deployment, for the suite's table."""
 
+    executor: str
     scenario: str
     dag_id: str
     outcome: str
@@ -62,18 +68,27 @@ class Stack:
     env: dict[str, str]
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory, moto_s3: MotoS3Server) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("airflow-deployment")
-    bucket = moto_s3.create_bucket("feldera-dr")  # the example DAGs' default
+@pytest.fixture(scope="module", params=["LocalExecutor", "CeleryExecutor"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A whole deployment per executor, each with its own Feldera, S3 and Azure servers (the examples' pipeline and
+    bucket names are fixed, and a bucket location stays locked to the pipeline that first synced to it)."""
+    executor = str(request.param)
+    home = tmp_path_factory.mktemp(f"airflow-{executor}")
     with (
+        MotoS3Server() as s3,
         AzuriteServer(run_demo.AZURITE) as azurite,
         FelderaSandbox(api_key=run_demo.API_KEY) as sandbox,
     ):
-        env = run_demo.airflow_env(str(home), sandbox.url, moto_s3, azurite.connection_string)
-        with deployment(home, run_demo.EXAMPLE_DAGS, env) as airflow:
+        bucket = s3.create_bucket("feldera-dr")  # the example DAGs' default
+        env = run_demo.airflow_env(str(home), sandbox.url, s3, azurite.connection_string)
+        with deployment(home, run_demo.EXAMPLE_DAGS, env, executor) as airflow:
             airflow.wait_parsed({"feldera_scheduled_dr", "feldera_failover", "feldera_restore_from_azure"})
-            yield Stack(airflow, sandbox, moto_s3, bucket, env)
+            yield Stack(airflow, sandbox, s3, bucket, env)
+
+
+def local_only(stack: Stack, why: str) -> None:
+    if stack.airflow.executor != "LocalExecutor":
+        pytest.skip(why)
 
 
 def runner(stack: Stack, scenario: str) -> Callable[..., str]:
@@ -109,6 +124,7 @@ def record(stack: Stack, scenario: str, dag_id: str, run_id: str, state: str, st
     """Add the run's row to the table: its mutating requests since ``before``, its retries and Airflow races."""
     tries = [int(ti.get("try_number") or 1) for ti in stack.airflow.task_instances(dag_id, run_id)]
     row = Row(
+        stack.airflow.executor.removesuffix("Executor"),
         scenario,
         dag_id,
         state,
@@ -146,6 +162,8 @@ def test_the_demo_scenario_runs_on_a_real_deployment(stack: Stack) -> None:
 
 @pytest.mark.parametrize("component", ["triggerer", "scheduler"])
 def test_a_deferred_sync_survives_a_killed_triggerer_or_scheduler(stack: Stack, component: str) -> None:
+    # The triggerer and the scheduler are the same processes whatever the executor: once is enough for CI's time.
+    local_only(stack, "the triggerer and scheduler kills run on the LocalExecutor deployment")
     feldera = run_demo.Feldera(stack.sandbox.url)
     pipeline = f"fault-{component}"
     feldera.create(pipeline)
@@ -174,41 +192,83 @@ def test_a_deferred_sync_survives_a_killed_triggerer_or_scheduler(stack: Stack, 
     assert len(run_demo.catalog(stack.s3, stack.bucket, pipeline)) == 1
 
 
-def test_a_restore_whose_task_process_is_killed_is_retried_and_follows_its_start(stack: Stack) -> None:
+def migration_with_a_kill(stack: Stack, task_id: str, name: str) -> tuple[str, float, Any]:
+    """Start a migration of ``<name>prod`` to ``<name>staging`` slowed down so that ``task_id`` is still waiting when
+    it is killed: a sync that takes 15 s, or a start that provisions for 6 s. Returns ``(run_id, started, the task
+    instance)`` once ``task_id``'s first mutating request reached Feldera."""
     feldera = run_demo.Feldera(stack.sandbox.url)
-    for name in ("killprod", "killstaging"):
-        feldera.create(name)
-    run = runner(stack, "setup for the task kill")
-    run("feldera_dr_setup", pipeline="killprod", bucket=f"{stack.bucket}/killprod", bucket_conn_id="feldera_bucket")
-    feldera.start("killprod")
-    feldera.ingest("killprod", 0, 6)
+    prod, staging = f"{name}prod", f"{name}staging"
+    for pipeline in (prod, staging):
+        feldera.create(pipeline)
+    run = runner(stack, "setup for a kill")
+    run("feldera_dr_setup", pipeline=prod, bucket=f"{stack.bucket}/{prod}", bucket_conn_id="feldera_bucket")
+    feldera.start(prod)
+    feldera.ingest(prod, 0, 6)
     control = stack.sandbox.control
     control.clear_requests()
-    # Slow provisioning: the restore is still waiting for Running when its process is killed.
-    control.set_timings(provision_s=6)
-    airflow = stack.airflow
+    if task_id == "sync_production":
+        control.set_timings(sync_delay_s=15)
+        first = f"POST /v0/pipelines/{prod}/checkpoint/sync"
+    else:
+        control.set_timings(provision_s=6)
+        first = f"POST /v0/pipelines/{staging}/start"
     conf = {
-        "production": "killprod",
-        "staging": "killstaging",
-        "production_bucket": f"{stack.bucket}/killprod",
-        "staging_bucket": f"{stack.bucket}/killstaging",
+        "production": prod,
+        "staging": staging,
+        "production_bucket": f"{stack.bucket}/{prod}",
+        "staging_bucket": f"{stack.bucket}/{staging}",
     }
     started = time.monotonic()
-    run_id = airflow.trigger("feldera_migration", conf)
-    start = "POST /v0/pipelines/killstaging/start"
-    wait_for(lambda: start in [f"{r['method']} {r['path']}" for r in control.mutating_requests()], 120)
-    ti = next(t for t in airflow.task_instances("feldera_migration", run_id) if t["task_id"] == "restore_staging")
-    airflow.kill_task_process(str(ti["id"]))
-    state = airflow.wait_run("feldera_migration", run_id, timeout=400)
-    control.set_timings(provision_s=0.1)
+    run_id = stack.airflow.trigger("feldera_migration", conf)
+    wait_for(lambda: first in [f"{r['method']} {r['path']}" for r in control.mutating_requests()], 120)
+    ti = next(t for t in stack.airflow.task_instances("feldera_migration", run_id) if t["task_id"] == task_id)
+    return run_id, started, ti
+
+
+def assert_one_of_each_and_staging_runs(stack: Stack, name: str, run_id: str, task_id: str) -> None:
+    """The migration succeeded with the killed task on its second try, which followed what its first try had
+    started: one checkpoint, one sync, one start, and staging runs production's synced state."""
+    airflow, control = stack.airflow, stack.sandbox.control
+    control.set_timings(sync_delay_s=0, provision_s=0.1)
     mutating = [f"{r['method']} {r['path']}" for r in control.mutating_requests()]
-    record(stack, "task process killed (SIGKILL) mid-restore", "feldera_migration", run_id, state, started, 0)
-    assert state == "success", airflow.task_logs("feldera_migration", run_id)[-4000:]
     tries = {t["task_id"]: t["try_number"] for t in airflow.task_instances("feldera_migration", run_id)}
-    assert tries["restore_staging"] == 2
-    # Its retry followed the start the killed try had made: one start, and staging runs the synced state.
-    assert mutating.count(start) == 1
-    assert feldera.records("killstaging") == 6
+    assert tries[task_id] == 2
+    assert mutating.count(f"POST /v0/pipelines/{name}prod/checkpoint") == 1
+    assert mutating.count(f"POST /v0/pipelines/{name}prod/checkpoint/sync") == 1
+    assert mutating.count(f"POST /v0/pipelines/{name}staging/start") == 1
+    assert run_demo.Feldera(stack.sandbox.url).records(f"{name}staging") == 6
+
+
+@pytest.mark.parametrize("task_id", ["sync_production", "restore_staging"])
+def test_a_task_whose_process_is_killed_is_retried_and_follows_its_first_try(stack: Stack, task_id: str) -> None:
+    local_only(stack, "on Celery the whole worker is killed (the next test)")
+    name = "ksync" if task_id == "sync_production" else "krestore"
+    run_id, started, ti = migration_with_a_kill(stack, task_id, name)
+    stack.airflow.kill_task_process(str(ti["id"]))
+    state = stack.airflow.wait_run("feldera_migration", run_id, timeout=400)
+    record(stack, f"task process killed (SIGKILL) in {task_id}", "feldera_migration", run_id, state, started, 0)
+    assert state == "success", stack.airflow.task_logs("feldera_migration", run_id)[-4000:]
+    assert_one_of_each_and_staging_runs(stack, name, run_id, task_id)
+
+
+def test_a_celery_worker_killed_mid_sync_leaves_the_retry_to_the_other_worker(stack: Stack) -> None:
+    if stack.airflow.executor != "CeleryExecutor":
+        pytest.skip("needs the CeleryExecutor deployment's two workers")
+    airflow = stack.airflow
+    run_id, started, ti = migration_with_a_kill(stack, "sync_production", "kworker")
+    _, worker = airflow.task_process(str(ti["id"]))
+    airflow.kill(worker)  # SIGKILL of the worker's process group: the Celery worker, its pool and the task
+    try:
+        # The scheduler fails the silent try after its heartbeat timeout, and the retry goes to the live worker.
+        state = airflow.wait_run("feldera_migration", run_id, timeout=400)
+    finally:
+        airflow.start(worker)
+    record(stack, "Celery worker killed (SIGKILL) mid-sync", "feldera_migration", run_id, state, started, 0)
+    assert state == "success", airflow.task_logs("feldera_migration", run_id)[-4000:]
+    retry = next(t for t in airflow.task_instances("feldera_migration", run_id) if t["task_id"] == "sync_production")
+    ran_it = [w for w in CELERY_WORKERS if f"id=UUID('{retry['id']}')" in airflow.log(w)]
+    assert ran_it and worker not in ran_it, (worker, ran_it)
+    assert_one_of_each_and_staging_runs(stack, "kworker", run_id, "sync_production")
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> None:
@@ -217,6 +277,68 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {timeout:.0f}s")
         time.sleep(0.2)
+
+
+#: Where the UI test saves its screenshots; ``make e2e WRITE=1`` copies them to the docs (docs/_static/ui).
+SCREENSHOTS = ROOT / "docs" / "_static" / "ui"
+
+
+def test_the_ui_shows_the_connection_form_the_extra_link_and_the_trigger_form(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    local_only(stack, "the UI is the api-server's, whatever the executor")
+    airflow, shots = stack.airflow, tmp_path_factory.mktemp("screenshots")
+    sync = next(
+        run for run in airflow.api("GET", "/dags/feldera_scheduled_dr/dagRuns", params={"limit": 100})["dag_runs"]
+        if run["state"] == "success" and run["conf"].get("pipeline", "prod") == "prod"
+    )  # fmt: skip
+    params = airflow.api("GET", "/dags/feldera_failover/details")["params"]
+    with logged_in(airflow.url, "admin", airflow.password("admin")) as page:
+        # The feldera connection form: the provider's labels, the key a password field, Verify TLS one line.
+        page.set_viewport_size({"width": 1400, "height": 1250})
+        page.goto(f"{airflow.url}/connections")
+        page.get_by_role("button", name="Add Connection").click()
+        kind = page.get_by_role("combobox", name="Connection Type")
+        kind.click()
+        kind.fill("Feldera")
+        page.keyboard.press("Enter")
+        page.get_by_label("Connection ID").fill("feldera_prod")
+        page.get_by_role("button", name="Extra Fields", exact=True).click()
+        verify = page.locator("input[name='element_verify']")
+        verify.wait_for()
+        labels = [text.strip(" *\n") for text in page.locator("label").all_inner_texts()]
+        for label in ("Feldera API URL", "API key", "Verify TLS", "Request timeout (seconds)", "Tenant"):
+            assert label in labels, labels
+        assert page.locator("input[name='password']").get_attribute("type") == "password"
+        assert verify.evaluate("e => e.tagName") == "INPUT"  # one line, not a JSON text box
+        for hidden in ("login", "schema", "port"):
+            assert page.locator(f"input[name='{hidden}']").count() == 0
+        page.screenshot(path=shots / "connection_form.png", full_page=True)
+
+        # A finished sync task: the "Feldera pipeline" link goes to the pipeline in the console.
+        page.goto(f"{airflow.url}/dags/feldera_scheduled_dr/runs/{sync['dag_run_id']}/tasks/sync_checkpoint/details")
+        link = page.get_by_role("link", name="Feldera pipeline")
+        assert link.get_attribute("href") == f"{stack.sandbox.url}/pipelines/prod/"
+        page.set_viewport_size({"width": 1400, "height": 700})
+        page.screenshot(path=shots / "extra_link.png")
+
+        # The failover DAG's trigger form shows each of its Params, with its description.
+        page.set_viewport_size({"width": 1400, "height": 1500})
+        page.goto(f"{airflow.url}/dags/feldera_failover")
+        page.get_by_role("button", name="Trigger").first.click()
+        page.get_by_text("Run Parameters").wait_for()
+        labels = [text.strip(" *\n") for text in page.locator("label").all_inner_texts()]
+        assert set(params) <= set(labels), (sorted(params), labels)
+        for name, param in params.items():
+            if param.get("description"):
+                assert page.get_by_text(param["description"]).count() == 1, name
+        page.screenshot(path=shots / "trigger_form.png")
+    made = sorted(p.name for p in shots.iterdir())
+    assert made == ["connection_form.png", "extra_link.png", "trigger_form.png"]
+    if os.environ.get("E2E_WRITE_SCREENSHOTS"):
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        for name in made:
+            shutil.copyfile(shots / name, SCREENSHOTS / name)
 
 
 def test_no_secret_reaches_anything_airflow_keeps_or_shows(stack: Stack) -> None:
