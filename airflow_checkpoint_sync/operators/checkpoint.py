@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import ResumableJobMixin, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.exceptions import Failure, classify
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.status import PipelineGroup, pipeline_group
@@ -371,6 +372,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         outcome(event)
         self.log.info("%s", event["message"])
         self._synced_uuid = str(event["checkpoint_uuid"])
+        metrics.sync_ended(self.pipeline_name, self._synced_uuid)
         self._record_asset_event(context, self._synced_uuid)
         return self._synced_uuid
 

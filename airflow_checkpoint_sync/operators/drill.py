@@ -11,6 +11,7 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 # Pure and cheap: checks are parsed when the DAG is, so that a malformed one is an import error naming it.
+from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.drill import parse_checks
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
@@ -414,6 +415,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         return str(local[-1]["uuid"]) if local else "latest"
 
     def _record(self, context: Context, result: Mapping[str, Any]) -> None:
+        metrics.drill_ended(dict(result))
         checks = result["checks"]
         summary = {"checks_passed": sum(c["passed"] for c in checks), "checks": len(checks)}
         record_asset_events(context, self.outlets, {k: v for k, v in result.items() if k != "checks"} | summary)

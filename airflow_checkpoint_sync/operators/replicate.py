@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.object_stores import store_step
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ class ReplicateCheckpointsOperator(BaseOperator):
                 f"'{self.destination_conn_id}'): {overlap}; replicate to a location outside the source"
             )
         report = replicate(source, destination, delete_removed=self.delete_removed, workers=self.max_concurrency)
+        metrics.replication_ended(self.source, report)
         self.log.info(
             "Replicated %s to %s: %d objects copied (%d bytes), %d already there, %d deleted; newest checkpoint %s",
             source,

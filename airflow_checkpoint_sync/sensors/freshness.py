@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.links import FelderaPipelineLink
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
@@ -128,6 +129,7 @@ class CheckpointFreshnessSensor(FelderaTaskMixin, BaseSensorOperator):
         if event["status"] == "error":
             outcome(event, rereads=True)  # Feldera could not be read: no measurement, no on_stale
         measurement = dict(event["measurement"])
+        metrics.freshness_measured(measurement)
         context["ti"].xcom_push(key=FRESHNESS_KEY, value=measurement)
         if event["status"] == "fresh":
             self.log.info("%s", event["message"])

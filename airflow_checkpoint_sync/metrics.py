@@ -1,0 +1,92 @@
+"""The provider's metrics, sent through Airflow's own metrics (StatsD, Datadog or OpenTelemetry, as ``[metrics]``
+configures them; nothing is sent when metrics are off).
+
+Each metric is sent twice, as Airflow sends its own: under its name with a ``pipeline`` tag (for OpenTelemetry and
+tag-aware StatsD), and under ``<name>.<pipeline>`` with no tag (for plain StatsD, which drops tags). The names are
+in the docs' metrics table; a test checks each against a real StatsD listener.
+
+A metric that cannot be sent is logged and dropped: a monitoring hiccup never fails a recovery task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+#: Gauge, seconds: how old the pipeline's newest synced checkpoint is (freshness sensor) or was when synced (sync).
+CHECKPOINT_AGE = "feldera.checkpoint.age"
+#: Timer: from the checkpoint's creation (its UUIDv7 time) to Feldera reporting it synced.
+SYNC_DURATION = "feldera.sync.duration"
+#: Counter: syncs that ended synced.
+SYNC_SUCCEEDED = "feldera.sync.succeeded"
+#: Counters: restore drills whose checks all passed, and those that failed one.
+DRILL_PASSED = "feldera.drill.passed"
+DRILL_FAILED = "feldera.drill.failed"
+#: Timer: a drill's recovery time, from its start request to the scratch pipeline running.
+DRILL_RECOVERY = "feldera.drill.recovery"
+#: Counters: bytes and objects a replication copied.
+REPLICATION_BYTES = "feldera.replication.bytes"
+REPLICATION_OBJECTS = "feldera.replication.objects"
+#: Gauge, seconds: how old the newest checkpoint in the replica is once replication ends.
+REPLICATION_LAG = "feldera.replication.lag"
+
+Kind = Literal["gauge", "incr", "timing"]
+
+
+def send(kind: Kind, name: str, value: float, pipeline: str, tag: str = "pipeline") -> None:
+    """Send ``value`` (seconds for timers) as metric ``name`` of ``pipeline`` (or of another subject, named by
+    ``tag``), once tagged and once under ``<name>.<subject>``."""
+    try:
+        from airflow.sdk.observability import stats
+
+        per_pipeline = f"{name}.{stats.normalize_name_for_stats(pipeline, log_warning=False)}"
+        for stat, tags in ((name, {tag: pipeline}), (per_pipeline, None)):
+            if kind == "gauge":
+                stats.gauge(stat, value, tags=tags)
+            elif kind == "incr":
+                stats.incr(stat, int(value), tags=tags)
+            else:
+                stats.timing(stat, dt.timedelta(seconds=value), tags=tags)
+    except Exception as exc:
+        log.warning("could not send metric %s of pipeline '%s': %s", name, pipeline, exc)
+
+
+def checkpoint_age(uuid: str, now: dt.datetime | None = None) -> float:
+    """Seconds since checkpoint ``uuid`` (a UUIDv7) was made; never negative."""
+    from airflow_checkpoint_sync.status import uuid7_time
+
+    return max(((now or dt.datetime.now(dt.UTC)) - uuid7_time(uuid)).total_seconds(), 0.0)
+
+
+def sync_ended(pipeline: str, uuid: str) -> None:
+    """A sync of ``uuid`` ended synced: its age now is both the sync's duration and the pipeline's recovery point."""
+    age = checkpoint_age(uuid)
+    send("incr", SYNC_SUCCEEDED, 1, pipeline)
+    send("timing", SYNC_DURATION, age, pipeline)
+    send("gauge", CHECKPOINT_AGE, age, pipeline)
+
+
+def freshness_measured(measurement: dict[str, Any]) -> None:
+    """A freshness sensor's measurement; no synced checkpoint at all sends no age."""
+    if measurement.get("age_seconds") is not None:
+        send("gauge", CHECKPOINT_AGE, float(measurement["age_seconds"]), str(measurement["pipeline_name"]))
+
+
+def drill_ended(result: dict[str, Any]) -> None:
+    """A restore drill's result, passed or failed."""
+    pipeline = str(result["pipeline_name"])
+    send("incr", DRILL_PASSED if result.get("passed") else DRILL_FAILED, 1, pipeline)
+    if result.get("recovery_seconds") is not None:
+        send("timing", DRILL_RECOVERY, float(result["recovery_seconds"]), pipeline)
+
+
+def replication_ended(source: str, report: dict[str, Any]) -> None:
+    """A replication's report, for its ``source`` location (``bucket/prefix``; tag ``source``)."""
+    send("incr", REPLICATION_BYTES, int(report["bytes_copied"]), source, tag="source")
+    send("incr", REPLICATION_OBJECTS, int(report["copied"]), source, tag="source")
+    if report.get("newest_checkpoint_uuid"):
+        age = checkpoint_age(str(report["newest_checkpoint_uuid"]))
+        send("gauge", REPLICATION_LAG, age, source, tag="source")
