@@ -54,19 +54,24 @@ def send(kind: Kind, name: str, value: float, pipeline: str, tag: str = "pipelin
         log.warning("could not send metric %s of pipeline '%s': %s", name, pipeline, exc)
 
 
-def checkpoint_age(uuid: str, now: dt.datetime | None = None) -> float:
-    """Seconds since checkpoint ``uuid`` (a UUIDv7) was made; never negative."""
-    from airflow_checkpoint_sync.status import uuid7_time
+def checkpoint_age(pipeline: str, uuid: str) -> float | None:
+    """Seconds since checkpoint ``uuid`` was made, by the freshness rule's own reading of its time; None when the
+    uuid carries no trustworthy time (not a UUIDv7, dated in the future, not a uuid at all)."""
+    from airflow_checkpoint_sync.status import freshness
 
-    return max(((now or dt.datetime.now(dt.UTC)) - uuid7_time(uuid)).total_seconds(), 0.0)
+    try:
+        return freshness(pipeline, uuid, float("inf"), dt.datetime.now(dt.UTC)).age_seconds
+    except ValueError:
+        return None
 
 
 def sync_ended(pipeline: str, uuid: str) -> None:
     """A sync of ``uuid`` ended synced: its age now is both the sync's duration and the pipeline's recovery point."""
-    age = checkpoint_age(uuid)
     send("incr", SYNC_SUCCEEDED, 1, pipeline)
-    send("timing", SYNC_DURATION, age, pipeline)
-    send("gauge", CHECKPOINT_AGE, age, pipeline)
+    age = checkpoint_age(pipeline, uuid)
+    if age is not None:
+        send("timing", SYNC_DURATION, age, pipeline)
+        send("gauge", CHECKPOINT_AGE, age, pipeline)
 
 
 def freshness_measured(measurement: dict[str, Any]) -> None:
@@ -87,6 +92,6 @@ def replication_ended(source: str, report: dict[str, Any]) -> None:
     """A replication's report, for its ``source`` location (``bucket/prefix``; tag ``source``)."""
     send("incr", REPLICATION_BYTES, int(report["bytes_copied"]), source, tag="source")
     send("incr", REPLICATION_OBJECTS, int(report["copied"]), source, tag="source")
-    if report.get("newest_checkpoint_uuid"):
-        age = checkpoint_age(str(report["newest_checkpoint_uuid"]))
+    age = checkpoint_age(source, str(report.get("newest_checkpoint_uuid") or ""))  # an empty replica has no lag
+    if age is not None:
         send("gauge", REPLICATION_LAG, age, source, tag="source")

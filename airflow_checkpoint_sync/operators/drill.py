@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
-# Pure and cheap: checks are parsed when the DAG is, so that a malformed one is an import error naming it.
 from airflow_checkpoint_sync import metrics
+
+# Pure and cheap: checks are parsed when the DAG is, so that a malformed one is an import error naming it.
 from airflow_checkpoint_sync.drill import parse_checks
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,

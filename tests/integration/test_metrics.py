@@ -126,6 +126,19 @@ def test_replication_and_a_drill_send_their_figures(
     assert [kind for _, kind in seen[f"{metrics.DRILL_RECOVERY}.prod"]] == ["ms", "ms"]
 
 
+def test_a_uuid_without_a_trustworthy_time_sends_no_age_and_fails_nothing(statsd: StatsdListener) -> None:
+    # A replica catalog's newest entry that is not a UUIDv7 (or not a uuid): the copy's figures still go out, the
+    # lag (which would be made up) does not, and nothing raises into the task.
+    for newest in ("01890a5d-ac96-4ed2-9b44-9f8a2b2c1d3e", "not-a-uuid"):
+        metrics.replication_ended("b/p", {"bytes_copied": 10, "copied": 1, "newest_checkpoint_uuid": newest})
+    metrics.sync_ended("prod", "not-a-uuid")
+    seen = names(statsd)
+    assert seen[f"{metrics.REPLICATION_BYTES}.b_p"] == [(10.0, "c"), (10.0, "c")]
+    assert seen[f"{metrics.SYNC_SUCCEEDED}.prod"] == [(1.0, "c")]
+    assert not [name for name in seen if name.startswith((metrics.REPLICATION_LAG, metrics.SYNC_DURATION))]
+    assert not [name for name in seen if name.startswith(metrics.CHECKPOINT_AGE)]
+
+
 def test_every_metric_is_in_the_docs_table_and_every_documented_name_exists() -> None:
     from pathlib import Path
 
