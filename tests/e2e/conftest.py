@@ -15,12 +15,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     terminalreporter.section("real deployment")
     terminalreporter.write_line(
-        f"{'executor':<8} {'scenario':<44} {'DAG':<30} {'outcome':<8} {'seconds':>8} {'mutating':>9} "
+        f"{'executor':<8} {'scenario':<50} {'DAG':<30} {'outcome':<8} {'seconds':>8} {'mutating':>9} "
         f"{'retries':>8} {'races':>6}"
     )
     for r in RESULTS:
         terminalreporter.write_line(
-            f"{r.executor:<8} {r.scenario[:44]:<44} {r.dag_id:<30} {r.outcome:<8} {r.seconds:>8.1f} {r.mutating:>9} "
+            f"{r.executor:<8} {r.scenario[:50]:<50} {r.dag_id:<30} {r.outcome:<8} {r.seconds:>8.1f} {r.mutating:>9} "
             f"{r.retries:>8} {r.airflow_races:>6}"
         )
     terminalreporter.write_line(

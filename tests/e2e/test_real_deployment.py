@@ -4,8 +4,9 @@ The demo's scenario (scheduled DR, migration, hot standby and failover, a cross-
 the weekly restore drill) runs through the scheduler, the executor and the triggerer as users run it: scheduled DAGs
 run when they are unpaused, the others are triggered through ``/api/v2``. It runs twice: on the LocalExecutor, and on
 the CeleryExecutor with a Redis broker and two Celery workers. Then the faults: the triggerer, and the scheduler,
-killed with SIGKILL while a sync is deferred; a sync's and a restore's task process killed while it waits; on Celery,
-the worker running a sync killed, its retry taken by the other worker. Every claim is checked against the sandbox's
+killed with SIGKILL while a sync is deferred; the triggerer killed while a sensor is deferred; a sync's and a
+restore's task process killed while it waits; on Celery, the worker running a sync killed, its retry taken by the
+other worker. Every claim is checked against the sandbox's
 request log and the bucket, and no secret may be anywhere Airflow keeps or shows things.
 """
 
@@ -190,6 +191,46 @@ def test_a_deferred_sync_survives_a_killed_triggerer_or_scheduler(stack: Stack, 
     assert mutating.count(f"POST /v0/pipelines/{pipeline}/checkpoint") == 1
     assert mutating.count(f"POST /v0/pipelines/{pipeline}/checkpoint/sync") == 1
     assert len(run_demo.catalog(stack.s3, stack.bucket, pipeline)) == 1
+
+
+def test_a_deferred_sensor_survives_a_killed_triggerer(stack: Stack) -> None:
+    local_only(stack, "the triggerer kills run on the LocalExecutor deployment")
+    from feldera import FelderaClient, Pipeline
+
+    feldera = run_demo.Feldera(stack.sandbox.url)
+    pipeline = "fault-sensor"
+    feldera.create(pipeline)
+    run = runner(stack, "setup for the sensor fault")
+    run("feldera_dr_setup", pipeline=pipeline, bucket=f"{stack.bucket}/{pipeline}", bucket_conn_id="feldera_bucket")
+    feldera.start(pipeline)
+    feldera.ingest(pipeline, 0, 3)
+    airflow, control = stack.airflow, stack.sandbox.control
+    control.clear_requests()
+    # No checkpoint is synced yet: the RPO sensor defers, looking again every poke_interval until one lands.
+    run_id = airflow.trigger("feldera_rpo_monitor", {"pipeline": pipeline})
+    started = time.monotonic()
+    airflow.wait_task_state("feldera_rpo_monitor", run_id, "recovery_point_objective", "deferred")
+    airflow.kill("triggerer")  # SIGKILL while the sensor's trigger waits in it
+    # Feldera pushes a checkpoint by itself (as push_interval does) while no triggerer runs.
+    client = Pipeline.get(pipeline, FelderaClient(stack.sandbox.url, api_key=run_demo.API_KEY))
+    client.checkpoint(wait=True)
+    synced = client.sync_checkpoint(wait=True)
+    airflow.start("triggerer")
+    state = airflow.wait_run("feldera_rpo_monitor", run_id)
+    record(stack, "triggerer killed (SIGKILL) while a sensor waits", "feldera_rpo_monitor", run_id, state, started, 0)
+    logs = airflow.task_logs("feldera_rpo_monitor", run_id)
+    assert state == "success", logs[-4000:]
+    (sensor,) = airflow.task_instances("feldera_rpo_monitor", run_id)
+    # The same try went on waiting in the new triggerer (no retry, no page) and saw the checkpoint Feldera pushed.
+    assert sensor["try_number"] == 1
+    path = f"/dags/feldera_rpo_monitor/dagRuns/{run_id}/taskInstances/recovery_point_objective/xcomEntries/freshness"
+    measurement = airflow.api("GET", path)["value"]
+    measurement = json.loads(measurement) if isinstance(measurement, str) else measurement
+    assert (measurement["checkpoint_uuid"], measurement["state"]) == (synced, "fresh")
+    assert "Feldera RPO missed" not in logs
+    # The sensor only reads: the one checkpoint and the one sync are the ones Feldera was asked for above.
+    mutating = [f"{r['method']} {r['path']}" for r in control.mutating_requests() if f"/{pipeline}/" in r["path"]]
+    assert mutating == [f"POST /v0/pipelines/{pipeline}/checkpoint", f"POST /v0/pipelines/{pipeline}/checkpoint/sync"]
 
 
 def migration_with_a_kill(stack: Stack, task_id: str, name: str) -> tuple[str, float, Any]:
