@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -15,14 +16,17 @@ from airflow_checkpoint_sync.task_support import (
     check_pipeline_name,
     check_positive_seconds,
     feldera_errors,
+    record_asset_events,
     wait_settings,
 )
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Sequence
 
     from airflow.sdk import Context
+
+    from airflow_checkpoint_sync.failover import Approval
+    from airflow_checkpoint_sync.status import FreshnessReport
 
 TARGET = {"running": "Running", "paused": "Paused"}
 
@@ -36,7 +40,116 @@ def pull_interval(pipeline: dict[str, Any]) -> float:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 10.0
 
 
-class ActivateStandbyOperator(FelderaPipelineOperator):
+class _FailoverOperator(FelderaPipelineOperator):
+    """What the failover operators share: the primary's status and the standby's recovery point, both read only.
+
+    :param pipeline_name: the standby pipeline. (templated)
+    :param primary_pipeline_name: the pipeline the standby replaces. (templated)
+    :param primary_conn_id: the ``feldera`` connection of the primary's Feldera; defaults to ``feldera_conn_id``.
+        (templated)
+    :param max_checkpoint_age: the recovery-point bound, in seconds or a timedelta. Off when None.
+    :param feldera_conn_id: the ``feldera`` Airflow connection of the standby. (templated)
+    """
+
+    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id", "primary_pipeline_name", "primary_conn_id")
+
+    def __init__(
+        self,
+        *,
+        primary_pipeline_name: str | None = None,
+        primary_conn_id: str | None = None,
+        max_checkpoint_age: float | dt.timedelta | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.primary_pipeline_name = primary_pipeline_name
+        self.primary_conn_id = primary_conn_id
+        self.max_checkpoint_age = (
+            None if max_checkpoint_age is None else check_positive_seconds(max_checkpoint_age, "max_checkpoint_age")
+        )
+
+    def check_names(self) -> None:
+        check_pipeline_name(self.pipeline_name)
+        if self.primary_pipeline_name:
+            check_pipeline_name(self.primary_pipeline_name, "primary_pipeline_name")
+
+    def read_primary_status(self) -> tuple[str | None, str | None]:
+        """``(deployment_status, None)`` of the primary, or ``(None, why)`` when it cannot be read, which counts as
+        down (the usual reason for a failover)."""
+        from airflow_checkpoint_sync.hooks.feldera import FelderaHook
+        from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaApiError
+
+        name = str(self.primary_pipeline_name)
+        # A quick look: during a failover the primary's side is often down, and that must not stall the task.
+        primary = FelderaHook(self.primary_conn_id or self.feldera_conn_id, retry_policy=BackoffPolicy(max_attempts=2))
+        try:
+            return str(primary.get_pipeline(name).get("deployment_status")), None
+        except FelderaApiError as exc:
+            self.log.warning("Primary pipeline '%s' cannot be read (%s); treating it as down", name, exc)
+            return None, str(exc)
+        finally:
+            primary.close()
+
+    def read_recovery_point(self) -> FreshnessReport:
+        """The newest checkpoint the standby holds, judged against ``max_checkpoint_age`` (always fresh without)."""
+        from airflow_checkpoint_sync.status import freshness, newest_uuid
+
+        with feldera_errors("listing the standby's checkpoints", self.pipeline_name):
+            local = self.hook.list_checkpoints(self.pipeline_name)
+        newest = newest_uuid(entry.get("uuid") for entry in local)
+        return freshness(self.pipeline_name, newest, self.max_checkpoint_age or float("inf"), dt.datetime.now(dt.UTC))
+
+
+class FailoverReadinessOperator(_FailoverOperator):
+    """Read what a failover would do, for the person who approves it; changes nothing.
+
+    It reads the primary's status (a primary that cannot be read counts as down), the standby's status, and the
+    newest checkpoint the standby holds with its age against ``max_checkpoint_age``, and lists every concern: a
+    primary still up (split brain), a standby not in Standby, a recovery point older than the bound. Put it before
+    Airflow's ``ApprovalOperator`` and show its ``summary`` as the approval's body; ``ActivateStandbyOperator``
+    checks everything again when it runs. Only a standby that cannot be read fails the task.
+
+    .. seealso::
+        :ref:`howto/operator:ActivateStandbyOperator`
+
+    :param pipeline_name: the standby pipeline. (templated)
+    :param primary_pipeline_name: the pipeline the standby replaces. (templated)
+    :param primary_conn_id: the ``feldera`` connection of the primary's Feldera; defaults to ``feldera_conn_id``.
+        (templated)
+    :param max_checkpoint_age: the recovery-point bound the activation will apply, in seconds or a timedelta.
+    :param feldera_conn_id: the ``feldera`` Airflow connection of the standby. (templated)
+    :return: ``{"standby_pipeline_name", "standby_status", "primary_pipeline_name", "primary_status",
+        "checkpoint_uuid", "checkpoint_age_seconds", "max_checkpoint_age_seconds", "ready", "concerns",
+        "summary"}``; ``summary`` is Markdown.
+    """
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_checkpoint_sync.failover import FailoverReadiness
+
+        self.check_names()
+        primary_status, primary_error = (None, None)
+        if self.primary_pipeline_name:
+            primary_status, primary_error = self.read_primary_status()
+        pipeline = self.read_pipeline()
+        point = self.read_recovery_point()
+        readiness = FailoverReadiness(
+            standby=self.pipeline_name,
+            standby_status=str(pipeline.get("deployment_status")),
+            standby_initial=pipeline.get("deployment_initial"),
+            primary=self.primary_pipeline_name or None,
+            primary_status=primary_status,
+            primary_error=primary_error,
+            checkpoint_uuid=point.checkpoint_uuid,
+            checkpoint_age_seconds=point.age_seconds,
+            max_checkpoint_age_seconds=self.max_checkpoint_age,
+        )
+        for concern in readiness.concerns():
+            self.log.warning("%s", concern)
+        self.log.info("Failover to %s:\n%s", self.pipeline_name, readiness.summary())
+        return readiness.as_dict()
+
+
+class ActivateStandbyOperator(_FailoverOperator):
     """Activate a standby pipeline: it pulls the newest checkpoint once more, then runs (or pauses).
 
     A standby that is already Running or Paused (started as a standby, activated since) counts as done (logged), so
@@ -63,6 +176,10 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
     :param allow_stale_checkpoint: activate even though the newest checkpoint is older than ``max_checkpoint_age``
         (logged as a warning): the on-call engineer's override, when an old recovery point beats no service.
         (templated: with ``render_template_as_native_obj=True``, a boolean Param of the trigger form can set it)
+    :param approval_task_id: the task id of an Airflow ``ApprovalOperator`` that must have approved this failover.
+        The task refuses, before any change, unless that task's answer is "Approve"; the approver's user name and
+        time go into the result and the asset event, and an approval form field ``allow_stale_checkpoint`` set to
+        true is the override above. (templated)
     :param wait_for_completion: wait until the pipeline reaches ``initial``'s status.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: seconds between status reads.
@@ -72,7 +189,9 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
     :param feldera_conn_id: the ``feldera`` Airflow connection of the standby. (templated)
     :return: ``{"pipeline_name", "status", "already_active"}``; an activation adds the newest checkpoint the standby
         held before it (``checkpoint_uuid``, ``checkpoint_age_seconds``): the recovery point it started from, or an
-        older one if its last pull at activation found a newer one.
+        older one if its last pull at activation found a newer one, and ``activated_at``. With ``approval_task_id``,
+        ``approved_by``, ``approved_at`` and ``accepted_stale_checkpoint`` too. When the task has outlets, each asset
+        event's extra carries the result: the record of who approved which recovery point, and when.
     """
 
     template_fields: Sequence[str] = (
@@ -82,17 +201,16 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         "primary_conn_id",
         "initial",
         "allow_stale_checkpoint",
+        "approval_task_id",
     )
 
     def __init__(
         self,
         *,
         initial: str = "running",
-        primary_pipeline_name: str | None = None,
-        primary_conn_id: str | None = None,
         allow_split_brain: bool = False,
-        max_checkpoint_age: float | dt.timedelta | None = None,
         allow_stale_checkpoint: bool = False,
+        approval_task_id: str | None = None,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 2.0,
@@ -101,25 +219,25 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.initial = initial
-        self.primary_pipeline_name = primary_pipeline_name
-        self.primary_conn_id = primary_conn_id
         self.allow_split_brain = allow_split_brain
-        self.max_checkpoint_age = (
-            None if max_checkpoint_age is None else check_positive_seconds(max_checkpoint_age, "max_checkpoint_age")
-        )
         self.allow_stale_checkpoint = allow_stale_checkpoint
+        self.approval_task_id = approval_task_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
         self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        check_pipeline_name(self.pipeline_name)
+        self.check_names()
         if self.initial not in TARGET:
             raise AirflowFailException(f"initial={self.initial!r} is not valid: 'running' or 'paused'")
-        if self.primary_pipeline_name:
-            check_pipeline_name(self.primary_pipeline_name, "primary_pipeline_name")
+        allow_stale = check_bool(self.allow_stale_checkpoint, "allow_stale_checkpoint")
         poll = check_positive_seconds(self.poll_interval, "poll_interval")
         end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
+        result: dict[str, Any] = {"pipeline_name": self.pipeline_name, "already_active": False}
+        if self.approval_task_id is not None:
+            approval = self._approval(context)
+            allow_stale = allow_stale or approval.allow_stale
+            result.update(approved_by=approval.by, approved_at=approval.at, accepted_stale_checkpoint=allow_stale)
         self.hook.deadline = end_time
         if self.primary_pipeline_name:
             self._guard_split_brain()
@@ -130,7 +248,6 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
         self.hook.deadline = end_time
         status = str(pipeline.get("deployment_status"))
         group = pipeline_group(pipeline)
-        result = {"pipeline_name": self.pipeline_name, "already_active": False}
         if group in (PipelineGroup.RUNNING, PipelineGroup.PAUSED):
             initial = str(pipeline.get("deployment_initial") or "")
             if initial.lower() != "standby":
@@ -145,9 +262,10 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
                 self.pipeline_name,
                 status,
             )
-            return {**result, "status": status, "already_active": True}
+            return self._finish(context, {**result, "status": status, "already_active": True})
         if group is PipelineGroup.STANDBY:
-            result.update(self._guard_recovery_point())
+            result.update(self._guard_recovery_point(allow_stale))
+            result["activated_at"] = dt.datetime.now(dt.UTC).isoformat()
             with feldera_errors("activating the standby", self.pipeline_name):
                 self.hook.activate_pipeline(self.pipeline_name, self.initial)
             self.log.info("Activating standby pipeline '%s' (%s)", self.pipeline_name, self.initial)
@@ -166,54 +284,68 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
                 + ": start it as a standby first, e.g. RestoreCheckpointOperator(initial='standby')"
             )
         if not self.wait_for_completion:
-            return {**result, "status": "activating"}
-        return self.wait_for_status(
+            return self._finish(context, {**result, "status": "activating"})
+        done = self.wait_for_status(
             [TARGET[self.initial]],
             deferrable=self.deferrable,
             poll_interval=poll,
             end_time=end_time,
             result=result,
         )
+        return self._finish(context, done)
 
-    def _guard_recovery_point(self) -> dict[str, Any]:
+    def resume_after_status(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the status trigger fired: the activation's result, recorded as in :meth:`execute`."""
+        return self._finish(context, super().resume_after_status(context, event))
+
+    def _finish(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
+        record_asset_events(context, self.outlets, result)
+        return result
+
+    def _approval(self, context: Context) -> Approval:
+        """The approver's answer, or a refusal (before any change) when there is no approving one."""
+        from airflow_checkpoint_sync.failover import approval_of
+
+        task_id = self.approval_task_id
+        if not isinstance(task_id, str) or not task_id:
+            raise AirflowFailException(f"approval_task_id={task_id!r} is not valid: the task id of an ApprovalOperator")
+        answer = approval_of(context["ti"].xcom_pull(task_ids=task_id))
+        if answer is None:
+            raise AirflowFailException(
+                f"refusing to activate '{self.pipeline_name}': task '{task_id}' recorded no approval (it did not "
+                "run, or is not an ApprovalOperator). A failover that needs approval waits for it."
+            )
+        if not answer.approved:
+            raise AirflowFailException(
+                f"refusing to activate '{self.pipeline_name}': the failover was not approved in task '{task_id}'"
+                + (f" (answered by {answer.by})" if answer.by else "")
+            )
+        self.log.info("Failover approved by %s at %s (task '%s')", answer.by, answer.at, task_id)
+        return answer
+
+    def _guard_recovery_point(self, allow_stale: bool) -> dict[str, Any]:
         """The newest checkpoint the standby holds and its age; refused when older than ``max_checkpoint_age``."""
-        import datetime as dt
+        from airflow_checkpoint_sync.status import Freshness
 
-        from airflow_checkpoint_sync.status import Freshness, freshness, newest_uuid
-
-        with feldera_errors("listing the standby's checkpoints", self.pipeline_name):
-            local = self.hook.list_checkpoints(self.pipeline_name)
-        newest = newest_uuid(entry.get("uuid") for entry in local)
-        bound = self.max_checkpoint_age
-        report = freshness(self.pipeline_name, newest, bound or float("inf"), dt.datetime.now(dt.UTC))
+        report = self.read_recovery_point()
+        newest = report.checkpoint_uuid
         point = {"checkpoint_uuid": newest, "checkpoint_age_seconds": report.age_seconds}
-        if bound is None or report.state is Freshness.FRESH:
+        if self.max_checkpoint_age is None or report.state is Freshness.FRESH:
             self.log.info("Standby '%s' holds checkpoint %s (%s s old)", self.pipeline_name, newest, report.age_seconds)
             return point
         what = report.message.replace(f"newest synced checkpoint of '{self.pipeline_name}'", "the newest checkpoint")
-        if not check_bool(self.allow_stale_checkpoint, "allow_stale_checkpoint"):
+        if not allow_stale:
             raise AirflowFailException(
                 f"refusing to activate '{self.pipeline_name}': {what} (max_checkpoint_age). Activating would lose "
                 "everything since that recovery point. Check that the primary's syncs and the standby's pulls work; "
-                "set allow_stale_checkpoint=True to accept this recovery point."
+                "set allow_stale_checkpoint=True (or approve with it) to accept this recovery point."
             )
         self.log.warning("Activating '%s' although %s (allow_stale_checkpoint=True)", self.pipeline_name, what)
         return point
 
     def _guard_split_brain(self) -> None:
-        from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-        from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaApiError
-
         name = self.primary_pipeline_name
-        # A quick look: during a failover the primary's side is often down, and that must not stall the task.
-        primary = FelderaHook(self.primary_conn_id or self.feldera_conn_id, retry_policy=BackoffPolicy(max_attempts=2))
-        try:
-            status = primary.get_pipeline(str(name)).get("deployment_status")
-        except FelderaApiError as exc:
-            self.log.warning("Primary pipeline '%s' cannot be read (%s); treating it as down", name, exc)
-            return
-        finally:
-            primary.close()
+        status, _ = self.read_primary_status()
         if status in ("Running", "Paused"):
             if not self.allow_split_brain:
                 raise AirflowFailException(
@@ -222,5 +354,5 @@ class ActivateStandbyOperator(FelderaPipelineOperator):
                     "allow_split_brain=True if you really mean it."
                 )
             self.log.warning("The primary '%s' is still %s; activating anyway (allow_split_brain=True)", name, status)
-        else:
+        elif status is not None:
             self.log.info("Primary pipeline '%s' is %s; safe to activate", name, status)

@@ -1,8 +1,13 @@
-"""``python -m airflow_checkpoint_sync.testing serve``: run the Feldera sandbox for a person or another process."""
+"""``python -m airflow_checkpoint_sync.testing serve``: run the Feldera sandbox for a person or another process.
+
+``... approve <dag_id>``: answer that DAG's human-in-the-loop requests (an ``ApprovalOperator``'s) through Airflow's
+own handler, for ``airflow dags test`` runs sharing this process's metadata database.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -37,7 +42,21 @@ def main(argv: list[str] | None = None) -> int:
         help="the same as --profile 0.337",
     )
     serve.add_argument("--sync-delay", type=float, default=0.0, help="seconds each checkpoint push takes")
+    approve = sub.add_parser("approve", help="answer a DAG's human-in-the-loop requests, as a person would")
+    approve.add_argument("dag_id")
+    approve.add_argument("--option", default="Approve", help="the chosen option (default Approve)")
+    approve.add_argument("--params", default="{}", help="the form's fields, as JSON (default {})")
+    approve.add_argument("--user", default="oncall", help="the respondent's user name (default oncall)")
+    approve.add_argument("--count", type=int, default=1, help="requests to answer before exiting (default 1)")
+    approve.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for them (default 600)")
     args = parser.parse_args(argv)
+    if args.command == "approve":
+        from .approvals import answer_until
+
+        fields = json.loads(args.params)
+        done = answer_until(args.dag_id, args.option, fields, args.user, args.count, args.timeout)
+        print(f"answered {done} of {args.count} request(s) of {args.dag_id} with {args.option!r}", flush=True)
+        return 0 if done == args.count else 1
 
     sandbox = FelderaSandbox(
         api_key=args.api_key,

@@ -20,7 +20,7 @@ from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncO
 from airflow_checkpoint_sync.operators.drill import RestoreDrillOperator
 from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
 from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
-from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
+from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator, FailoverReadinessOperator
 from airflow_checkpoint_sync.operators.verify import VerifyCheckpointsOperator
 from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
 from airflow_checkpoint_sync.sensors.freshness import CheckpointFreshnessSensor
@@ -43,7 +43,7 @@ class Case:
     """One bad input: which class, its arguments, and the words the refusal must contain."""
 
     id: str
-    operator: str  # sync, sensor, configure, restore, activate, replicate, verify, drill
+    operator: str  # sync, sensor, configure, restore, activate, readiness, replicate, verify, drill, freshness
     kwargs: dict[str, Any]
     expect: str
     stage: Literal["parse", "run"] = "run"
@@ -599,6 +599,45 @@ CASES: list[Case] = [
         {"pipeline_name": "staging", "primary_pipeline_name": "prod"},
         r"primary pipeline 'prod' is still Running.*allow_split_brain=True",
     ),
+    Case(
+        "activate_text_allow_stale_checkpoint",
+        "activate",
+        {"pipeline_name": "staging", "allow_stale_checkpoint": "yes"},
+        r"allow_stale_checkpoint='yes' is not valid: expected True or False",
+    ),
+    Case(
+        "activate_empty_approval_task_id",
+        "activate",
+        {"pipeline_name": "staging", "approval_task_id": ""},
+        r"approval_task_id='' is not valid: the task id of an ApprovalOperator",
+    ),
+    Case(
+        "activate_without_the_approval",
+        "activate",
+        {"pipeline_name": "staging", "approval_task_id": "approve_failover"},
+        r"refusing to activate 'staging': task 'approve_failover' recorded no approval",
+    ),
+    # -- FailoverReadinessOperator ----------------------------------------------------------------------------
+    Case(
+        "readiness_bad_name",
+        "readiness",
+        {"pipeline_name": "stand by"},
+        r"pipeline_name='stand by' is not a Feldera pipeline name",
+    ),
+    Case(
+        "readiness_bad_primary_name",
+        "readiness",
+        {"pipeline_name": "staging", "primary_pipeline_name": "prod/1"},
+        r"primary_pipeline_name='prod/1' is not a Feldera pipeline name",
+    ),
+    Case(
+        "readiness_negative_max_checkpoint_age",
+        "readiness",
+        {"pipeline_name": "staging", "max_checkpoint_age": -5},
+        r"max_checkpoint_age=-5 is not valid: expected a positive number of seconds",
+        "parse",
+    ),
+    Case("readiness_unknown_standby", "readiness", {"pipeline_name": "ghost"}, r"no pipeline named 'ghost'"),
 ]
 
 
@@ -608,6 +647,7 @@ CLASSES: dict[str, Any] = {
     "configure": ConfigureCheckpointSyncOperator,
     "restore": RestoreCheckpointOperator,
     "activate": ActivateStandbyOperator,
+    "readiness": FailoverReadinessOperator,
     "replicate": ReplicateCheckpointsOperator,
     "verify": VerifyCheckpointsOperator,
     "drill": RestoreDrillOperator,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import DAG
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Asset, Param
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
 from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
-from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
+from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator, FailoverReadinessOperator
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PARAMS = {
@@ -93,3 +94,40 @@ failover_short_timeout = failover_dag("failover_short_timeout", timeout=1)
 failover_rpo = failover_dag("failover_rpo", max_checkpoint_age=0.001)
 failover_rpo_override = failover_dag("failover_rpo_override", max_checkpoint_age=0.001, allow_stale_checkpoint=True)
 failover_rpo_met = failover_dag("failover_rpo_met", max_checkpoint_age=dt.timedelta(hours=1))
+
+
+#: The approved failover's record.
+FAILOVERS = Asset("x-feldera://staging/failovers")
+
+
+def approved_failover_dag(dag_id: str, max_checkpoint_age: float) -> DAG:
+    """Read, ask a person (Airflow's ApprovalOperator), activate: the guarded failover of the example."""
+    with dag(dag_id) as d:
+        check = FailoverReadinessOperator(
+            task_id="check",
+            pipeline_name="{{ params.pipeline }}",
+            primary_pipeline_name="{{ params.primary }}",
+            max_checkpoint_age=max_checkpoint_age,
+        )
+        approve = ApprovalOperator(
+            task_id="approve",
+            subject="Fail over to {{ params.pipeline }}?",
+            body="{{ ti.xcom_pull(task_ids='check')['summary'] }}",
+            params={"allow_stale_checkpoint": Param(False, type="boolean")},
+        )
+        activate = ActivateStandbyOperator(
+            task_id="activate",
+            pipeline_name="{{ params.pipeline }}",
+            primary_pipeline_name="{{ params.primary }}",
+            max_checkpoint_age=max_checkpoint_age,
+            approval_task_id="approve",
+            outlets=[FAILOVERS],
+            **FAST,  # type: ignore[arg-type]
+        )
+        check >> approve >> activate
+    return d
+
+
+failover_approved = approved_failover_dag("failover_approved", max_checkpoint_age=3600)
+# Any checkpoint is older than a millisecond by the time the task looks: only the approver's override activates.
+failover_approved_rpo = approved_failover_dag("failover_approved_rpo", max_checkpoint_age=0.001)

@@ -107,7 +107,8 @@ def runner(stack: Stack, scenario: str) -> Callable[..., str]:
                 run_id = first_run(airflow, dag_id)
             else:
                 run_id = airflow.trigger(dag_id, conf)
-            state = airflow.wait_run(dag_id, run_id)
+            answer = "Approve" if dag_id in run_demo.APPROVED_BY_THE_DEMO else None
+            state = airflow.wait_run(dag_id, run_id, answer=answer)
             row = record(stack, scenario, dag_id, run_id, state, started, mutating_before)
             logs = airflow.task_logs(dag_id, run_id)
             if state == "success":
@@ -159,6 +160,24 @@ def test_the_demo_scenario_runs_on_a_real_deployment(stack: Stack) -> None:
     assert summary.standby_records == summary.primary_records == 22
     assert summary.drill_records == 22
     assert len(summary.drills) == 2  # the weekly restore drill, from the bucket and from the replica
+    assert_the_failover_was_approved_and_recorded(stack.airflow)
+
+
+def assert_the_failover_was_approved_and_recorded(airflow: AirflowDeployment) -> None:
+    """The failover waited in Required Actions showing what it read, the admin approved it through ``/api/v2``, and
+    the activation recorded who approved which checkpoint, and when."""
+    (run,) = [r for r in airflow.api("GET", "/dags/feldera_failover/dagRuns")["dag_runs"] if r["state"] == "success"]
+    base = f"/dags/feldera_failover/dagRuns/{run['dag_run_id']}/taskInstances"
+    request = airflow.api("GET", f"{base}/approve_failover/-1/hitlDetails")
+    assert request["chosen_options"] == ["Approve"] and request["responded_by_user"]["name"] == "admin"
+    assert "Primary: `prod`: **Stopped**" in request["body"] and "Ready: no concern found." in request["body"]
+    activation = airflow.api("GET", f"{base}/activate_standby/xcomEntries/return_value")["value"]
+    activation = json.loads(activation) if isinstance(activation, str) else activation
+    assert activation["approved_by"] == "admin" and activation["status"] == "Running"
+    events = airflow.api("GET", "/assets/events", params={"source_dag_id": "feldera_failover"})["asset_events"]
+    (event,) = [e for e in events if e["source_run_id"] == run["dag_run_id"]]
+    assert event["extra"]["approved_by"] == "admin"
+    assert event["extra"]["checkpoint_uuid"] == activation["checkpoint_uuid"]
 
 
 @pytest.mark.parametrize("component", ["triggerer", "scheduler"])

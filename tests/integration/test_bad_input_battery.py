@@ -98,7 +98,18 @@ def error_of(log: str) -> str:
 
 def test_the_battery_is_broad() -> None:
     assert len(CASES) >= 80
-    classes = {"sync", "sensor", "freshness", "configure", "restore", "activate", "replicate", "verify", "drill"}
+    classes = {
+        "sync",
+        "sensor",
+        "freshness",
+        "configure",
+        "restore",
+        "activate",
+        "readiness",
+        "replicate",
+        "verify",
+        "drill",
+    }
     assert {c.operator for c in CASES} == classes
     assert len({c.id for c in CASES}) == len(CASES)
 

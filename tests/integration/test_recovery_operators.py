@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_support import aws_connection, run_dag, task_states, xcoms
+from airflow_support import (
+    asset_event_extras,
+    aws_connection,
+    run_dag,
+    run_dag_tasks,
+    task_states,
+    xcoms,
+)
 from support import PROGRAM, sync_config, wait_until
+
+from airflow_checkpoint_sync.testing.approvals import answering
 
 if TYPE_CHECKING:
     from feldera_setup import Feldera
@@ -173,8 +183,10 @@ def test_hot_standby_then_failover_with_the_newer_state(feldera: Feldera) -> Non
         "already_active": False,
         "checkpoint_uuid": newer["uuid"],  # the recovery point it started from
         "checkpoint_age_seconds": result["checkpoint_age_seconds"],
+        "activated_at": result["activated_at"],
     }
     assert 0 <= result["checkpoint_age_seconds"] < 600
+    assert dt.datetime.fromisoformat(result["activated_at"]) <= dt.datetime.now(dt.UTC)
     assert feldera.processed("staging") == 12
     # A retry (or a second click at 3 a.m.) is safe: already running counts as done and activates nothing.
     feldera.sandbox.control.clear_requests()
@@ -213,6 +225,86 @@ def test_failover_refuses_a_recovery_point_older_than_its_bound_unless_overridde
     assert task_states(forced) == {"activate": "success"}
     assert xcoms(forced)[("activate", "return_value")]["checkpoint_uuid"] == uuid
     assert "(allow_stale_checkpoint=True)" in capfd.readouterr().out
+
+
+# -- approved failover (Airflow's ApprovalOperator between the reading and the activation) --------------------------
+def stopped_primary_and_standby(feldera: Feldera) -> str:
+    """A synced 'prod', now stopped, and 'staging' its standby holding prod's checkpoint; returns its uuid."""
+    uuid = synced_prod(feldera, 5)
+    standby_staging(feldera)
+    wait_until(lambda: feldera.sandbox.control.storage("staging")["checkpoints"], bool)
+    feldera.http.post("/pipelines/prod/stop", params={"force": "true"})
+    wait_until(lambda: feldera.pipeline("prod"), lambda p: p["deployment_status"] == "Stopped")
+    feldera.sandbox.control.clear_requests()
+    return uuid
+
+
+def test_an_approved_failover_shows_the_approver_what_it_read_and_records_who_approved(feldera: Feldera) -> None:
+    uuid = stopped_primary_and_standby(feldera)
+    with answering("failover_approved", "Approve") as requests:
+        run = run_dag("failover_approved", pipeline="staging", primary="prod")
+    assert task_states(run) == {"check": "success", "approve": "success", "activate": "success"}
+    # The approver saw the primary down, the standby in Standby and the recovery point with its age.
+    (request,) = requests
+    assert request["subject"] == "Fail over to staging?"
+    body = request["body"]
+    assert "Primary: `prod`: **Stopped**" in body and "Standby: `staging`: **Standby**" in body
+    assert f"`{uuid}`, **" in body and " old**" in body and "Ready:" in body
+    assert set(request["params"]) == {"allow_stale_checkpoint"}
+    readiness = xcoms(run)[("check", "return_value")]
+    assert (readiness["ready"], readiness["concerns"], readiness["checkpoint_uuid"]) == (True, [], uuid)
+    result = xcoms(run)[("activate", "return_value")]
+    assert result["status"] == "Running" and result["checkpoint_uuid"] == uuid
+    assert result["approved_by"] == "oncall" and result["accepted_stale_checkpoint"] is False
+    assert result["approved_at"] <= result["activated_at"]
+    # The record of the failover: who approved which recovery point, and when.
+    (event,) = asset_event_extras(run)
+    recorded = ("pipeline_name", "checkpoint_uuid", "approved_by", "approved_at", "activated_at")
+    assert {k: event[k] for k in recorded} == {k: result[k] for k in recorded}
+    assert feldera.processed("staging") == 5
+    # The reading changed nothing; the activation was the one mutating request.
+    assert mutating(feldera, "staging") == ["POST /v0/pipelines/staging/activate"]
+
+
+def test_a_refused_failover_activates_nothing(feldera: Feldera) -> None:
+    stopped_primary_and_standby(feldera)
+    with answering("failover_approved", "Reject"):
+        run = run_dag("failover_approved", pipeline="staging", primary="prod")
+    assert task_states(run) == {"check": "success", "approve": "success", "activate": "skipped"}
+    assert asset_event_extras(run) == []
+    assert feldera.pipeline("staging")["deployment_status"] == "Standby"
+    assert mutating(feldera, "staging") == []
+
+
+def test_a_recovery_point_too_old_is_refused_even_when_approved_unless_the_approver_accepts_it(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    uuid = stopped_primary_and_standby(feldera)
+    with answering("failover_approved_rpo", "Approve") as requests:
+        run = run_dag("failover_approved_rpo", pipeline="staging", primary="prod")
+    assert task_states(run) == {"check": "success", "approve": "success", "activate": "failed"}
+    # The approver was told, and the activation refused before changing anything.
+    assert "over the 0.001 s bound: activating loses everything since" in requests[0]["body"]
+    assert xcoms(run)[("check", "return_value")]["ready"] is False
+    assert "refusing to activate 'staging': the newest checkpoint is" in capfd.readouterr().out
+    assert mutating(feldera, "staging") == []
+    assert feldera.pipeline("staging")["deployment_status"] == "Standby"
+    # The approver accepts the old recovery point in the approval form: the override.
+    with answering("failover_approved_rpo", "Approve", {"allow_stale_checkpoint": True}):
+        forced = run_dag("failover_approved_rpo", pipeline="staging", primary="prod")
+    assert task_states(forced) == {"check": "success", "approve": "success", "activate": "success"}
+    result = xcoms(forced)[("activate", "return_value")]
+    assert (result["checkpoint_uuid"], result["accepted_stale_checkpoint"]) == (uuid, True)
+    assert asset_event_extras(forced)[0]["accepted_stale_checkpoint"] is True
+    assert "(allow_stale_checkpoint=True)" in capfd.readouterr().out
+
+
+def test_an_activation_that_needs_approval_refuses_without_one(feldera: Feldera) -> None:
+    stopped_primary_and_standby(feldera)
+    # Only the activation runs (as when someone marks the approval task success, or runs the task alone).
+    dag_run = run_dag_tasks("failover_approved", ["activate"], pipeline="staging", primary="prod")
+    assert task_states(dag_run)["activate"] == "failed"
+    assert mutating(feldera, "staging") == []
 
 
 def test_failover_within_its_recovery_point_bound_activates(feldera: Feldera) -> None:
