@@ -61,7 +61,7 @@ typecheck: install
 	$(RUN)/mypy
 
 pytest: install
-	$(RUN)/pytest -q
+	$(RUN)/pytest -q --durations=15
 
 docs: install
 	$(RUN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html

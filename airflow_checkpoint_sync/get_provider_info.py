@@ -54,6 +54,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_checkpoint_sync.triggers.checkpoint",
                     "airflow_checkpoint_sync.triggers.freshness",
                     "airflow_checkpoint_sync.triggers.pipeline",
+                    "airflow_checkpoint_sync.triggers.remote_checkpoints",
                 ],
             },
         ],

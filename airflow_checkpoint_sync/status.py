@@ -189,6 +189,14 @@ def newest_uuid(candidates: Iterable[object]) -> str | None:
     return max(uuids, key=_uuid_int) if uuids else None
 
 
+def newer_uuids(candidates: Iterable[object], than: str | None) -> list[str]:
+    """The checkpoint uuids among ``candidates`` newer than ``than`` by their UUIDv7 time, oldest first, each once;
+    with ``than`` None, all of them. Anything that is not a uuid is ignored."""
+    uuids = {c for c in candidates if isinstance(c, str) and is_uuid(c)}
+    floor = _uuid_int(than) if than is not None and is_uuid(than) else -1
+    return sorted((u for u in uuids if _uuid_int(u) > floor), key=_uuid_int)
+
+
 class Freshness(enum.StrEnum):
     """How recent a pipeline's newest synced checkpoint is, against a recovery-point objective."""
 

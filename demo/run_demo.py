@@ -11,6 +11,7 @@ The integration tests run the same scenario (:func:`run_scenario`), so the demo'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -200,6 +201,15 @@ def catalog(s3: MotoS3Server, bucket: str, prefix: str) -> list[dict[str, Any]]:
     return entries
 
 
+def replica_container(env: dict[str, str]) -> None:
+    """The examples' Azure container for the replica, made if it is not there yet."""
+    from azure.core.exceptions import ResourceExistsError
+
+    azure = json.loads(env["AIRFLOW_CONN_FELDERA_AZURE"])["extra"]["connection_string"]
+    with contextlib.suppress(ResourceExistsError):
+        BlobServiceClient.from_connection_string(azure).create_container("feldera-replica")
+
+
 def check(condition: bool, message: str) -> None:
     if not condition:
         raise DemoFailure(message)
@@ -286,8 +296,7 @@ def run_scenario(
     )
 
     # 4. Cross-cloud replica: the primary's bucket copied to Azure; a DR drill restores a pipeline from that copy.
-    azure = json.loads(env["AIRFLOW_CONN_FELDERA_AZURE"])["extra"]["connection_string"]
-    BlobServiceClient.from_connection_string(azure).create_container("feldera-replica")
+    replica_container(env)
     out = run("feldera_replicate_checkpoints", source=f"{bucket}/prod", replica="feldera-replica/prod")
     check(
         re.search(rf"wasb://feldera-replica/prod verified: \d+ checkpoint\(s\), newest {newest['uuid']}", out)

@@ -23,6 +23,7 @@ EXPECTED = {
     "feldera_standby_setup",
     "feldera_failover",
     "feldera_replicate_checkpoints",
+    "feldera_replicate_every_push",
     "feldera_restore_from_azure",
     "feldera_restore_drill",
 }

@@ -9,13 +9,14 @@ import pytest
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
 from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
 from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
-from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
+from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator, FailoverReadinessOperator
 from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
 from airflow_checkpoint_sync.sensors.freshness import CheckpointFreshnessSensor
 from airflow_checkpoint_sync.sync_config import SyncConfig
 from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
 from airflow_checkpoint_sync.triggers.freshness import CheckpointFreshnessTrigger
 from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
+from airflow_checkpoint_sync.triggers.remote_checkpoints import RemoteCheckpointTrigger
 
 PUBLIC = [
     SyncCheckpointOperator,
@@ -24,11 +25,13 @@ PUBLIC = [
     ConfigureCheckpointSyncOperator,
     RestoreCheckpointOperator,
     ActivateStandbyOperator,
+    FailoverReadinessOperator,
     ReplicateCheckpointsOperator,
     SyncConfig,
     CheckpointSyncTrigger,
     CheckpointFreshnessTrigger,
     PipelineStatusTrigger,
+    RemoteCheckpointTrigger,
 ]
 OURS = "airflow_checkpoint_sync"
 

@@ -112,3 +112,15 @@ def test_uuid7_time_and_uuid_check() -> None:
         uuid7_time("8c0e5a47-23f4-4a0b-9a3b-1f4e9f0f3c11")
     lettered = "01a216d5-781d-7000-ac06-4bdf123181e6"
     assert is_uuid(lettered) and not is_uuid("latest") and not is_uuid(None) and not is_uuid(lettered.upper())
+
+
+def test_newer_uuids_are_the_ones_after_the_watermark_oldest_first_each_once() -> None:
+    from airflow_checkpoint_sync.status import newer_uuids
+
+    old, mid, new = (f"0190{n:04x}-0000-7000-8000-000000000000" for n in (1, 2, 3))
+    listed = [new, "not-a-uuid", old, mid, new, None, mid.upper()]
+    assert newer_uuids(listed, None) == [old, mid, new]
+    assert newer_uuids(listed, old) == [mid, new]
+    assert newer_uuids(listed, new) == []
+    # A watermark removed from the bucket since (retention) still bounds what is new.
+    assert newer_uuids([mid, new], old) == [mid, new]
