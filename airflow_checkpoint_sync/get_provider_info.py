@@ -59,6 +59,13 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "extra-links": ["airflow_checkpoint_sync.links.FelderaPipelineLink"],
+        "asset-uris": [
+            {
+                "schemes": ["feldera"],
+                "handler": "airflow_checkpoint_sync.assets.sanitize_uri",
+                "factory": "airflow_checkpoint_sync.assets.create_asset",
+            },
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_checkpoint_sync.hooks.feldera.FelderaHook",

@@ -32,6 +32,10 @@ REPLICATION_BYTES = "feldera.replication.bytes"
 REPLICATION_OBJECTS = "feldera.replication.objects"
 #: Gauge, seconds: how old the newest checkpoint in the replica is once replication ends.
 REPLICATION_LAG = "feldera.replication.lag"
+#: Timer: a restore, from its start request to the pipeline in its initial status (Running, Paused or Standby).
+RESTORE_DURATION = "feldera.restore.duration"
+#: Timer: a failover, from the activate request to the standby running (or paused).
+ACTIVATION_DURATION = "feldera.activation.duration"
 
 Kind = Literal["gauge", "incr", "timing"]
 
@@ -95,3 +99,17 @@ def replication_ended(source: str, report: dict[str, Any]) -> None:
     age = checkpoint_age(source, str(report.get("newest_checkpoint_uuid") or ""))  # an empty replica has no lag
     if age is not None:
         send("gauge", REPLICATION_LAG, age, source, tag="source")
+
+
+def recovery_ended(name: str, pipeline: str, requested_at: object) -> None:
+    """A restore or an activation (metric ``name``) reached its status; ``requested_at`` is when it was asked for,
+    ISO 8601 (it crosses a deferral in the task's result). Anything else sends nothing."""
+    if not isinstance(requested_at, str):
+        return
+    try:
+        start = dt.datetime.fromisoformat(requested_at)
+    except ValueError:
+        return
+    if start.tzinfo is None:
+        return
+    send("timing", name, max(0.0, (dt.datetime.now(dt.UTC) - start).total_seconds()), pipeline)

@@ -72,4 +72,9 @@ class FelderaPipelineOperator(FelderaTaskMixin, BaseOperator):
     def _status_result(self, event: Mapping[str, Any]) -> dict[str, Any]:
         outcome(event)
         self.log.info("%s", event["message"])
-        return {**event["echo"].get("result", {}), "status": event["deployment_status"]}
+        return self.status_reached({**event["echo"].get("result", {}), "status": event["deployment_status"]})
+
+    def status_reached(self, result: dict[str, Any]) -> dict[str, Any]:
+        """Called with the result of each wait that reached its status, worker-side or deferred; returns it. A
+        subclass records what finished here (its metrics)."""
+        return result

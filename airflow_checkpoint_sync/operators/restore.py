@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,6 @@ from airflow_checkpoint_sync.task_support import (
 )
 
 if TYPE_CHECKING:
-    import datetime as dt
     from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
@@ -178,6 +178,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
         store = context.get("task_state_store")  # type: ignore[call-overload]
         if store is not None:
             store.set(STARTED_KEY, self._start_marker())
+        result["started_at"] = dt.datetime.now(dt.UTC).isoformat()
         with feldera_errors("starting the pipeline", self.pipeline_name):
             self.hook.start_pipeline(self.pipeline_name, self.initial)
         self.log.info(
@@ -232,6 +233,14 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             return not merge_sync_config(pipeline.get("runtime_config"), sync).changed
         except SyncConfigError:
             return False
+
+    def status_reached(self, result: dict[str, Any]) -> dict[str, Any]:
+        """The restore reached its initial status: its duration goes to the metrics (a start this try made)."""
+        from airflow_checkpoint_sync import metrics
+
+        if "started_at" in result:
+            metrics.recovery_ended(metrics.RESTORE_DURATION, self.pipeline_name, result["started_at"])
+        return result
 
     def _wait(self, poll: float, end_time: float, result: dict[str, Any]) -> dict[str, Any]:
         if not self.wait_for_completion:

@@ -298,6 +298,14 @@ class ActivateStandbyOperator(_FailoverOperator):
         """Resume after the status trigger fired: the activation's result, recorded as in :meth:`execute`."""
         return self._finish(context, super().resume_after_status(context, event))
 
+    def status_reached(self, result: dict[str, Any]) -> dict[str, Any]:
+        """The standby reached its status: the activation's duration goes to the metrics (one this try asked for)."""
+        from airflow_checkpoint_sync import metrics
+
+        if "activated_at" in result:
+            metrics.recovery_ended(metrics.ACTIVATION_DURATION, self.pipeline_name, result["activated_at"])
+        return result
+
     def _finish(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         record_asset_events(context, self.outlets, result)
         return result

@@ -165,7 +165,12 @@ def test_mapped_restore_starts_each_copy_from_its_own_source(feldera: Feldera, m
     succeeded(states, "restore", 2)
     for i, name in enumerate(COPIES):
         result = values[("restore", i, "return_value")]
-        assert result == {"pipeline_name": name, "checkpoint": "latest", "status": "Running"}
+        assert result == {
+            "pipeline_name": name,
+            "checkpoint": "latest",
+            "status": "Running",
+            "started_at": result["started_at"],
+        }
         assert feldera.processed(name) == 10 * (i + 1)
         assert posts(feldera, name, "/start") == 1
 
@@ -206,6 +211,7 @@ def test_mapped_activate_fails_each_standby_over(feldera: Feldera, mode: str) ->
             "status": "Running",
             "checkpoint_uuid": uuids[source],  # each standby's own recovery point
             "checkpoint_age_seconds": result["checkpoint_age_seconds"],
+            "activated_at": result["activated_at"],
         }
         assert feldera.processed(name) == 10 * (i + 1)
         assert posts(feldera, name, "/activate") == 1

@@ -126,6 +126,29 @@ def test_replication_and_a_drill_send_their_figures(
     assert [kind for _, kind in seen[f"{metrics.DRILL_RECOVERY}.prod"]] == ["ms", "ms"]
 
 
+def test_a_restore_and_an_activation_send_their_durations(
+    feldera: Feldera, statsd: StatsdListener, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_S3_DR", aws_connection(feldera.s3))
+    feldera.running_pipeline("prod")
+    feldera.sync_now(records=3)
+    feldera.create("staging", sync=None)
+    conf = {"bucket": f"{feldera.bucket}/staging", "read_bucket": f"{feldera.bucket}/prod", "bucket_conn": "s3_dr"}
+    standby = run_dag("restore_standby", **conf)
+    assert task_states(standby) == {"restore": "success"}
+    feldera.http.post("/pipelines/prod/stop", params={"force": "true"})
+    failover = run_dag("failover_deferred", pipeline="staging", primary="")
+    assert task_states(failover) == {"activate": "success"}
+    seen = names(statsd)
+    for name in (metrics.RESTORE_DURATION, metrics.ACTIVATION_DURATION):
+        for stat in (name, f"{name}.staging"):
+            [(duration_ms, kind)] = seen[stat]
+            assert kind == "ms" and 0 <= duration_ms < 60_000
+    # A deferred activation measured across its deferral: from the activate request to Paused.
+    activated = xcoms(failover)[("activate", "return_value")]
+    assert activated["status"] == "Paused" and activated["activated_at"]
+
+
 def test_a_uuid_without_a_trustworthy_time_sends_no_age_and_fails_nothing(statsd: StatsdListener) -> None:
     # A replica catalog's newest entry that is not a UUIDv7 (or not a uuid): the copy's figures still go out, the
     # lag (which would be made up) does not, and nothing raises into the task.

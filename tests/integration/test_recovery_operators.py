@@ -125,7 +125,12 @@ def test_migration_restores_the_synced_state(feldera: Feldera) -> None:
     assert task_states(run) == {"sync": "success", "restore": "success"}
     uuid = xcoms(run)[("sync", "return_value")]
     result = xcoms(run)[("restore", "return_value")]
-    assert result == {"pipeline_name": "staging", "checkpoint": uuid, "status": "Running"}
+    assert result == {
+        "pipeline_name": "staging",
+        "checkpoint": uuid,
+        "status": "Running",
+        "started_at": result["started_at"],  # when the start was asked for (the restore's duration metric)
+    }
     assert feldera.processed("staging") == 21
     assert feldera.catalog("prod") == [uuid]
     assert feldera.s3.keys(feldera.bucket, "staging/") == []  # read_bucket was read, staging wrote nothing yet
