@@ -39,38 +39,39 @@ PARAMS = {
 
 
 # [START howto_replicate_checkpoints]
-def replicate_and_verify() -> None:
-    """Copy the sync bucket to the Azure replica, then verify the replica."""
-    copy = ReplicateCheckpointsOperator(
-        task_id="replicate_to_azure",
-        source_conn_id="feldera_bucket",  # aws
-        source="{{ params.source }}",
-        destination_conn_id="feldera_azure",  # wasb
-        destination="{{ params.replica }}",
-        delete_removed=True,  # follow the source's retention, after the new catalog is in place
-    )
-    # [START howto_verify_checkpoints]
-    verify = VerifyCheckpointsOperator(
-        task_id="verify_replica",
-        store_conn_id="feldera_azure",
-        location="{{ params.replica }}",
-        max_checkpoint_age=dt.timedelta(hours=2),  # the replica's recovery-point objective
-    )
-    # [END howto_verify_checkpoints]
-    copy >> verify
+def replication_dag(dag_id: str, schedule: list[Asset]) -> DAG:
+    """Each time an asset of ``schedule`` has an event: copy the sync bucket to the Azure replica, then verify it."""
+    with DAG(
+        dag_id,
+        schedule=schedule,
+        start_date=START,
+        catchup=False,
+        default_args=RETRIES,
+        max_active_runs=1,
+        params=PARAMS,
+        tags=["feldera", "disaster-recovery"],
+    ) as dag:
+        copy = ReplicateCheckpointsOperator(
+            task_id="replicate_to_azure",
+            source_conn_id="feldera_bucket",  # aws
+            source="{{ params.source }}",
+            destination_conn_id="feldera_azure",  # wasb
+            destination="{{ params.replica }}",
+            delete_removed=True,  # follow the source's retention, after the new catalog is in place
+        )
+        # [START howto_verify_checkpoints]
+        verify = VerifyCheckpointsOperator(
+            task_id="verify_replica",
+            store_conn_id="feldera_azure",
+            location="{{ params.replica }}",
+            max_checkpoint_age=dt.timedelta(hours=2),  # the replica's recovery-point objective
+        )
+        # [END howto_verify_checkpoints]
+        copy >> verify
+    return dag
 
 
-with DAG(
-    "feldera_replicate_checkpoints",
-    schedule=[CHECKPOINTS],
-    start_date=START,
-    catchup=False,
-    default_args=RETRIES,
-    max_active_runs=1,
-    params=PARAMS,
-    tags=["feldera", "disaster-recovery"],
-) as replicate:
-    replicate_and_verify()
+replicate = replication_dag("feldera_replicate_checkpoints", [CHECKPOINTS])
 # [END howto_replicate_checkpoints]
 
 # [START howto_remote_checkpoint_trigger]
@@ -89,17 +90,7 @@ RECOVERY_POINTS = Asset(
     ],
 )
 
-with DAG(
-    "feldera_replicate_every_push",
-    schedule=[RECOVERY_POINTS],
-    start_date=START,
-    catchup=False,
-    default_args=RETRIES,
-    max_active_runs=1,
-    params=PARAMS,
-    tags=["feldera", "disaster-recovery"],
-) as replicate_every_push:
-    replicate_and_verify()
+replicate_every_push = replication_dag("feldera_replicate_every_push", [RECOVERY_POINTS])
 # [END howto_remote_checkpoint_trigger]
 
 # [START howto_restore_from_replica]

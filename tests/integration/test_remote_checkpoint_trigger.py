@@ -68,6 +68,20 @@ def test_serialize_round_trip() -> None:
     assert RemoteCheckpointTrigger(**kwargs).serialize() == (classpath, kwargs)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "refusal"),
+    [
+        ({"pipeline_name": "not a name"}, r"pipeline_name='not a name' is not a Feldera pipeline name"),
+        ({"pipeline_name": "prod", "poll_interval": 0}, r"poll_interval=0 is not valid: expected a positive number"),
+        ({"pipeline_name": "prod", "poll_interval": "10"}, r"poll_interval='10' is not valid"),
+        ({"pipeline_name": "prod", "feldera_conn_id": ""}, r"feldera_conn_id='' is not valid"),
+    ],
+)
+def test_bad_arguments_are_refused_when_the_dag_is_parsed(kwargs: dict[str, Any], refusal: str) -> None:
+    with pytest.raises(Exception, match=refusal):
+        RemoteCheckpointTrigger(**kwargs)
+
+
 @pytest.mark.asyncio
 async def test_one_event_per_new_checkpoint_and_a_restart_goes_on_from_the_stored_watermark(
     feldera: Feldera,
