@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -302,6 +305,29 @@ def test_a_recovery_point_too_old_is_refused_even_when_approved_unless_the_appro
     assert (result["checkpoint_uuid"], result["accepted_stale_checkpoint"]) == (uuid, True)
     assert asset_event_extras(forced)[0]["accepted_stale_checkpoint"] is True
     assert "(allow_stale_checkpoint=True)" in capfd.readouterr().out
+
+
+def test_the_approve_command_answers_from_another_process(feldera: Feldera) -> None:
+    # What `make demo` does around `airflow dags test`: the answer comes from another process on the same database.
+    stopped_primary_and_standby(feldera)
+    command = [sys.executable, "-m", "airflow_checkpoint_sync.testing", "approve", "failover_approved"]
+    approver = subprocess.Popen(
+        [*command, "--user", "night-shift", "--timeout", "120"],
+        env=os.environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        run = run_dag("failover_approved", pipeline="staging", primary="prod")
+        out = approver.communicate(timeout=60)[0]
+    finally:
+        if approver.poll() is None:
+            approver.kill()
+    assert approver.returncode == 0, out
+    assert "answered 1 of 1 request(s) of failover_approved with 'Approve'" in out
+    assert task_states(run)["activate"] == "success"
+    assert asset_event_extras(run)[0]["approved_by"] == "night-shift"
 
 
 def test_an_activation_that_needs_approval_refuses_without_one(feldera: Feldera) -> None:
