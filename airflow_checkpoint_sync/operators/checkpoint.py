@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import datetime as dt
     from collections.abc import Mapping
 
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
@@ -96,6 +97,13 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         self.hook.deadline = self._end_time
         self._preflight()
         return self.execute_resumable(context)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the pipeline was read, its sync location written."""
+        from airflow_checkpoint_sync import lineage
+
+        written = lineage.location(self._bucket) if self._bucket else None
+        return lineage.operator_lineage([lineage.pipeline(self.feldera_conn_id, self.pipeline_name)], [written])
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         """Resume after the trigger fired: finish, or start over once after a pipeline restart."""

@@ -29,6 +29,7 @@ from airflow_checkpoint_sync.task_support import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
 
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.drill import SqlCheck
@@ -146,6 +147,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         self.deferrable = deferrable
         self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
         self._scratch: str | None = None
+        self._tested_location: str | None = None
 
     # -- the drill -----------------------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
@@ -415,7 +417,16 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             local = self.hook.list_checkpoints(scratch)
         return str(local[-1]["uuid"]) if local else "latest"
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the location under test and the source pipeline (its program) were read; nothing durable
+        was written (the scratch pipeline and its location are removed)."""
+        from airflow_checkpoint_sync import lineage
+
+        tested = lineage.location(self._tested_location) if self._tested_location else None
+        return lineage.operator_lineage([tested, lineage.pipeline(self.feldera_conn_id, self.pipeline_name)], [])
+
     def _record(self, context: Context, result: Mapping[str, Any]) -> None:
+        self._tested_location = str(result.get("location") or "") or None
         metrics.drill_ended(dict(result))
         checks = result["checks"]
         summary = {"checks_passed": sum(c["passed"] for c in checks), "checks": len(checks)}

@@ -15,6 +15,7 @@ from airflow_checkpoint_sync.object_stores import store_step
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.object_stores.base import ObjectStore
@@ -81,6 +82,15 @@ class ReplicateCheckpointsOperator(BaseOperator):
         self.destination = destination
         self.delete_removed = delete_removed
         self.max_concurrency = max_concurrency
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the source location was read, the destination written."""
+        from airflow_checkpoint_sync import lineage
+
+        return lineage.operator_lineage(
+            [lineage.location_behind(self.source_conn_id, self.source)],
+            [lineage.location_behind(self.destination_conn_id, self.destination)],
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for

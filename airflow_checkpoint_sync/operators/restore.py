@@ -31,6 +31,7 @@ from airflow_checkpoint_sync.task_support import (
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.sync_config import SyncConfig
@@ -233,6 +234,14 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             return not merge_sync_config(pipeline.get("runtime_config"), sync).changed
         except SyncConfigError:
             return False
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
+        """OpenLineage: the checkpoint's location was read (``read_bucket``, else ``bucket``), the pipeline written."""
+        from airflow_checkpoint_sync import lineage
+
+        source = self.read_bucket or self.bucket
+        read = lineage.location(str(source)) if source else None
+        return lineage.operator_lineage([read], [lineage.pipeline(self.feldera_conn_id, self.pipeline_name)])
 
     def status_reached(self, result: dict[str, Any]) -> dict[str, Any]:
         """The restore reached its initial status: its duration goes to the metrics (a start this try made)."""

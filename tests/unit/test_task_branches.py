@@ -249,7 +249,8 @@ def test_a_deferred_restore_brings_its_result_back_from_the_echo() -> None:
         op.execute(context())
     assert hook.mutations() == ["PATCH ", "POST /start"]
     trigger = deferred.value.trigger
-    assert trigger.echo == {"result": {"pipeline_name": "p", "checkpoint": UUID}}
+    started_at = trigger.echo["result"]["started_at"]  # when the start was asked for: the restore's duration
+    assert trigger.echo == {"result": {"pipeline_name": "p", "checkpoint": UUID, "started_at": started_at}}
     fired = {
         "status": "success",
         "pipeline_name": "p",
@@ -259,7 +260,8 @@ def test_a_deferred_restore_brings_its_result_back_from_the_echo() -> None:
         "final": False,
         "echo": trigger.echo,
     }
-    assert op.resume_after_status(context(), fired) == {"pipeline_name": "p", "checkpoint": UUID, "status": "Running"}
+    resumed = op.resume_after_status(context(), fired)
+    assert resumed == {"pipeline_name": "p", "checkpoint": UUID, "started_at": started_at, "status": "Running"}
 
 
 @pytest.mark.parametrize("status", ["Stopped", "Provisioning", "AwaitingApproval"])
