@@ -19,6 +19,8 @@ def _preimport_feldera_provider() -> None:
         "airflow_checkpoint_sync.operators.verify",
         "airflow_checkpoint_sync.sensors.checkpoint",
         "airflow_checkpoint_sync.sensors.freshness",
+        # The asset watcher's trigger, built in the DAG file itself (AssetWatcher(trigger=...)).
+        "airflow_checkpoint_sync.triggers.remote_checkpoints",
     ):
         importlib.import_module(module)
 
