@@ -2,7 +2,8 @@
 
 Registered in the provider info (``asset-uris``), so Airflow sanitizes every ``feldera://`` asset with
 :func:`sanitize_uri`: a URI that names no Feldera host or no valid pipeline is refused when the DAG is parsed, and
-the scheme and host are lower-cased so one pipeline has one asset. Imports nothing but the standard library.
+the scheme and host are lower-cased so one pipeline has one asset. Cheap to import: the pipeline name rule comes
+from ``task_support``, which every operator module loads anyway.
 
 Any scheme without an ``x-`` prefix makes Airflow load every installed provider's asset handlers when the first
 asset is built, and the Amazon provider's ``s3`` handler imports boto3; the example DAGs therefore keep
@@ -11,8 +12,9 @@ asset is built, and the Amazon provider's ``s3`` handler imports boto3; the exam
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
+
+from airflow_checkpoint_sync.task_support import PIPELINE_NAME
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult
@@ -20,8 +22,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Asset
 
 SCHEME = "feldera"
-#: Feldera's pipeline name rule (the same as task_support.PIPELINE_NAME, kept here to import nothing).
-_PIPELINE_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)?[A-Za-z0-9]$")
 
 
 def sanitize_uri(uri: SplitResult) -> SplitResult:
@@ -33,7 +33,7 @@ def sanitize_uri(uri: SplitResult) -> SplitResult:
     if uri.query or uri.fragment:
         raise ValueError(f"{uri.geturl()!r}: a feldera:// asset URI has no query or fragment")
     segments = [s for s in uri.path.split("/") if s]
-    if not segments or not _PIPELINE_NAME.match(segments[0]):
+    if not segments or not PIPELINE_NAME.match(segments[0]):
         raise ValueError(
             f"{uri.geturl()!r}: the first path segment of a feldera:// asset URI is the pipeline name (letters, "
             "digits, '-' and '_', starting and ending with a letter or digit)"

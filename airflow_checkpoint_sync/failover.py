@@ -51,17 +51,12 @@ class FailoverReadiness(NamedTuple):
     checkpoint_age_seconds: float | None
     #: The recovery-point bound (``max_checkpoint_age``), if any.
     max_checkpoint_age_seconds: float | None
+    #: The freshness rule's verdict on that checkpoint against the bound (True without a bound).
+    within_bound: bool
 
     @property
     def already_active(self) -> bool:
         return self.standby_status in ("Running", "Paused") and (self.standby_initial or "").lower() == "standby"
-
-    @property
-    def stale(self) -> bool:
-        """The recovery point is older than the bound, or there is none (only with a bound)."""
-        if self.max_checkpoint_age_seconds is None:
-            return False
-        return self.checkpoint_age_seconds is None or self.checkpoint_age_seconds > self.max_checkpoint_age_seconds
 
     def concerns(self) -> list[str]:
         """Each reason the activation would be refused, or would lose data, as a sentence; empty when it is ready."""
@@ -75,7 +70,7 @@ class FailoverReadiness(NamedTuple):
             concerns.append(
                 f"The standby '{self.standby}' is {self.standby_status}, not in Standby: there is nothing to activate."
             )
-        if self.stale:
+        if not self.within_bound:
             if self.checkpoint_uuid is None or self.checkpoint_age_seconds is None:
                 concerns.append(f"The standby '{self.standby}' holds no checkpoint with a known age.")
             else:

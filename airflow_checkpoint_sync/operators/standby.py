@@ -99,6 +99,12 @@ class _FailoverOperator(FelderaPipelineOperator):
         newest = newest_uuid(entry.get("uuid") for entry in local)
         return freshness(self.pipeline_name, newest, self.max_checkpoint_age or float("inf"), dt.datetime.now(dt.UTC))
 
+    def within_bound(self, point: FreshnessReport) -> bool:
+        """Whether the recovery point meets ``max_checkpoint_age`` (always, without a bound)."""
+        from airflow_checkpoint_sync.status import Freshness
+
+        return self.max_checkpoint_age is None or point.state is Freshness.FRESH
+
 
 class FailoverReadinessOperator(_FailoverOperator):
     """Read what a failover would do, for the person who approves it; changes nothing.
@@ -142,6 +148,7 @@ class FailoverReadinessOperator(_FailoverOperator):
             checkpoint_uuid=point.checkpoint_uuid,
             checkpoint_age_seconds=point.age_seconds,
             max_checkpoint_age_seconds=self.max_checkpoint_age,
+            within_bound=self.within_bound(point),
         )
         for concern in readiness.concerns():
             self.log.warning("%s", concern)
@@ -176,10 +183,11 @@ class ActivateStandbyOperator(_FailoverOperator):
     :param allow_stale_checkpoint: activate even though the newest checkpoint is older than ``max_checkpoint_age``
         (logged as a warning): the on-call engineer's override, when an old recovery point beats no service.
         (templated: with ``render_template_as_native_obj=True``, a boolean Param of the trigger form can set it)
-    :param approval_task_id: the task id of an Airflow ``ApprovalOperator`` that must have approved this failover.
-        The task refuses, before any change, unless that task's answer is "Approve"; the approver's user name and
-        time go into the result and the asset event, and an approval form field ``allow_stale_checkpoint`` set to
-        true is the override above. (templated)
+    :param approval_task_id: the task id of an Airflow ``ApprovalOperator`` that must have approved this failover
+        (when both are mapped, each activation reads the approval of its own map index). The task refuses, before
+        any change, unless that task's answer is "Approve"; the approver's user name and time go into the result
+        and the asset event, and an approval form field ``allow_stale_checkpoint`` set to true is the override
+        above. (templated)
     :param wait_for_completion: wait until the pipeline reaches ``initial``'s status.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: seconds between status reads.
@@ -317,7 +325,12 @@ class ActivateStandbyOperator(_FailoverOperator):
         task_id = self.approval_task_id
         if not isinstance(task_id, str) or not task_id:
             raise AirflowFailException(f"approval_task_id={task_id!r} is not valid: the task id of an ApprovalOperator")
-        answer = approval_of(context["ti"].xcom_pull(task_ids=task_id))
+        ti = context["ti"]
+        # A mapped activation has its own approval when the approval is mapped too (one per pipeline); otherwise
+        # the one approval of the run covers every mapped activation.
+        index = ti.map_index if ti.map_index is not None else -1
+        value = ti.xcom_pull(task_ids=task_id, map_indexes=index) if index >= 0 else None
+        answer = approval_of(value if value is not None else ti.xcom_pull(task_ids=task_id))
         if answer is None:
             raise AirflowFailException(
                 f"refusing to activate '{self.pipeline_name}': task '{task_id}' recorded no approval (it did not "
@@ -333,12 +346,10 @@ class ActivateStandbyOperator(_FailoverOperator):
 
     def _guard_recovery_point(self, allow_stale: bool) -> dict[str, Any]:
         """The newest checkpoint the standby holds and its age; refused when older than ``max_checkpoint_age``."""
-        from airflow_checkpoint_sync.status import Freshness
-
         report = self.read_recovery_point()
         newest = report.checkpoint_uuid
         point = {"checkpoint_uuid": newest, "checkpoint_age_seconds": report.age_seconds}
-        if self.max_checkpoint_age is None or report.state is Freshness.FRESH:
+        if self.within_bound(report):
             self.log.info("Standby '%s' holds checkpoint %s (%s s old)", self.pipeline_name, newest, report.age_seconds)
             return point
         what = report.message.replace(f"newest synced checkpoint of '{self.pipeline_name}'", "the newest checkpoint")

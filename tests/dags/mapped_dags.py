@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, task
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
@@ -62,6 +63,16 @@ for mode in ("worker", "deferred"):
         ActivateStandbyOperator.partial(task_id="activate", deferrable=mode == "deferred", **FAST).expand(
             pipeline_name=COPIES
         )
+
+# A fleet failover with one approval per standby: the mapped activation reads its own map index's answer.
+with dag("mapped_approved_activate"):
+    approvals = ApprovalOperator.partial(task_id="approve", params={"allow_stale_checkpoint": False}).expand(
+        subject=[f"Fail over to {name}?" for name in COPIES]
+    )
+    activations = ActivateStandbyOperator.partial(task_id="activate", approval_task_id="approve", **FAST).expand(
+        pipeline_name=COPIES
+    )
+    approvals >> activations
 
 
 @task

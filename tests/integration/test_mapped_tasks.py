@@ -12,6 +12,8 @@ import pytest
 from airflow_support import aws_connection, run_dag
 from support import sync_config
 
+from airflow_checkpoint_sync.testing.approvals import answering
+
 if TYPE_CHECKING:
     from feldera_setup import Feldera
 
@@ -189,6 +191,25 @@ def test_a_mapped_deferred_restore_whose_try_is_lost_follows_its_own_start(felde
     assert states[("restore", 1)] == ("success", 2)
     assert [posts(feldera, name, "/start") for name in COPIES] == [1, 1]
     assert [feldera.processed(name) for name in COPIES] == [10, 20]
+
+
+def test_a_mapped_failover_activates_each_standby_on_its_own_approval(feldera: Feldera) -> None:
+    synced_fleet(feldera, PIPELINES[:2])
+    for name, source in zip(COPIES, PIPELINES, strict=False):
+        sync = sync_config(
+            feldera.s3, feldera.bucket, name, read_bucket=f"{feldera.bucket}/{source}", start_from_checkpoint="latest"
+        )
+        feldera.create(name, {**sync, "pull_interval": 1})
+        feldera.start(name, "standby")
+    with answering("mapped_approved_activate", "Approve") as requests:
+        run = run_dag("mapped_approved_activate", bucket=feldera.bucket)
+    states, values = mapped(run)
+    succeeded(states, "activate", 2)
+    assert sorted(r["subject"] for r in requests) == [f"Fail over to {name}?" for name in COPIES]
+    for i, name in enumerate(COPIES):
+        result = values[("activate", i, "return_value")]
+        assert (result["pipeline_name"], result["status"], result["approved_by"]) == (name, "Running", "oncall")
+        assert posts(feldera, name, "/activate") == 1
 
 
 @pytest.mark.parametrize("mode", ["worker", "deferred"])

@@ -22,6 +22,7 @@ def readiness(**changes: object) -> FailoverReadiness:
         checkpoint_uuid=UUID,
         checkpoint_age_seconds=125.0,
         max_checkpoint_age_seconds=3600.0,
+        within_bound=True,
     )
     return base._replace(**changes)
 
@@ -51,8 +52,14 @@ def test_a_ready_failover_says_so_with_its_facts() -> None:
         ({"primary_status": "Running"}, "The primary 'prod' is still Running: activating now would run two"),
         ({"primary_status": "Paused"}, "The primary 'prod' is still Paused"),
         ({"standby_status": "Stopped"}, "The standby 'standby' is Stopped, not in Standby"),
-        ({"checkpoint_age_seconds": 7200.0}, "Its newest checkpoint is 2 h 0 min old, over the 1 h 0 min bound"),
-        ({"checkpoint_uuid": None, "checkpoint_age_seconds": None}, "holds no checkpoint with a known age"),
+        (
+            {"checkpoint_age_seconds": 7200.0, "within_bound": False},
+            "Its newest checkpoint is 2 h 0 min old, over the 1 h 0 min bound",
+        ),
+        (
+            {"checkpoint_uuid": None, "checkpoint_age_seconds": None, "within_bound": False},
+            "holds no checkpoint with a known age",
+        ),
     ],
 )
 def test_each_reason_to_hesitate_is_a_concern_shown_to_the_approver(changes: dict[str, object], concern: str) -> None:
