@@ -40,6 +40,8 @@ CELERY_WORKERS = {
     for n in (1, 2)
 }  # fmt: skip
 TERMINAL = {"success", "failed"}
+#: Seconds a request waits before the test answers it, as a person reading it would.
+HUMAN_READING_S = 5.0
 
 #: A cluster policy, as a platform team sets one in ``airflow_local_settings.py``: retries come 10 s after a failed
 #: try instead of the examples' minute, so the kill scenarios fit CI's time; nothing else is changed.
@@ -295,15 +297,25 @@ class AirflowDeployment:
         """Wait for the run's end; with ``answer``, answer each of its human-in-the-loop requests with that option
         through ``/api/v2`` as the admin does in the Required Actions UI."""
         deadline = time.monotonic() + timeout
+        waiting_since: dict[tuple[str, int, int], float] = {}
+        answered: set[tuple[str, int, int]] = set()
         while time.monotonic() < deadline:
             state = str(self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")["state"])
             if state in TERMINAL:
                 return state
             if answer is not None:
                 for ti in self.task_instances(dag_id, run_id):
-                    if ti["state"] == "awaiting_input":
-                        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/{ti['map_index']}"
-                        self.api("PATCH", f"{path}/hitlDetails", json={"chosen_options": [answer]})
+                    key = (ti["task_id"], int(ti["map_index"]), int(ti.get("try_number") or 1))
+                    if ti["state"] != "awaiting_input" or key in answered:
+                        continue
+                    # Answered like a person, who reads first: an answer within a second of the request resumes
+                    # the task before the scheduler has processed the exit of its first half, and Airflow 3.3.2
+                    # then fails it (the deferral race of apache/airflow 67287, which the HITL pause shares).
+                    if time.monotonic() - waiting_since.setdefault(key, time.monotonic()) < HUMAN_READING_S:
+                        continue
+                    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/{ti['map_index']}"
+                    self.api("PATCH", f"{path}/hitlDetails", json={"chosen_options": [answer]})
+                    answered.add(key)
             time.sleep(1)
         raise DeploymentError(f"run {run_id} of {dag_id} did not end within {timeout:.0f}s")
 
