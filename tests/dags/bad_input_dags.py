@@ -1,5 +1,5 @@
 """The bad-input battery: one table of cases across every operator, the sensor, SyncConfig and the connections,
-and one DAG per run-stage case, named ``bad_input_<case id>``.
+and one DAG per run-stage case, named ``bad_input_<case id>``, built by :func:`add_dags` in its class's bundle.
 
 Each case builds one task. ``stage="parse"`` cases must be refused when the task is built (the DAG file would not
 import); ``stage="run"`` cases when it runs. ``expect`` is a regex the error must match: it names the parameter
@@ -659,7 +659,16 @@ FAST = {
     "freshness": {"poke_interval": 0.2},
 }
 
-for case in CASES:
-    if case.stage == "run":
-        with DAG(f"bad_input_{case.id}", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)):
-            CLASSES[case.operator](task_id="task", **{**FAST.get(case.operator, {}), **case.kwargs})
+
+def add_dags(operator: str, fileloc: str) -> None:
+    """Build the run-stage cases of one operator class as DAGs, in the DAG file ``fileloc`` that calls this.
+
+    Each class's cases are a DAG bundle of their own (``tests/dags/bad_input_<operator>/``): ``dag.test()``
+    re-parses and re-syncs the whole bundle of the DAG it runs, so a bundle of all the cases made every case pay
+    for all of them.
+    """
+    for case in CASES:
+        if case.stage == "run" and case.operator == operator:
+            with DAG(f"bad_input_{case.id}", schedule=None, start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)) as dag:
+                CLASSES[case.operator](task_id="task", **{**FAST.get(case.operator, {}), **case.kwargs})
+            dag.fileloc = fileloc

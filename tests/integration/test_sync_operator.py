@@ -126,13 +126,13 @@ def test_lost_answer_to_a_sync_request_is_not_resent_blindly(feldera: Feldera) -
     assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")
 
 
-@pytest.mark.parametrize("dag_id", ["sync_in_worker", "sync_deferred"])
+@pytest.mark.parametrize("dag_id", ["sync_short_timeout", "sync_deferred_short_timeout"])
 def test_a_sync_that_outlives_the_timeout_fails_at_the_deadline(
     feldera: Feldera, dag_id: str, capfd: pytest.CaptureFixture[str]
 ) -> None:
     feldera.running_pipeline("prod")
     feldera.sandbox.control.set_timings(sync_delay_s=60)
-    run = run_dag(dag_id, pipeline="prod", timeout=2)
+    run = run_dag(dag_id, pipeline="prod")
     assert task_states(run) == {"sync": "failed"}
     assert "was still in progress at the deadline" in capfd.readouterr().out
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_support import run_dag, task_states, xcoms
-from dags.reliability_dags import TASK_TIMEOUT
+from dags.reliability.reliability_dags import TASK_TIMEOUT
 from support import sync_config, wait_until
 
 if TYPE_CHECKING:

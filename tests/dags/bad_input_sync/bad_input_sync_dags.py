@@ -1,0 +1,5 @@
+"""The bad-input battery's Airflow DAGs for the 'sync' cases (the table: tests/dags/bad_input_dags.py)."""
+
+from dags.bad_input_dags import add_dags
+
+add_dags("sync", __file__)
