@@ -134,8 +134,11 @@ def airflow_env(home: str, feldera_url: str, s3: MotoS3Server, azure_connection_
         "password": s3.secret_key,
         "extra": {"endpoint_url": s3.url, "region_name": "us-east-1"},
     }
+    # The example DAGs are the default dags-folder bundle: a bundle list set around the demo (the test suite sets
+    # one for tests/dags) would hide them.
+    inherited = {k: v for k, v in os.environ.items() if k != "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"}
     return {
-        **os.environ,
+        **inherited,
         "AIRFLOW_HOME": home,
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLE_DAGS),
