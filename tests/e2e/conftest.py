@@ -9,7 +9,7 @@ if TYPE_CHECKING:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    from test_real_deployment import RESULTS
+    from test_real_deployment import LOCK_TIMEOUTS, RESULTS
 
     if not RESULTS:
         return
@@ -27,3 +27,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         "races: times Airflow 3.3 failed a deferred task whose trigger had fired (apache/airflow 67287); a run it "
         "failed is shown as 'race' and run again"
     )
+    for executor, count in LOCK_TIMEOUTS.items():
+        terminalreporter.write_line(
+            f"{executor}: {count} REST call(s) refused by sqlite's lock timeout (HTTP 500 'Database error') and sent "
+            "again: several Airflow processes share one sqlite file"
+        )

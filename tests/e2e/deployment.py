@@ -40,6 +40,8 @@ CELERY_WORKERS = {
     for n in (1, 2)
 }  # fmt: skip
 TERMINAL = {"success", "failed"}
+#: Times a REST call refused by sqlite's lock timeout is sent again.
+LOCK_TIMEOUT_RESENDS = 3
 #: Seconds a request waits before the test answers it, as a person reading it would.
 HUMAN_READING_S = 5.0
 
@@ -146,6 +148,8 @@ class AirflowDeployment:
             self.env["AIRFLOW__CELERY__RESULT_BACKEND"] = f"{broker}/1"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.http = httpx.Client(base_url=self.url, timeout=30)
+        #: REST calls sent again because sqlite's lock timeout refused them (see :meth:`api`).
+        self.lock_timeouts = 0
 
     # -- processes -----------------------------------------------------------------------------------------------
     def __enter__(self) -> AirflowDeployment:
@@ -272,11 +276,23 @@ class AirflowDeployment:
         return (self.home / f"{name}.log").read_text(errors="replace")
 
     # -- REST ----------------------------------------------------------------------------------------------------
-    def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, f"/api/v2{path}", **kwargs)
-        if response.status_code >= 400:
-            raise DeploymentError(f"{method} {path}: HTTP {response.status_code} {response.text[:500]}")
-        return response.json() if response.content else None
+    def api(self, method: str, path: str, conflict_is_done: bool = False, **kwargs: Any) -> Any:
+        """A ``/api/v2`` call. A request that sqlite's lock timeout refused (Airflow answers HTTP 500 "Database
+        error" after rolling it back) is sent again, and counted in :attr:`lock_timeouts`: several processes on one
+        sqlite file, not the provider. With ``conflict_is_done``, a 409 to a resent request means its first sending
+        did land."""
+        for attempt in range(LOCK_TIMEOUT_RESENDS + 1):
+            response = self.http.request(method, f"/api/v2{path}", **kwargs)
+            if response.status_code == 500 and "Database error" in response.text and attempt < LOCK_TIMEOUT_RESENDS:
+                self.lock_timeouts += 1
+                time.sleep(2)
+                continue
+            if response.status_code == 409 and conflict_is_done and attempt:
+                return None
+            if response.status_code >= 400:
+                raise DeploymentError(f"{method} {path}: HTTP {response.status_code} {response.text[:500]}")
+            return response.json() if response.content else None
+        raise AssertionError("unreachable")
 
     def wait_parsed(self, dag_ids: set[str], timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
@@ -290,8 +306,11 @@ class AirflowDeployment:
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         """Unpause ``dag_id`` and trigger a run with ``conf``; returns its run id."""
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"conf": conf, "logical_date": None})
-        return str(run["dag_run_id"])
+        # Its own run id, so that sending it again cannot make a second run.
+        run_id = f"e2e__{time.time_ns()}"
+        body = {"dag_run_id": run_id, "conf": conf, "logical_date": None}
+        self.api("POST", f"/dags/{dag_id}/dagRuns", conflict_is_done=True, json=body)
+        return run_id
 
     def wait_run(self, dag_id: str, run_id: str, timeout: float = 300, answer: str | None = None) -> str:
         """Wait for the run's end; with ``answer``, answer each of its human-in-the-loop requests with that option
@@ -314,7 +333,7 @@ class AirflowDeployment:
                     if time.monotonic() - waiting_since.setdefault(key, time.monotonic()) < HUMAN_READING_S:
                         continue
                     path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/{ti['map_index']}"
-                    self.api("PATCH", f"{path}/hitlDetails", json={"chosen_options": [answer]})
+                    self.api("PATCH", f"{path}/hitlDetails", conflict_is_done=True, json={"chosen_options": [answer]})
                     answered.add(key)
             time.sleep(1)
         raise DeploymentError(f"run {run_id} of {dag_id} did not end within {timeout:.0f}s")

@@ -55,6 +55,8 @@ class Row:
 
 
 RESULTS: list[Row] = []
+#: REST calls each deployment sent again because sqlite's lock timeout refused them (AirflowDeployment.api).
+LOCK_TIMEOUTS: dict[str, int] = {}
 
 #: Runs of one DAG a scenario makes when Airflow's own race, not the provider, failed one.
 RUNS_ON_AIRFLOW_RACE = 3
@@ -84,7 +86,10 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         env = run_demo.airflow_env(str(home), sandbox.url, s3, azurite.connection_string)
         with deployment(home, run_demo.EXAMPLE_DAGS, env, executor) as airflow:
             airflow.wait_parsed({"feldera_scheduled_dr", "feldera_failover", "feldera_restore_from_azure"})
-            yield Stack(airflow, sandbox, s3, bucket, env)
+            try:
+                yield Stack(airflow, sandbox, s3, bucket, env)
+            finally:
+                LOCK_TIMEOUTS[executor.removesuffix("Executor")] = airflow.lock_timeouts
 
 
 def local_only(stack: Stack, why: str) -> None:
