@@ -20,6 +20,13 @@ from airflow.sdk import BaseHook
 from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionConfigError, FelderaConnectionError
 from airflow_checkpoint_sync.hooks import feldera_api as api
 from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaRequest, Flow
+from airflow_checkpoint_sync.hooks.shared_clients import (
+    AnswerTooSlow,
+    SharedClient,
+    TransportFailure,
+    exchange,
+    shared_client,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -226,11 +233,23 @@ def _field(extra: Mapping[str, Any], name: str, default: Any) -> Any:
 
 
 def _transport_error(exc: httpx.TransportError, request: FelderaRequest) -> FelderaConnectionError:
-    """Map httpx's failure to ours, recording whether the request could have reached Feldera."""
-    where = request.describe()
+    """Map httpx's failure (the worker's path) to ours."""
     if isinstance(exc, httpx.ConnectError):
-        text = str(exc)
-        server = _server_of(exc)
+        kind = "connect"
+    elif isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+        kind = "connect_timeout"
+    elif isinstance(exc, httpx.TimeoutException):
+        kind = "read_timeout"
+    else:
+        kind = "broken"
+    return _connection_error(TransportFailure(kind, str(exc) or type(exc).__name__, _server_of(exc)), request)
+
+
+def _connection_error(failure: TransportFailure, request: FelderaRequest) -> FelderaConnectionError:
+    """Our error for a failure below HTTP (from either client library), recording whether the request could have
+    reached Feldera."""
+    where, text, server = request.describe(), failure.text, failure.server
+    if failure.kind == "connect":
         if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "packet length too long" in text:
             return FelderaConnectionError(
                 f"{server} does not speak TLS: its answer to the TLS handshake was plain HTTP; use http:// in the "
@@ -248,17 +267,13 @@ def _transport_error(exc: httpx.TransportError, request: FelderaRequest) -> Feld
                 request=where,
             )
         return FelderaConnectionError(
-            f"cannot connect to {server} (the connection's host): {text or type(exc).__name__}",
-            sent=False,
-            request=where,
+            f"cannot connect to {server} (the connection's host): {text}", sent=False, request=where
         )
-    if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        return FelderaConnectionError(f"timed out connecting: {exc}", sent=False, request=where)
-    if isinstance(exc, httpx.TimeoutException):
-        return FelderaConnectionError(f"no response in time: {exc}", sent=True, request=where)
-    return FelderaConnectionError(
-        f"the connection broke before a full response: {exc or type(exc).__name__}", sent=True, request=where
-    )
+    if failure.kind == "connect_timeout":
+        return FelderaConnectionError(f"timed out connecting: {text}", sent=False, request=where)
+    if failure.kind == "read_timeout":
+        return FelderaConnectionError(f"no response in time: {text}", sent=True, request=where)
+    return FelderaConnectionError(f"the connection broke before a full response: {text}", sent=True, request=where)
 
 
 def _server_of(exc: httpx.TransportError) -> str:
@@ -331,25 +346,23 @@ def _send_once(client: httpx.Client, request: FelderaRequest, timeout: float) ->
     return api.parse_response(response.status_code, response.headers, bytes(body), request)
 
 
-async def _asend_once(client: httpx.AsyncClient, request: FelderaRequest, timeout: float) -> Any:
-    async def exchange() -> tuple[int, httpx.Headers, bytes]:
-        response = await client.request(request.method, request.path, params=request.params, json=request.json)
-        return response.status_code, response.headers, response.content
-
+async def _asend_once(shared: SharedClient, request: FelderaRequest, timeout: float) -> Any:
     try:
-        status, headers, body = await asyncio.wait_for(exchange(), timeout)
-    except TimeoutError:
+        status, headers, body = await exchange(shared, request, timeout)
+    except (TimeoutError, AnswerTooSlow):
         raise _too_slow(request, timeout) from None
-    except httpx.TransportError as exc:
-        raise _transport_error(exc, request) from exc
+    except TransportFailure as failure:
+        raise _connection_error(failure, request) from failure
     return api.parse_response(status, headers, body, request)
 
 
 class FelderaAsyncSession:
-    """Async access to Feldera over one ``httpx.AsyncClient`` (one per trigger run, not one per poll)."""
+    """Async access to Feldera over the event loop's shared client for the connection (see
+    :mod:`~airflow_checkpoint_sync.hooks.shared_clients`: every wait in a triggerer on one Feldera shares a pool of
+    at most 20 connections)."""
 
-    def __init__(self, client: httpx.AsyncClient, hook: FelderaHook, settings: FelderaConnectionSettings) -> None:
-        self._client = client
+    def __init__(self, shared: SharedClient, hook: FelderaHook, settings: FelderaConnectionSettings) -> None:
+        self._shared = shared
         self._hook = hook
         self._settings = settings
 
@@ -358,7 +371,7 @@ class FelderaAsyncSession:
         attempts = _Attempts(self._hook, self._settings, request)
         while True:
             try:
-                return await _asend_once(self._client, request, attempts.timeout())
+                return await _asend_once(self._shared, request, attempts.timeout())
             except FelderaApiError as error:
                 await asyncio.sleep(attempts.backoff(error))
 
@@ -472,10 +485,10 @@ class FelderaHook(BaseHook):
 
     @asynccontextmanager
     async def async_session(self) -> AsyncIterator[FelderaAsyncSession]:
-        """An async session over one ``httpx.AsyncClient``, closed when the block ends."""
+        """An async session over the loop's shared client for this connection, given back when the block ends."""
         settings = await self.async_settings()
-        async with httpx.AsyncClient(**settings.client_options()) as client:
-            yield FelderaAsyncSession(client, self, settings)
+        async with shared_client(settings) as shared:
+            yield FelderaAsyncSession(shared, self, settings)
 
     # -- endpoints -----------------------------------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:

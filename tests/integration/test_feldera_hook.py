@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow_support import feldera_connection
@@ -12,7 +12,13 @@ from tls_support import make_tls_files
 
 from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError
 from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaRequest, read_pipeline, read_sync_progress
+from airflow_checkpoint_sync.hooks.feldera_api import (
+    BackoffPolicy,
+    FelderaRequest,
+    get_config,
+    read_pipeline,
+    read_sync_progress,
+)
 from airflow_checkpoint_sync.testing import FelderaSandbox
 
 if TYPE_CHECKING:
@@ -169,3 +175,42 @@ def test_connection_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: 
         capfd.readouterr()
         assert FelderaHook().get_config()["edition"] == "Enterprise"
         assert "TLS verification is off" in capfd.readouterr().out
+
+
+@pytest.mark.asyncio
+async def test_the_async_path_tells_tls_and_connection_failures_apart_like_the_sync_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The triggerer's client (aiohttp) and the worker's (httpx) fail alike: the same words, the same flags."""
+
+    async def config_or_error() -> dict[str, Any] | FelderaConnectionError:
+        try:
+            async with FelderaHook(retry_policy=BackoffPolicy(max_attempts=1)).async_session() as session:
+                return dict(await session.send(get_config()))
+        except FelderaConnectionError as error:
+            failed = error
+        with pytest.raises(FelderaConnectionError) as on_a_worker:
+            FelderaHook(retry_policy=BackoffPolicy(max_attempts=1)).get_config()
+        assert (failed.tls, failed.sent) == (on_a_worker.value.tls, on_a_worker.value.sent)
+        return failed
+
+    ca, cert, key = make_tls_files(tmp_path)
+    with FelderaSandbox(ssl_certfile=str(cert), ssl_keyfile=str(key)) as secure, FelderaSandbox() as plain:
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(secure.url))
+        untrusted = await config_or_error()
+        assert isinstance(untrusted, FelderaConnectionError) and untrusted.tls and not untrusted.sent
+        assert "TLS handshake with" in str(untrusted) and "'verify' extra" in str(untrusted)
+
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(secure.url, verify=str(ca)))
+        assert (await config_or_error())["edition"] == "Enterprise"  # type: ignore[index]
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(secure.url, verify=False))
+        assert (await config_or_error())["edition"] == "Enterprise"  # type: ignore[index]
+
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(plain.url.replace("http:", "https:")))
+        not_tls = await config_or_error()
+        assert isinstance(not_tls, FelderaConnectionError) and "does not speak TLS" in str(not_tls)
+
+    monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(f"http://127.0.0.1:{free_port()}"))
+    refused = await config_or_error()
+    assert isinstance(refused, FelderaConnectionError) and not refused.sent and not refused.tls
+    assert "cannot connect to http://127.0.0.1:" in str(refused)

@@ -1,0 +1,188 @@
+"""One pooled HTTP session per Feldera connection and event loop, shared by every wait in a triggerer.
+
+A triggerer holding a thousand deferred waits on one Feldera would otherwise open a thousand clients, each with its
+own TCP (and TLS) connection. Here every session with the same connection settings borrows the same
+``aiohttp.ClientSession``, whose pool holds at most :data:`MAX_CONNECTIONS` connections; it is closed when its last
+user ends and its last request is over. aiohttp, not httpx, because httpcore's pool walks every connection (and polls
+its socket) for each request it hands out: shared by a thousand waits it cost several times the CPU per request,
+and its queue slowed as it grew. The worker's synchronous path keeps httpx (one thread, one pool, no such queue);
+both paths build requests and read answers with :mod:`~airflow_checkpoint_sync.hooks.feldera_api`.
+
+A shared pool must also survive cancellation: a trigger's request is cancelled whenever the trigger is (a task
+timeout, a triggerer handing the trigger elsewhere), and a pool that lost a slot to each (httpcore does, encode/httpcore
+1093) would end up full for good. So :func:`exchange` never lets a cancellation reach the client: each request runs
+in a task of its own that ends by its own timeouts, and the caller waits on it shielded. A cancelled or timed-out
+caller stops waiting at once; the request finishes (or times out) by itself and gives its slot back, at most one
+request timeout later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+    import aiohttp
+
+    from airflow_checkpoint_sync.hooks.feldera import FelderaConnectionSettings
+    from airflow_checkpoint_sync.hooks.feldera_api import FelderaRequest
+
+#: An answer: its status, headers and whole body.
+Answer = tuple[int, "Mapping[str, str]", bytes]
+
+#: Connections one shared session keeps to one Feldera, whatever the number of waits using it.
+MAX_CONNECTIONS = 20
+
+
+class AnswerTooSlow(Exception):
+    """The whole answer did not arrive within the request's timeout (a server dripping its body, say)."""
+
+
+class TransportFailure(Exception):
+    """The request failed below HTTP, described apart from the client library.
+
+    :param kind: ``connect`` (refused, unresolvable, TLS handshake), ``connect_timeout``, ``read_timeout`` or
+        ``broken`` (the connection broke, or what came was not HTTP).
+    :param text: what the library said.
+    :param server: ``scheme://host:port`` of the request.
+    """
+
+    def __init__(self, kind: str, text: str, server: str) -> None:
+        super().__init__(text)
+        self.kind, self.text, self.server = kind, text, server
+
+
+@dataclass
+class SharedClient:
+    """A session shared by the users of one connection's settings in one event loop.
+
+    :param session: the pooled session.
+    :param base_url: the API's base URL, which request paths extend.
+    :param users: users borrowing it now.
+    :param requests: requests in flight, some perhaps no longer awaited by anyone.
+    """
+
+    session: aiohttp.ClientSession
+    base_url: str
+    users: int = 0
+    requests: set[asyncio.Task[Any]] = field(default_factory=set)
+
+
+_SESSIONS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[FelderaConnectionSettings, SharedClient]] = (
+    weakref.WeakKeyDictionary()
+)
+#: Sessions waiting for their last requests before they close (held so that the closing task is not collected).
+_CLOSING: set[asyncio.Task[None]] = set()
+
+
+def _new_session(settings: FelderaConnectionSettings) -> aiohttp.ClientSession:
+    import aiohttp  # only where waits run: the worker's path never needs it
+
+    options = settings.client_options()
+    connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, ssl=options["verify"])  # an SSLContext, or False
+    return aiohttp.ClientSession(
+        connector=connector,
+        headers=options["headers"],
+        cookie_jar=aiohttp.DummyCookieJar(),  # nothing carried from one wait's answers to another's requests
+        trust_env=True,  # proxies from the environment, as httpx's worker path takes them
+    )
+
+
+@contextlib.asynccontextmanager
+async def shared_client(settings: FelderaConnectionSettings) -> AsyncIterator[SharedClient]:
+    """Borrow the loop's session for ``settings`` for the block (made on first use, closed after the last)."""
+    sessions = _SESSIONS.setdefault(asyncio.get_running_loop(), {})
+    shared = sessions.get(settings)
+    if shared is None:
+        shared = sessions[settings] = SharedClient(_new_session(settings), settings.base_url.rstrip("/"))
+    shared.users += 1
+    try:
+        yield shared
+    finally:
+        shared.users -= 1
+        if shared.users == 0 and sessions.get(settings) is shared:
+            del sessions[settings]
+            if shared.requests:
+                closing = asyncio.get_running_loop().create_task(_close_when_idle(shared))
+                _CLOSING.add(closing)
+                closing.add_done_callback(_CLOSING.discard)
+            else:
+                await shared.session.close()
+
+
+async def _close_when_idle(shared: SharedClient) -> None:
+    if shared.requests:  # they may have ended before this task ran
+        await asyncio.wait(set(shared.requests))
+    await shared.session.close()
+
+
+async def exchange(shared: SharedClient, request: FelderaRequest, timeout: float) -> Answer:
+    """Send ``request`` over the shared session: its status, headers and whole body within ``timeout`` seconds.
+
+    Raises :class:`TimeoutError` when the answer takes longer (the request itself ends by its own timeouts, in the
+    background), :class:`TransportFailure`, or :class:`AnswerTooSlow`.
+    """
+    task = asyncio.get_running_loop().create_task(_exchange(shared, request, timeout))
+    shared.requests.add(task)
+    task.add_done_callback(_settled(shared))
+    return await asyncio.wait_for(asyncio.shield(task), timeout)
+
+
+def _settled(shared: SharedClient) -> Any:
+    def done(task: asyncio.Task[Any]) -> None:
+        shared.requests.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: a request nobody waits for any more may fail quietly
+
+    return done
+
+
+async def _exchange(shared: SharedClient, request: FelderaRequest, timeout: float) -> Answer:
+    import aiohttp
+
+    began = time.monotonic()
+    url = shared.base_url + request.path
+    # Every phase has its own bound (a pool slot and connecting, each read), so the request ends without being
+    # cancelled; the whole answer is bounded here, so a server that drips its body cannot hold a slot.
+    limits = aiohttp.ClientTimeout(total=None, connect=timeout, sock_connect=min(timeout, 10.0), sock_read=timeout)
+    try:
+        async with shared.session.request(
+            request.method,
+            url,
+            params=request.params,
+            json=request.json,
+            timeout=limits,
+            allow_redirects=False,
+        ) as response:
+            body = bytearray()
+            async for chunk in response.content.iter_any():
+                body += chunk
+                if time.monotonic() - began > timeout:
+                    raise AnswerTooSlow
+            return response.status, response.headers, bytes(body)
+    except aiohttp.ClientError as exc:
+        raise _failure(exc, url) from exc
+
+
+def _failure(exc: aiohttp.ClientError, url: str) -> TransportFailure:
+    import aiohttp
+
+    parts = urlsplit(url)
+    server = f"{parts.scheme}://{parts.netloc}"
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return TransportFailure("connect_timeout", str(exc) or "no connection in time", server)
+    if isinstance(exc, aiohttp.SocketTimeoutError | aiohttp.ServerTimeoutError):
+        return TransportFailure("read_timeout", str(exc) or "no answer in time", server)
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return TransportFailure("connect", str(exc.certificate_error), server)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # Its own text names host and port; the cause (refused, a TLS failure) is what says what went wrong.
+        return TransportFailure("connect", str(exc.os_error) or type(exc).__name__, server)
+    return TransportFailure("broken", str(exc) or type(exc).__name__, server)
