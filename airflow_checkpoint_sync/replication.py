@@ -16,7 +16,7 @@ from airflow_checkpoint_sync.catalog import catalog_uuids
 from airflow_checkpoint_sync.status import newest_uuid
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
 #: The writer's lock file: it belongs to the pipeline that owns the bucket, never to a replica.
 OWNER = "owner.json"
@@ -58,6 +58,24 @@ def up_to_date(source: StoredObject, replica: StoredObject | None) -> bool:
     if source.fingerprint is None:
         return False  # nothing to compare content with: copy again rather than trust a size
     return source.fingerprint in (replica.copied_from, replica.fingerprint)
+
+
+def copy_marks_needed(source: Iterable[StoredObject]) -> Callable[[StoredObject], bool]:
+    """Which replicas :func:`up_to_date` needs the copy mark of (a request per object on some stores) to judge
+    against ``source``: only those whose size matches and whose listed fingerprint alone does not show the same
+    content."""
+    by_name = {obj.name: obj for obj in source}
+
+    def needed(replica: StoredObject) -> bool:
+        original = by_name.get(replica.name)
+        return (
+            original is not None
+            and original.size == replica.size
+            and original.fingerprint is not None
+            and original.fingerprint != replica.fingerprint
+        )
+
+    return needed
 
 
 def plan_replication(

@@ -8,7 +8,7 @@ from airflow_checkpoint_sync.object_stores.base import ObjectStore
 from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 #: Block size and parallel blocks per upload: what one streamed copy may hold in memory, about 8 MB.
 BLOCK_SIZE = 4 * 1024 * 1024
@@ -42,7 +42,9 @@ class AzureBlobStore(ObjectStore):
     def endpoint(self) -> str:
         return str(self.container_client.primary_endpoint).rsplit("/", 1)[0]
 
-    def list(self, *, copy_marks: bool = False) -> list[StoredObject]:
+    def list(
+        self, *, copy_marks: bool = False, marks_for: Callable[[StoredObject], bool] | None = None
+    ) -> list[StoredObject]:
         blobs = self.container_client.list_blobs(
             name_starts_with=self.key("") if self.prefix else None, include=["metadata"]
         )

@@ -8,7 +8,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from airflow_checkpoint_sync.replication import StoredObject
 
@@ -51,9 +51,12 @@ class ObjectStore(ABC):
         return key[len(self.prefix) + 1 :] if self.prefix else key
 
     @abstractmethod
-    def list(self, *, copy_marks: bool = False) -> list[StoredObject]:
+    def list(
+        self, *, copy_marks: bool = False, marks_for: Callable[[StoredObject], bool] | None = None
+    ) -> list[StoredObject]:
         """Every object under the prefix, with size and fingerprint; with ``copy_marks``, also the source fingerprint
-        a copy recorded (stores that need a request per object for it skip that work otherwise)."""
+        a copy recorded (stores that need a request per object for it skip that work otherwise, and with
+        ``marks_for`` do it only for the objects it picks)."""
 
     @abstractmethod
     def read(self, name: str) -> tuple[bytes, str | None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -9,7 +10,7 @@ from airflow_checkpoint_sync.object_stores.base import CHUNK, ObjectStore
 from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
 #: Multipart part size and parallel parts per upload: what one streamed copy may hold in memory, about 16 MB.
 PART_SIZE = 8 * 1024 * 1024
@@ -41,16 +42,24 @@ class S3Store(ObjectStore):
     def _endpoint(self) -> tuple[str | None, str]:
         return self.client.meta.endpoint_url, self.conn_id
 
-    def list(self, *, copy_marks: bool = False) -> list[StoredObject]:
+    def list(
+        self, *, copy_marks: bool = False, marks_for: Callable[[StoredObject], bool] | None = None
+    ) -> list[StoredObject]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.container, Prefix=self.key("") if self.prefix else ""
         )
-        listed = [item for page in pages for item in page.get("Contents", [])]
+        listed = [self._described(item, None) for page in pages for item in page.get("Contents", [])]
         if not copy_marks:
-            return [self._described(item, None) for item in listed]
+            return listed
+
         # Only a HEAD shows an object's metadata, where a replica keeps its source's fingerprint.
+        def marked(obj: StoredObject) -> StoredObject:
+            if marks_for is not None and not marks_for(obj):
+                return obj
+            return dataclasses.replace(obj, copied_from=self._copy_mark(self.key(obj.name)))
+
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(lambda item: self._described(item, self._copy_mark(item["Key"])), listed))
+            return list(pool.map(marked, listed))
 
     def _copy_mark(self, key: str) -> str | None:
         metadata = self.client.head_object(Bucket=self.container, Key=key).get("Metadata") or {}

@@ -168,7 +168,7 @@ def _snapshot(
     The catalog is read first: everything it names was in place when Feldera wrote it. If the listing then shows
     another catalog, a sync landed in between (and its retention may delete objects): read both again.
     """
-    from airflow_checkpoint_sync.replication import CATALOG, plan_replication
+    from airflow_checkpoint_sync.replication import CATALOG, copy_marks_needed, plan_replication
 
     for _ in range(attempts):
         try:
@@ -189,7 +189,8 @@ def _snapshot(
         with store_step("listing the source", source):
             listed = source.list()
         with store_step("listing the destination", destination):
-            replica = destination.list(copy_marks=True)
+            # A copy mark costs a request per object on S3: only those the listing cannot judge by itself.
+            replica = destination.list(copy_marks=True, marks_for=copy_marks_needed(listed))
         plan = plan_replication(listed, replica, delete_removed=delete_removed)
         if plan.catalog is not None and plan.catalog.fingerprint == fingerprint:
             return body, fingerprint, plan

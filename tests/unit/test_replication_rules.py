@@ -10,6 +10,7 @@ from airflow_checkpoint_sync.replication import (
     CATALOG,
     OWNER,
     StoredObject,
+    copy_marks_needed,
     location_overlap,
     missing_after_copy,
     newest_in_catalog,
@@ -122,3 +123,23 @@ def test_a_location_has_one_spelling() -> None:
 )
 def test_overlapping_locations(source: tuple[str, ...], destination: tuple[str, ...], overlap: str | None) -> None:
     assert location_overlap(source, destination) == overlap
+
+
+def test_copy_marks_are_fetched_only_for_replicas_the_listing_cannot_judge() -> None:
+    source = [StoredObject("same.bin", 10, "e1"), StoredObject("multipart.bin", 20, "m-2"),
+              StoredObject("resized.bin", 30, "r1"), StoredObject("unknown.bin", 40, None)]  # fmt: skip
+    needed = copy_marks_needed(source)
+    replicas = {
+        "same.bin": StoredObject("same.bin", 10, "e1"),  # same content by its listed fingerprint
+        "multipart.bin": StoredObject("multipart.bin", 20, "other-3"),  # written in other parts: only its mark tells
+        "resized.bin": StoredObject("resized.bin", 31, "x"),  # another size: copied whatever its mark says
+        "unknown.bin": StoredObject("unknown.bin", 40, "u"),  # no source fingerprint: copied again anyway
+        "extra.bin": StoredObject("extra.bin", 5, "z"),  # not in the source
+    }
+    assert {name for name, replica in replicas.items() if needed(replica)} == {"multipart.bin"}
+    # Whatever is not fetched, the plan judges as it would with every mark.
+    for name, replica in replicas.items():
+        original = next((o for o in source if o.name == name), None)
+        if original is not None and not needed(replica):
+            marked = StoredObject(name, replica.size, replica.fingerprint, copied_from=original.fingerprint)
+            assert up_to_date(original, replica) == up_to_date(original, marked) or replica.size != original.size
