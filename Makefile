@@ -9,14 +9,15 @@ export AWS_EC2_METADATA_DISABLED := true
 export NO_GCE_CHECK := True
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help debian-tools install test lint typecheck pytest docs e2e bench bench-replicate reliability sandbox demo clean
+.PHONY: help debian-tools rclone install test lint typecheck pytest docs e2e bench bench-replicate reliability sandbox demo clean
 
 help:
 	@echo "make test      install from uv.lock, then ruff, mypy, the test suite, the real-deployment suite and the docs"
 	@echo "make e2e       the example DAGs, faults and the UI on real Airflow deployments (LocalExecutor and"
 	@echo "               CeleryExecutor); WRITE=1 saves the UI screenshots for the docs (docs/_static/ui)"
 	@echo "make docs      build the documentation (warnings are errors) into docs/_build/html"
-	@echo "make bench-replicate  the worker's peak memory replicating a 1 GB object (SIZE_MB= to change)"
+	@echo "make bench-replicate  the worker's peak memory replicating a 1 GB object, and the operator against"
+	@echo "               rclone copy on a 2,000-object sync location (SIZE_MB= to change; installs Debian's rclone)"
 	@echo "make reliability  the seeded fault matrix, $(RUNS) runs (RUNS=, SEED= to change), and its table;"
 	@echo "                  WRITE=1 saves the table for the docs (docs/reliability_table.rst)"
 	@echo "make bench     the benchmarks (figures, never pass/fail); WRITE=1 saves benchmarks/results.md"
@@ -76,8 +77,15 @@ test: lint typecheck pytest e2e docs
 bench: install
 	cd benchmarks && $(RUN)/python run_all.py $(if $(WRITE),--write,)
 
-bench-replicate: install
+# rclone (Debian's) is the reference the replication benchmark compares the operator with; only it needs rclone.
+rclone:
+	@command -v rclone >/dev/null || { $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
+		--no-install-recommends rclone || { $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends rclone; }; }
+
+bench-replicate: install rclone
 	cd benchmarks && SIZE_MB=$(or $(SIZE_MB),1024) $(RUN)/python bench_replicate.py $(if $(WRITE),--write,)
+	cd benchmarks && SIZE_MB=$(or $(SIZE_MB),1024) $(RUN)/python bench_replicate_rclone.py $(if $(WRITE),--write,)
 
 RUNS ?= 220
 SEED ?= 0

@@ -36,7 +36,7 @@ def machine() -> str:
     return (
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"apache-airflow {version('apache-airflow')}, airflow-checkpoint-sync {version('airflow-checkpoint-sync')}, "
-        f"httpx {version('httpx')}"
+        f"httpx {version('httpx')}, aiohttp {version('aiohttp')}"
     )
 
 
@@ -53,6 +53,11 @@ def run_fresh(code: str, env: dict[str, str] | None = None) -> dict[str, object]
     )
     parsed: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return parsed
+
+
+def verdict(met: bool) -> str:
+    """How a figure stands against its goal, as every benchmark prints it."""
+    return "goal met" if met else "GOAL MISSED"
 
 
 def median(values: list[float]) -> float:
