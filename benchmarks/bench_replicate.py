@@ -11,9 +11,8 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 
-from common import SAFE_ENV, machine, run_fresh
+from common import SAFE_ENV, machine, report, run_fresh
 
 from airflow_checkpoint_sync.testing import MotoS3Server
 
@@ -75,16 +74,9 @@ def measure(size_mb: int = 1024) -> list[str]:
 
 def main() -> int:
     size_mb = int(os.environ.get("SIZE_MB", "1024"))
-    lines = [f"Machine: {machine()}", *measure(size_mb)]
-    print("\n".join(lines))
-    if "--write" in sys.argv:
-        out = Path(__file__).parent / "results_replicate.md"
-        out.write_text(
-            f"# Replication memory benchmark\n\n`make bench-replicate`, {size_mb} MB:\n\n```\n"
-            + "\n".join(lines)
-            + "\n```\n"
-        )
-        print(f"written to {out}")
+    report(
+        "Replication memory benchmark", "results_replicate.md", size_mb, [f"Machine: {machine()}", *measure(size_mb)]
+    )
     return 0
 
 

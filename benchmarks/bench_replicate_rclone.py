@@ -21,10 +21,9 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
-from common import ROOT, SAFE_ENV, machine, verdict
+from common import ROOT, SAFE_ENV, machine, report, verdict
 
 from airflow_checkpoint_sync.testing import AzuriteServer, MotoS3Server
 from airflow_checkpoint_sync.testing.emulators import AZURITE_ACCOUNT, AZURITE_KEY
@@ -199,15 +198,7 @@ def rclone_version() -> str:
 def main() -> int:
     size_mb = int(os.environ.get("SIZE_MB", "1024"))
     lines = [f"Machine: {machine()}, {rclone_version()}", *measure(size_mb)]
-    print("\n".join(lines))
-    if "--write" in sys.argv:
-        out = Path(__file__).parent / "results_rclone.md"
-        out.write_text(
-            f"# Replication against rclone\n\n`make bench-replicate`, {size_mb} MB:\n\n```\n"
-            + "\n".join(lines)
-            + "\n```\n"
-        )
-        print(f"written to {out}")
+    report("Replication against rclone", "results_rclone.md", size_mb, lines)
     return 0
 
 

@@ -68,3 +68,13 @@ def ratio_line(name: str, ours: float, reference: float, goal: float, unit: str 
     ratio = ours / reference if reference else float("inf")
     verdict = "meets" if ratio <= goal else "MISSES"
     return f"{name}: {ours:.4f}{unit} vs {reference:.4f}{unit} -> ratio {ratio:.3f} ({verdict} the goal <= {goal})"
+
+
+def report(title: str, filename: str, size_mb: int, lines: list[str]) -> None:
+    """Print a replication benchmark's ``lines``; with ``--write``, also save them to ``benchmarks/<filename>``."""
+    print("\n".join(lines))
+    if "--write" in sys.argv:
+        out = Path(__file__).parent / filename
+        body = "\n".join(lines)
+        out.write_text(f"# {title}\n\n`make bench-replicate`, {size_mb} MB:\n\n```\n{body}\n```\n")
+        print(f"written to {out}")
