@@ -533,11 +533,12 @@ def test_a_standby_may_wait_for_a_checkpoint_that_is_not_synced_yet(
 
 
 def test_an_activation_is_given_the_standby_s_pull_interval_on_top_of_its_timeout(feldera: Feldera) -> None:
-    # Feldera activates a standby when its pull loop next wakes: with pull_interval=4, a 1 s timeout alone would end
-    # the wait before the pipeline even leaves Standby.
+    # Feldera activates a standby when its pull loop next wakes. The standby's first pull sets the loop's phase: the
+    # activation comes a few seconds after it, so the pipeline leaves Standby some 10 s later, long after the 3 s
+    # timeout alone would have ended the wait. The margin above the timeout absorbs a loaded machine's slow last pull.
     synced_prod(feldera, 3)
-    standby_staging(feldera, pull_interval=4)
-    wait_until(lambda: feldera.sandbox.control.storage("staging")["checkpoints"], bool)
+    standby_staging(feldera, pull_interval=20)
+    wait_until(lambda: feldera.sandbox.control.storage("staging")["standby_pulls"], bool)
     feldera.http.post("/pipelines/prod/stop", params={"force": "true"})
     wait_until(lambda: feldera.pipeline("prod"), lambda p: p["deployment_status"] == "Stopped")
     run = run_dag("failover_short_timeout", pipeline="staging", primary="prod")
