@@ -23,6 +23,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from bench_replicate import connection
 from common import ROOT, SAFE_ENV, machine, report, verdict
 
 from airflow_checkpoint_sync.testing import AzuriteServer, MotoS3Server
@@ -43,11 +44,6 @@ started = time.monotonic()
 report = replicate(source, destination, delete_removed=False, workers=int(sys.argv[4]))
 print(json.dumps({"seconds": time.monotonic() - started, "copied": report["copied"]}))
 """
-
-
-def s3_connection(s3: MotoS3Server) -> str:
-    extra = {"endpoint_url": s3.url, "region_name": "us-east-1"}
-    return json.dumps({"conn_type": "aws", "login": s3.access_key, "password": s3.secret_key, "extra": extra})
 
 
 def stage(s3: MotoS3Server, size_mb: int) -> tuple[int, int]:
@@ -149,8 +145,8 @@ def measure(size_mb: int = 1024) -> list[str]:
         staged = time.monotonic() - started
         env = {
             **SAFE_ENV,
-            "AIRFLOW_CONN_BENCH_SOURCE": s3_connection(source),
-            "AIRFLOW_CONN_BENCH_S3": s3_connection(target),
+            "AIRFLOW_CONN_BENCH_SOURCE": connection(source),
+            "AIRFLOW_CONN_BENCH_S3": connection(target),
             "AIRFLOW_CONN_BENCH_AZURE": json.dumps(
                 {"conn_type": "wasb", "extra": {"connection_string": azurite.connection_string}}
             ),
