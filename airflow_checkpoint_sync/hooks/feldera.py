@@ -367,7 +367,12 @@ class FelderaAsyncSession:
         self._settings = settings
 
     async def send(self, request: FelderaRequest) -> Any:
-        """Send one request with retries; the parsed body, or a FelderaApiError."""
+        """Send one request with retries; the parsed body, or a FelderaApiError.
+
+        A caller cancelled mid-request stops waiting at once, but the request it started still completes in the
+        background (so no cancellation reaches the shared pool) and its answer is dropped: a mutating request that
+        was cancelled may still have taken effect.
+        """
         attempts = _Attempts(self._hook, self._settings, request)
         while True:
             try:

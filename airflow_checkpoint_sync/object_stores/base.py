@@ -56,7 +56,8 @@ class ObjectStore(ABC):
     ) -> list[StoredObject]:
         """Every object under the prefix, with size and fingerprint; with ``copy_marks``, also the source fingerprint
         a copy recorded (stores that need a request per object for it skip that work otherwise, and with
-        ``marks_for`` do it only for the objects it picks)."""
+        ``marks_for`` do it only for the objects it picks; stores whose listing carries the mark ignore
+        ``marks_for``)."""
 
     @abstractmethod
     def read(self, name: str) -> tuple[bytes, str | None]:
