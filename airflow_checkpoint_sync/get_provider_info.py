@@ -59,6 +59,22 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "extra-links": ["airflow_checkpoint_sync.links.FelderaPipelineLink"],
+        "config": {
+            "feldera": {
+                "description": "Settings of the Feldera checkpoint-sync provider.\n",
+                "options": {
+                    "preload_in_dag_processor": {
+                        "description": "Import the provider's operator, sensor and asset-watcher modules once in "
+                        "the DAG processor, before it forks a parser per DAG file, instead of in every parse "
+                        "(airflow_checkpoint_sync.dag_processor_preload).\n",
+                        "version_added": None,
+                        "type": "boolean",
+                        "example": "False",
+                        "default": "True",
+                    },
+                },
+            },
+        },
         "asset-uris": [
             {
                 "schemes": ["feldera"],

@@ -210,6 +210,12 @@ class FelderaTaskMixin:
     pipeline_name: str
     _hook: FelderaHook | None = None
 
+    def __init__(self, **kwargs: Any) -> None:
+        # Airflow wraps a task class's __init__ unless it is the very one of the next class in its MRO, and each
+        # wrapper deep-copies the DAG's params once more for every task of every parse. Without this forwarding
+        # __init__, a class listing the mixin first would count as defining one and get a wrapper of its own.
+        super().__init__(**kwargs)
+
     @property
     def hook(self) -> FelderaHook:
         """The task's FelderaHook, built on first use."""

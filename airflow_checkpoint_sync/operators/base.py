@@ -26,10 +26,9 @@ class FelderaPipelineOperator(FelderaTaskMixin, BaseOperator):
     operator_extra_links = (FelderaPipelineLink(),)
     ui_color = "#c7e3ff"
 
-    def __init__(self, *, pipeline_name: str, feldera_conn_id: str = "feldera_default", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.pipeline_name = pipeline_name
-        self.feldera_conn_id = feldera_conn_id
+    # No __init__ here: Airflow wraps every __init__ of an operator class, and each wrapper deep-copies the DAG's
+    # params again when a task is built, on every parse of every DAG file. Each concrete operator takes
+    # ``pipeline_name`` and ``feldera_conn_id`` in its own __init__ (which also lets ``default_args`` supply them).
 
     def read_pipeline(self) -> dict[str, Any]:
         """Check the edition and read the pipeline (``selector=all``)."""

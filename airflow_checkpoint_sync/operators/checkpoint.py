@@ -73,6 +73,8 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
     def __init__(
         self,
         *,
+        pipeline_name: str,
+        feldera_conn_id: str = "feldera_default",
         take_checkpoint: bool = True,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -81,6 +83,8 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.pipeline_name = pipeline_name
+        self.feldera_conn_id = feldera_conn_id
         self.take_checkpoint = take_checkpoint
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable

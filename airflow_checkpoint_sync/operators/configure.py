@@ -79,9 +79,11 @@ class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
     def __init__(
         self,
         *,
+        pipeline_name: str,
         bucket: str,
         bucket_conn_id: str | None = None,
         read_bucket: str | None = None,
+        feldera_conn_id: str = "feldera_default",
         push_interval: int | None = None,
         retention_min_count: int | None = None,
         retention_min_age: int | None = None,
@@ -90,6 +92,8 @@ class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.pipeline_name = pipeline_name
+        self.feldera_conn_id = feldera_conn_id
         self.bucket = bucket
         self.bucket_conn_id = bucket_conn_id
         self.read_bucket = read_bucket

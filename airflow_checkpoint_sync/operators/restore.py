@@ -91,6 +91,8 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
     def __init__(
         self,
         *,
+        pipeline_name: str,
+        feldera_conn_id: str = "feldera_default",
         checkpoint: str = "latest",
         bucket: str,
         read_bucket: str | None = None,
@@ -108,6 +110,8 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.pipeline_name = pipeline_name
+        self.feldera_conn_id = feldera_conn_id
         self.checkpoint = checkpoint
         self.bucket = bucket
         self.read_bucket = read_bucket

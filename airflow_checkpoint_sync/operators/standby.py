@@ -53,15 +53,22 @@ class _FailoverOperator(FelderaPipelineOperator):
 
     template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id", "primary_pipeline_name", "primary_conn_id")
 
-    def __init__(
+    # No __init__ here, as in FelderaPipelineOperator: each failover operator sets these in its own.
+    primary_pipeline_name: str | None
+    primary_conn_id: str | None
+    max_checkpoint_age: float | None
+
+    def set_failover_fields(
         self,
-        *,
-        primary_pipeline_name: str | None = None,
-        primary_conn_id: str | None = None,
-        max_checkpoint_age: float | dt.timedelta | None = None,
-        **kwargs: Any,
+        pipeline_name: str,
+        feldera_conn_id: str,
+        primary_pipeline_name: str | None,
+        primary_conn_id: str | None,
+        max_checkpoint_age: float | dt.timedelta | None,
     ) -> None:
-        super().__init__(**kwargs)
+        """Set the parameters both failover operators take (their own __init__ calls this)."""
+        self.pipeline_name = pipeline_name
+        self.feldera_conn_id = feldera_conn_id
         self.primary_pipeline_name = primary_pipeline_name
         self.primary_conn_id = primary_conn_id
         self.max_checkpoint_age = (
@@ -128,6 +135,21 @@ class FailoverReadinessOperator(_FailoverOperator):
         "checkpoint_uuid", "checkpoint_age_seconds", "max_checkpoint_age_seconds", "ready", "concerns",
         "summary"}``; ``summary`` is Markdown.
     """
+
+    def __init__(
+        self,
+        *,
+        pipeline_name: str,
+        feldera_conn_id: str = "feldera_default",
+        primary_pipeline_name: str | None = None,
+        primary_conn_id: str | None = None,
+        max_checkpoint_age: float | dt.timedelta | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.set_failover_fields(
+            pipeline_name, feldera_conn_id, primary_pipeline_name, primary_conn_id, max_checkpoint_age
+        )
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_checkpoint_sync.failover import FailoverReadiness
@@ -215,6 +237,11 @@ class ActivateStandbyOperator(_FailoverOperator):
     def __init__(
         self,
         *,
+        pipeline_name: str,
+        feldera_conn_id: str = "feldera_default",
+        primary_pipeline_name: str | None = None,
+        primary_conn_id: str | None = None,
+        max_checkpoint_age: float | dt.timedelta | None = None,
         initial: str = "running",
         allow_split_brain: bool = False,
         allow_stale_checkpoint: bool = False,
@@ -226,6 +253,9 @@ class ActivateStandbyOperator(_FailoverOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.set_failover_fields(
+            pipeline_name, feldera_conn_id, primary_pipeline_name, primary_conn_id, max_checkpoint_age
+        )
         self.initial = initial
         self.allow_split_brain = allow_split_brain
         self.allow_stale_checkpoint = allow_stale_checkpoint
