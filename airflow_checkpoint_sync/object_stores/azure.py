@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from airflow_checkpoint_sync.object_stores.base import ObjectStore
+from airflow_checkpoint_sync.object_stores.base import SINGLE_REQUEST_MAX, ObjectStore
 from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Iterable, Iterator
+
+    from airflow_checkpoint_sync.object_stores.azure_direct import DirectAzureBlob
 
 #: Block size and parallel blocks per upload: what one streamed copy may hold in memory, about 8 MB.
 BLOCK_SIZE = 4 * 1024 * 1024
@@ -28,6 +31,9 @@ class AzureBlobStore(ObjectStore):
 
         self._hook = WasbHook(wasb_conn_id=conn_id)
         self._container: Any = None
+        self._direct: DirectAzureBlob | None = None
+        self._direct_checked = False
+        self._lock = threading.Lock()
 
     @property
     def container_client(self) -> Any:
@@ -42,9 +48,7 @@ class AzureBlobStore(ObjectStore):
     def endpoint(self) -> str:
         return str(self.container_client.primary_endpoint).rsplit("/", 1)[0]
 
-    def list(
-        self, *, copy_marks: bool = False, marks_for: Callable[[StoredObject], bool] | None = None
-    ) -> list[StoredObject]:
+    def list(self) -> list[StoredObject]:
         blobs = self.container_client.list_blobs(
             name_starts_with=self.key("") if self.prefix else None, include=["metadata"]
         )
@@ -72,13 +76,34 @@ class AzureBlobStore(ObjectStore):
     def chunks(self, name: str) -> Iterator[bytes]:
         yield from self.container_client.download_blob(self.key(name)).chunks()
 
+    @property
+    def direct(self) -> DirectAzureBlob | None:
+        """The direct path for small uploads (``azure_direct``), where it can stand in for the SDK."""
+        with self._lock:
+            if not self._direct_checked:
+                from airflow_checkpoint_sync.object_stores.azure_direct import DirectAzureBlob
+
+                self._direct_checked = True
+                self._direct = DirectAzureBlob.for_container(self.container_client)
+        return self._direct if self._direct is not None and self._direct.enabled else None
+
     def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None) -> None:
+        metadata = {_META: copied_from or ""}
+        if size <= SINGLE_REQUEST_MAX:
+            # Read whole, a byte more than expected showing a source that grew (the copy then fails); the SDK, where
+            # it takes over, uploads it in blocks of BLOCK_SIZE as it would the stream.
+            body = stream.read(size + 1)
+            if not (self.direct and self.direct.put(self.key(name), body, metadata)):
+                self.container_client.upload_blob(
+                    self.key(name), body, overwrite=True, metadata=metadata, max_concurrency=BLOCKS_IN_FLIGHT
+                )
+            return
         self.container_client.upload_blob(
             self.key(name),
             stream,
             length=size,
             overwrite=True,
-            metadata={_META: copied_from or ""},
+            metadata=metadata,
             max_concurrency=BLOCKS_IN_FLIGHT,
         )
 

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, BinaryIO
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from airflow_checkpoint_sync.replication import StoredObject
 
 #: Bytes per read while streaming an object; with the stores' part sizes this bounds a copy's memory.
 CHUNK = 1024 * 1024
+#: An object up to this size is read whole and written in one request: as much memory per copy as a streamed
+#: upload's parts in flight, and one request instead of a multipart upload's four or more.
+SINGLE_REQUEST_MAX = 16 * 1024 * 1024
 
 
 class ObjectStore(ABC):
@@ -51,13 +55,16 @@ class ObjectStore(ABC):
         return key[len(self.prefix) + 1 :] if self.prefix else key
 
     @abstractmethod
-    def list(
-        self, *, copy_marks: bool = False, marks_for: Callable[[StoredObject], bool] | None = None
-    ) -> list[StoredObject]:
-        """Every object under the prefix, with size and fingerprint; with ``copy_marks``, also the source fingerprint
-        a copy recorded (stores that need a request per object for it skip that work otherwise, and with
-        ``marks_for`` do it only for the objects it picks; stores whose listing carries the mark ignore
-        ``marks_for``)."""
+    def list(self) -> list[StoredObject]:
+        """Every object under the prefix, with size and fingerprint, and the source fingerprint a copy recorded
+        where the listing shows it (see :meth:`with_copy_marks`)."""
+
+    def with_copy_marks(
+        self, objects: Sequence[StoredObject], marks_for: Callable[[StoredObject], bool] | None = None
+    ) -> builtins.list[StoredObject]:
+        """``objects`` (from :meth:`list`) with the source fingerprint each copy recorded: only those ``marks_for``
+        picks (all without it) on stores that need a request per object for it; the others' listings carry it."""
+        return builtins.list(objects)
 
     @abstractmethod
     def read(self, name: str) -> tuple[bytes, str | None]:

@@ -10,7 +10,7 @@ from airflow_checkpoint_sync.object_stores.base import CHUNK, ObjectStore
 from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Iterable, Iterator
 
 #: Resumable-upload chunk (a multiple of 256 KiB): what one streamed copy holds in memory.
 UPLOAD_CHUNK = 8 * 1024 * 1024
@@ -41,9 +41,7 @@ class GCSStore(ObjectStore):
             self._bucket = self._hook.get_conn().bucket(self.container)
         return self._bucket
 
-    def list(
-        self, *, copy_marks: bool = False, marks_for: Callable[[StoredObject], bool] | None = None
-    ) -> list[StoredObject]:
+    def list(self) -> list[StoredObject]:
         blobs = self.bucket.client.list_blobs(self.bucket, prefix=self.key("") if self.prefix else None)
         return [self._described(blob) for blob in blobs]
 

@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from airflow_checkpoint_sync.object_stores.base import CHUNK, ObjectStore
+from airflow_checkpoint_sync.object_stores.base import CHUNK, SINGLE_REQUEST_MAX, ObjectStore
 from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    import builtins
+    from collections.abc import Callable, Iterable, Iterator, Sequence
 
-#: Multipart part size and parallel parts per upload: what one streamed copy may hold in memory, about 16 MB.
+    from airflow_checkpoint_sync.object_stores.s3_direct import DirectS3
+
+#: Multipart part size and parallel parts per upload of an object over SINGLE_REQUEST_MAX: what one streamed copy
+#: may hold in memory, about 16 MB.
 PART_SIZE = 8 * 1024 * 1024
 PARTS_IN_FLIGHT = 2
+#: Connections the client keeps (botocore's default is 10): every copy at a time (up to 32) with its parts in
+#: flight, and the listing's requests, each get one instead of opening and closing one per request.
+POOL_CONNECTIONS = 32 * PARTS_IN_FLIGHT + 8
 
 
 class S3Store(ObjectStore):
@@ -28,12 +36,31 @@ class S3Store(ObjectStore):
 
         self._hook = S3Hook(aws_conn_id=conn_id)
         self._client: Any = None
+        self._direct: DirectS3 | None = None
+        self._direct_checked = False
+        self._lock = threading.Lock()
 
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = self._hook.get_conn()
+            from botocore.config import Config
+
+            # The connection's own botocore config wins where it says something, the pool size included.
+            config = Config(max_pool_connections=POOL_CONNECTIONS).merge(self._hook.config)
+            self._client = self._hook.get_client_type(config=config)
         return self._client
+
+    @property
+    def direct(self) -> DirectS3 | None:
+        """The direct path for object GETs and small PUTs (``s3_direct``), where it can stand in for the client."""
+        with self._lock:
+            if not self._direct_checked:
+                from airflow_checkpoint_sync.object_stores.s3_direct import DirectS3
+
+                self._direct_checked = True
+                credentials = self._hook.get_session().get_credentials()
+                self._direct = DirectS3.for_client(self.client, self.container, credentials, self._hook.verify)
+        return self._direct if self._direct is not None and self._direct.enabled else None
 
     @property
     def endpoint(self) -> str:
@@ -42,16 +69,17 @@ class S3Store(ObjectStore):
     def _endpoint(self) -> tuple[str | None, str]:
         return self.client.meta.endpoint_url, self.conn_id
 
-    def list(
-        self, *, copy_marks: bool = False, marks_for: Callable[[StoredObject], bool] | None = None
-    ) -> list[StoredObject]:
-        pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.container, Prefix=self.key("") if self.prefix else ""
-        )
-        listed = [self._described(item, None) for page in pages for item in page.get("Contents", [])]
-        if not copy_marks:
-            return listed
+    def list(self) -> list[StoredObject]:
+        prefix = self.key("") if self.prefix else ""
+        items = self.direct.list(prefix) if self.direct else None
+        if items is None:
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.container, Prefix=prefix)
+            items = [item for page in pages for item in page.get("Contents", [])]
+        return [self._described(item, None) for item in items]
 
+    def with_copy_marks(
+        self, objects: Sequence[StoredObject], marks_for: Callable[[StoredObject], bool] | None = None
+    ) -> builtins.list[StoredObject]:
         # Only a HEAD shows an object's metadata, where a replica keeps its source's fingerprint.
         def marked(obj: StoredObject) -> StoredObject:
             if marks_for is not None and not marks_for(obj):
@@ -59,7 +87,7 @@ class S3Store(ObjectStore):
             return dataclasses.replace(obj, copied_from=self._copy_mark(self.key(obj.name)))
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            return list(pool.map(marked, listed))
+            return list(pool.map(marked, objects))
 
     def _copy_mark(self, key: str) -> str | None:
         metadata = self.client.head_object(Bucket=self.container, Key=key).get("Metadata") or {}
@@ -85,6 +113,10 @@ class S3Store(ObjectStore):
         return response["Body"].read(), str(response.get("ETag", "")).strip('"') or None
 
     def chunks(self, name: str) -> Iterator[bytes]:
+        streamed = self.direct.get(self.key(name), CHUNK) if self.direct else None
+        if streamed is not None:
+            yield from streamed
+            return
         body = self.client.get_object(Bucket=self.container, Key=self.key(name))["Body"]
         try:
             yield from body.iter_chunks(CHUNK)
@@ -92,13 +124,21 @@ class S3Store(ObjectStore):
             body.close()
 
     def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None) -> None:
+        metadata = {SOURCE_FINGERPRINT: copied_from or ""}
+        if size <= SINGLE_REQUEST_MAX:
+            # In one request, without the transfer manager (whose threads and futures cost more than the request for
+            # a small object); one more byte than expected shows a source that grew (the copy then fails).
+            body = stream.read(size + 1)
+            if not (self.direct and self.direct.put(self.key(name), body, metadata)):
+                self.client.put_object(Bucket=self.container, Key=self.key(name), Body=body, Metadata=metadata)
+            return
         from boto3.s3.transfer import TransferConfig
 
         self.client.upload_fileobj(
             stream,
             self.container,
             self.key(name),
-            ExtraArgs={"Metadata": {SOURCE_FINGERPRINT: copied_from or ""}},
+            ExtraArgs={"Metadata": metadata},
             Config=TransferConfig(
                 multipart_threshold=PART_SIZE, multipart_chunksize=PART_SIZE, max_concurrency=PARTS_IN_FLIGHT
             ),

@@ -135,8 +135,11 @@ def replicate(source: ObjectStore, destination: ObjectStore, *, delete_removed: 
     catalog_body, catalog_fingerprint, plan = _snapshot(source, destination, delete_removed)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:
         copied = list(pool.map(lambda obj: _copy(source, destination, obj), plan.copy))
-    with store_step("listing the destination", destination):
-        missing = missing_after_copy(plan, destination.list())
+    # With nothing copied, the listing the plan was made from is the proof: it showed every object in full.
+    missing = []
+    if plan.copy:
+        with store_step("listing the destination", destination):
+            missing = missing_after_copy(plan, destination.list())
     if missing:
         raise AirflowFailException(
             f"not writing the catalog: {len(missing)} object(s) are not in place at {destination}: "
@@ -168,7 +171,7 @@ def _snapshot(
     The catalog is read first: everything it names was in place when Feldera wrote it. If the listing then shows
     another catalog, a sync landed in between (and its retention may delete objects): read both again.
     """
-    from airflow_checkpoint_sync.replication import CATALOG, copy_marks_needed, plan_replication
+    from airflow_checkpoint_sync.replication import CATALOG, plan_replication
 
     for _ in range(attempts):
         try:
@@ -186,15 +189,31 @@ def _snapshot(
             raise AirflowFailException(
                 f"{source} holds no {CATALOG}: nothing has been synced there (is it the pipeline's sync bucket?)"
             ) from None
-        with store_step("listing the source", source):
-            listed = source.list()
-        with store_step("listing the destination", destination):
-            # A copy mark costs a request per object on S3: only those the listing cannot judge by itself.
-            replica = destination.list(copy_marks=True, marks_for=copy_marks_needed(listed))
+        listed, replica = _list_both(source, destination)
         plan = plan_replication(listed, replica, delete_removed=delete_removed)
         if plan.catalog is not None and plan.catalog.fingerprint == fingerprint:
             return body, fingerprint, plan
     raise AirflowFailException(f"{source} kept changing while it was listed ({attempts} tries); run again later")
+
+
+def _list_both(source: ObjectStore, destination: ObjectStore) -> tuple[list[StoredObject], list[StoredObject]]:
+    """Both listings, taken at the same time (each mostly waits on its store); the replica's with the copy marks
+    its listing alone cannot show."""
+    from airflow_checkpoint_sync.replication import copy_marks_needed
+
+    def list_source() -> list[StoredObject]:
+        with store_step("listing the source", source):
+            return source.list()
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replicate-list") as pool:
+        listing = pool.submit(list_source)
+        with store_step("listing the destination", destination):
+            replica = destination.list()
+        listed = listing.result()
+    with store_step("reading the copy marks of the destination", destination):
+        # A copy mark costs a request per object on S3: only for the replicas the listing cannot judge by itself.
+        replica = destination.with_copy_marks(replica, copy_marks_needed(listed))
+    return listed, replica
 
 
 def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> int:

@@ -174,7 +174,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
         )
 
         with store_step("listing the location", store):
-            listing = store.list(copy_marks=True)
+            listing = store.with_copy_marks(store.list())
         names = {obj.name for obj in listing}
         catalog = self._read(store, CATALOG) if CATALOG in names else None
         manifests = {
