@@ -9,7 +9,7 @@ export AWS_EC2_METADATA_DISABLED := true
 export NO_GCE_CHECK := True
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: help debian-tools rclone install test lint typecheck pytest docs e2e bench bench-replicate reliability sandbox demo clean
+.PHONY: help debian-tools rclone install test lint typecheck pytest docs e2e bench bench-replicate bench-fleet reliability sandbox demo clean
 
 help:
 	@echo "make test      install from uv.lock, then ruff, mypy, the test suite, the real-deployment suite and the docs"
@@ -18,6 +18,8 @@ help:
 	@echo "make docs      build the documentation (warnings are errors) into docs/_build/html"
 	@echo "make bench-replicate  the worker's peak memory replicating a 1 GB object, and the operator against"
 	@echo "               rclone copy on a 2,000-object sync location (SIZE_MB= to change; installs Debian's rclone)"
+	@echo "make bench-fleet  a deferrable sync mapped over $(FLEET) pipelines on a real Airflow deployment (FLEET= to"
+	@echo "               change): outcomes, requests per pipeline, the triggerer's peak memory, wall time against one"
 	@echo "make reliability  the seeded fault matrix, $(RUNS) runs (RUNS=, SEED= to change), and its table;"
 	@echo "                  WRITE=1 saves the table for the docs (docs/reliability_table.rst)"
 	@echo "make bench     the benchmarks (figures, never pass/fail); WRITE=1 saves benchmarks/results.md"
@@ -86,6 +88,10 @@ rclone:
 bench-replicate: install rclone
 	cd benchmarks && SIZE_MB=$(or $(SIZE_MB),1024) $(RUN)/python bench_replicate.py $(if $(WRITE),--write,)
 	cd benchmarks && SIZE_MB=$(or $(SIZE_MB),1024) $(RUN)/python bench_replicate_rclone.py $(if $(WRITE),--write,)
+
+FLEET ?= 100
+bench-fleet: install
+	cd benchmarks && FLEET=$(FLEET) $(RUN)/python bench_fleet.py $(if $(WRITE),--write,)
 
 RUNS ?= 220
 SEED ?= 0

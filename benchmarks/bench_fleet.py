@@ -107,10 +107,15 @@ class Sampler(threading.Thread):
         while not self.stopped.wait(0.5):
             self.peak_kb = max(self.peak_kb, group_rss_kb(self.pgid))
             try:
-                states = [ti.get("state") for ti in self.airflow.task_instances(self.dag_id, self.run_id)]
+                states = [ti.get("state") for ti in task_instances(self.airflow, self.dag_id, self.run_id)]
             except Exception:
                 continue  # sqlite busy: the next sample reads it
             self.most_deferred = max(self.most_deferred, states.count("deferred"))
+
+
+def task_instances(airflow: AirflowDeployment, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
+    return list(airflow.api("GET", path, params={"limit": FLEET + 10})["task_instances"])
 
 
 def run_measured(airflow: AirflowDeployment, dag_id: str) -> dict[str, Any]:
@@ -123,7 +128,7 @@ def run_measured(airflow: AirflowDeployment, dag_id: str) -> dict[str, Any]:
     finally:
         sampler.stopped.set()
         sampler.join()
-    tasks = airflow.task_instances(dag_id, run_id)
+    tasks = task_instances(airflow, dag_id, run_id)
     return {
         "state": state,
         "seconds": time.monotonic() - started,
@@ -169,8 +174,6 @@ def measure() -> list[str]:
             env.pop("AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST", None)
             with deployment(home, dags, env) as airflow:
                 airflow.wait_parsed({"fleet_one", "fleet_dr"})
-                airflow.api("PATCH", "/dags/fleet_one", json={"is_paused": False})
-                airflow.api("PATCH", "/dags/fleet_dr", json={"is_paused": False})
                 one = run_measured(airflow, "fleet_one")
                 sandbox.control.clear_requests()
                 fleet = run_measured(airflow, "fleet_dr")

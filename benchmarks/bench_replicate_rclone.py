@@ -188,7 +188,7 @@ def measure(size_mb: int = 1024) -> list[str]:
             f"{route}: operator {ours['seconds']:.1f}s, rclone copy {theirs['seconds']:.1f}s, ratio {ratio:.2f} "
             f"(goal <= 1.0) {verdict(ratio <= 1.0)}; objects at the destination: operator {mine}, rclone {rclones}",
             f"  the operator's whole process (Python and Airflow starting, then the task): "
-            f", ratio {ours['process_seconds'] / theirs['seconds']:.2f}; "
+            f"{ours['process_seconds']:.1f}s, ratio {ours['process_seconds'] / theirs['seconds']:.2f}; "
             f"its rerun {ours['process_rerun']:.1f}s",
             f"  operator's peak memory {ours['peak_mb']:.0f} MB (goal < 300 MB) {verdict(ours['peak_mb'] < 300)}; "
             f"rclone's {theirs['peak_mb']:.0f} MB",

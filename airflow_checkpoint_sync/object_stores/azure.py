@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from airflow_checkpoint_sync.object_stores.base import SINGLE_REQUEST_MAX, ObjectStore
+from airflow_checkpoint_sync.object_stores.base import SINGLE_REQUEST_MAX, ObjectStore, content_md5_header
 from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
@@ -87,13 +87,15 @@ class AzureBlobStore(ObjectStore):
                 self._direct = DirectAzureBlob.for_container(self.container_client)
         return self._direct if self._direct is not None and self._direct.enabled else None
 
-    def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None) -> None:
+    def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None, md5: str | None = None) -> None:
         metadata = {_META: copied_from or ""}
         if size <= SINGLE_REQUEST_MAX:
             # Read whole, a byte more than expected showing a source that grew (the copy then fails); the SDK, where
             # it takes over, uploads it in blocks of BLOCK_SIZE as it would the stream.
             body = stream.read(size + 1)
-            if not (self.direct and self.direct.put(self.key(name), body, metadata)):
+            if not (self.direct and self.direct.put(self.key(name), body, metadata, content_md5_header(body, md5))):
+                # The service computes a single Put Blob's MD5 itself; the copy is checked after it against the
+                # source's, as every copy is.
                 self.container_client.upload_blob(
                     self.key(name), body, overwrite=True, metadata=metadata, max_concurrency=BLOCKS_IN_FLIGHT
                 )

@@ -101,16 +101,16 @@ class DirectAzureBlob:
         headers["Authorization"] = f"SharedKey {self.account_name}:{signature}"
         return url
 
-    def put(self, blob_name: str, body: bytes, metadata: Mapping[str, str]) -> bool:
-        """Store ``body`` as a block blob with ``metadata`` and its MD5 (which the service checks); False when the
-        SDK should make this request instead."""
+    def put(self, blob_name: str, body: bytes, metadata: Mapping[str, str], content_md5: str | None = None) -> bool:
+        """Store ``body`` as a block blob with ``metadata`` and ``content_md5`` (base64; by default the body's),
+        which the service checks the body against; False when the SDK should make this request instead."""
         import urllib3
 
         if not (self.enabled and direct_http.sendable(blob_name)):
             return False
         headers = {
             "Content-Length": str(len(body)),
-            "Content-MD5": base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
+            "Content-MD5": content_md5 or base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
             "x-ms-blob-type": "BlockBlob",
             **{f"x-ms-meta-{name}": value for name, value in metadata.items()},
         }
@@ -123,7 +123,7 @@ class DirectAzureBlob:
         except urllib3.exceptions.HTTPError:
             return False
         if response.status != 201:
-            if direct_http.refused(response.status):
+            if direct_http.refused(response.status, response.data):
                 direct_http.turned_off(self.container_url, "PUT", response.status)
                 self.enabled = False
             return False

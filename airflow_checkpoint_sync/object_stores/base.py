@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import builtins
 import hashlib
 import io
@@ -18,6 +19,13 @@ CHUNK = 1024 * 1024
 #: An object up to this size is read whole and written in one request: as much memory per copy as a streamed
 #: upload's parts in flight, and one request instead of a multipart upload's four or more.
 SINGLE_REQUEST_MAX = 16 * 1024 * 1024
+
+
+def content_md5_header(body: bytes, md5: str | None) -> str:
+    """The ``Content-MD5`` of an upload of ``body`` (base64): of ``md5`` (hex) when the source gave one, so that the
+    store checks the body against the source's own checksum (and nothing hashes it twice), else of the body."""
+    digest = bytes.fromhex(md5) if md5 else hashlib.md5(body, usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode()
 
 
 class ObjectStore(ABC):
@@ -75,8 +83,10 @@ class ObjectStore(ABC):
         """The object's content, streamed."""
 
     @abstractmethod
-    def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None) -> None:
-        """Store ``size`` bytes read from ``stream`` (never whole in memory), recording ``copied_from``."""
+    def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None, md5: str | None = None) -> None:
+        """Store ``size`` bytes read from ``stream`` (never whole more than :data:`SINGLE_REQUEST_MAX` in memory),
+        recording ``copied_from``. ``md5`` (hex), the content's MD5 when the source knows it, goes with an upload in
+        one request, so that the store refuses a body that is not that content."""
 
     @abstractmethod
     def delete(self, names: Iterable[str]) -> None:
@@ -94,6 +104,8 @@ class VerifyingReader(io.RawIOBase):
         self._chunks = chunks
         self._pending = b""
         self.size = 0
+        #: Whether the whole source was read (its chunks ran out).
+        self.finished = False
         self._md5 = hashlib.md5(usedforsecurity=False)
 
     def readable(self) -> bool:
@@ -104,6 +116,7 @@ class VerifyingReader(io.RawIOBase):
             try:
                 self._pending = next(self._chunks)
             except StopIteration:
+                self.finished = True
                 return 0
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]

@@ -51,9 +51,16 @@ def sendable(key: str) -> bool:
     return not any(segment in (".", "..") for segment in key.split("/"))
 
 
-def refused(status: int) -> bool:
+#: Error codes about one request's body, not the way the direct path sends requests (S3's, Azure's).
+_BODY_ERRORS = (b"<Code>BadDigest</Code>", b"<Code>InvalidDigest</Code>", b"<Code>Md5Mismatch</Code>")
+
+
+def refused(status: int, body: bytes = b"") -> bool:
     """Whether an answer says the direct path addresses or signs wrongly for this store (so it stops being used),
-    rather than something about this one request (a missing object, a conflict, throttling, a server error)."""
+    rather than something about this one request (a missing object, a conflict, throttling, a server error, a body
+    that is not the content its checksum names)."""
+    if any(code in body for code in _BODY_ERRORS):
+        return False
     return 300 <= status < 500 and status not in (404, 408, 409, 412, 429)
 
 

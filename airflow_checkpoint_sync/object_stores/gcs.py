@@ -77,7 +77,7 @@ class GCSStore(ObjectStore):
             while chunk := reader.read(CHUNK):
                 yield chunk
 
-    def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None) -> None:
+    def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None, md5: str | None = None) -> None:
         blob = self.bucket.blob(self.key(name), chunk_size=UPLOAD_CHUNK)
         blob.metadata = {SOURCE_FINGERPRINT: copied_from or ""}
         blob.upload_from_file(stream, size=size, rewind=False)

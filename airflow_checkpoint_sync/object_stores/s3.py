@@ -7,7 +7,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from airflow_checkpoint_sync.object_stores.base import CHUNK, SINGLE_REQUEST_MAX, ObjectStore
+from airflow_checkpoint_sync.object_stores.base import CHUNK, SINGLE_REQUEST_MAX, ObjectStore, content_md5_header
 from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
@@ -123,14 +123,17 @@ class S3Store(ObjectStore):
         finally:
             body.close()
 
-    def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None) -> None:
+    def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None, md5: str | None = None) -> None:
         metadata = {SOURCE_FINGERPRINT: copied_from or ""}
         if size <= SINGLE_REQUEST_MAX:
             # In one request, without the transfer manager (whose threads and futures cost more than the request for
             # a small object); one more byte than expected shows a source that grew (the copy then fails).
             body = stream.read(size + 1)
-            if not (self.direct and self.direct.put(self.key(name), body, metadata)):
-                self.client.put_object(Bucket=self.container, Key=self.key(name), Body=body, Metadata=metadata)
+            content_md5 = content_md5_header(body, md5)
+            if not (self.direct and self.direct.put(self.key(name), body, metadata, content_md5)):
+                self.client.put_object(
+                    Bucket=self.container, Key=self.key(name), Body=body, Metadata=metadata, ContentMD5=content_md5
+                )
             return
         from boto3.s3.transfer import TransferConfig
 

@@ -82,8 +82,8 @@ class DirectS3:
         S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3", self.region).add_auth(request)
         return dict(request.headers.items())
 
-    def _refused(self, status: int, method: str) -> None:
-        if direct_http.refused(status):
+    def _refused(self, status: int, method: str, body: bytes = b"") -> None:
+        if direct_http.refused(status, body):
             direct_http.turned_off(self.base_url, method, status)
             self.enabled = False
 
@@ -105,15 +105,16 @@ class DirectS3:
             return None
         return direct_http.streamed(response, chunk_size)  # type: ignore[no-any-return]
 
-    def put(self, key: str, body: bytes, metadata: Mapping[str, str]) -> bool:
-        """Store ``body`` with ``metadata`` and its MD5 (which S3 checks); False when the boto3 client should."""
+    def put(self, key: str, body: bytes, metadata: Mapping[str, str], content_md5: str | None = None) -> bool:
+        """Store ``body`` with ``metadata`` and ``content_md5`` (base64; by default the body's), which S3 checks the
+        body against; False when the boto3 client should make this request."""
         import urllib3
 
         if not (self.enabled and direct_http.sendable(key)):
             return False
         url = self.url(key)
         headers = {
-            "Content-MD5": base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
+            "Content-MD5": content_md5 or base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode(),
             "Content-Length": str(len(body)),
             **{f"x-amz-meta-{name}": value for name, value in metadata.items()},
         }
@@ -122,7 +123,7 @@ class DirectS3:
         except urllib3.exceptions.HTTPError:
             return False
         if response.status != 200:
-            self._refused(response.status, "PUT")
+            self._refused(response.status, "PUT", response.data)
             return False
         return True
 

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
-    from airflow_checkpoint_sync.object_stores.base import ObjectStore
+    from airflow_checkpoint_sync.object_stores.base import ObjectStore, VerifyingReader
     from airflow_checkpoint_sync.replication import ReplicationPlan, StoredObject
 
 
@@ -218,19 +218,40 @@ def _list_both(source: ObjectStore, destination: ObjectStore) -> tuple[list[Stor
 
 def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> int:
     """Copy one object, server-side when possible, else streamed and checked; returns the bytes copied."""
+    from airflow.sdk.exceptions import AirflowException
+
     from airflow_checkpoint_sync.object_stores.base import VerifyingReader
 
-    with store_step(f"copying {obj.name} from the source {source} to the destination", destination):
+    doing = f"copying {obj.name} from the source {source} to the destination"
+    with store_step(doing, destination):
         if destination.copy_within(source, obj):
             return obj.size
-        reader = VerifyingReader(source.chunks(obj.name))
-        destination.write(obj.name, io.BufferedReader(reader, 1024 * 1024), obj.size, obj.fingerprint)
+    reader = VerifyingReader(source.chunks(obj.name))
+    try:
+        with store_step(doing, destination):
+            destination.write(obj.name, io.BufferedReader(reader, 1024 * 1024), obj.size, obj.fingerprint, obj.md5)
+    except AirflowException:
+        # A store refuses a single-request upload whose body is not the source's MD5 it was sent with: say why.
+        if _changed_as_far_as_read(reader, obj):
+            raise _changed(source, obj, reader) from None
+        raise
     if reader.size != obj.size or (obj.md5 is not None and reader.md5_hex != obj.md5):
         # Remove the bad copy this run just wrote (it records the source's fingerprint, so a rerun would trust it);
         # the catalog is not written, and a rerun copies the object again.
         destination.delete([obj.name])
-        raise AirflowFailException(
-            f"{source}/{obj.name} changed or was damaged while copied: read {reader.size} of {obj.size} bytes"
-            + (f", MD5 {reader.md5_hex} instead of {obj.md5}" if obj.md5 else "")
-        )
+        raise _changed(source, obj, reader)
     return obj.size
+
+
+def _changed_as_far_as_read(reader: VerifyingReader, obj: StoredObject) -> bool:
+    """Whether what was read of the source shows it is not the listed object (a write can fail before reading all)."""
+    if reader.size > obj.size:
+        return True
+    return reader.finished and (reader.size != obj.size or (obj.md5 is not None and reader.md5_hex != obj.md5))
+
+
+def _changed(source: ObjectStore, obj: StoredObject, reader: VerifyingReader) -> AirflowFailException:
+    return AirflowFailException(
+        f"{source}/{obj.name} changed or was damaged while copied: read {reader.size} of {obj.size} bytes"
+        + (f", MD5 {reader.md5_hex} instead of {obj.md5}" if obj.md5 else "")
+    )

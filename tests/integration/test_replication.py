@@ -262,3 +262,35 @@ def test_a_replication_killed_at_any_point_leaves_no_catalog_naming_missing_data
     report = json.loads(result.stdout.splitlines()[-1])
     assert report["copied"] == len(missing)
     assert s3_objects(feldera.s3, feldera.bucket, replica) == source
+
+
+@pytest.mark.parametrize("destination_conn", ["s3_other", "azure_dr"])
+@pytest.mark.parametrize("change", ["same size, other bytes", "one byte more"])
+def test_a_source_object_that_changes_after_the_listing_is_never_copied(
+    stores: Feldera, destination_conn: str, change: str
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
+    from airflow_checkpoint_sync.operators.replicate import _copy
+
+    client, bucket = stores.s3.client(), stores.bucket
+    original = random.Random(1).randbytes(64 * 1024)
+    client.put_object(Bucket=bucket, Key="moving/data/a.bin", Body=original)
+    source = store_for("s3_dr", f"{bucket}/moving", "source_conn_id", STORE_TYPES)
+    container = bucket if destination_conn == "s3_other" else stores.container  # type: ignore[attr-defined]
+    destination = store_for(destination_conn, f"{container}/copy", "destination_conn_id", STORE_TYPES)
+    (listed,) = source.list()
+    assert listed.md5  # what the store vouches the content is
+
+    # Between the listing and the copy, the object is rewritten.
+    changed = original[::-1] if change == "same size, other bytes" else original + b"!"
+    client.put_object(Bucket=bucket, Key="moving/data/a.bin", Body=changed)
+    with pytest.raises(AirflowFailException, match=r"moving/data/a\.bin changed or was damaged while copied"):
+        _copy(source, destination, listed)
+    assert destination.list() == []  # refused by the store (its MD5 is the listed one's), or removed
+
+    # As listed, it is copied and reads back the same.
+    client.put_object(Bucket=bucket, Key="moving/data/a.bin", Body=original)
+    assert _copy(source, destination, listed) == len(original)
+    assert b"".join(destination.chunks("data/a.bin")) == original
