@@ -49,9 +49,20 @@ class AzureBlobStore(ObjectStore):
         return str(self.container_client.primary_endpoint).rsplit("/", 1)[0]
 
     def list(self) -> list[StoredObject]:
-        blobs = self.container_client.list_blobs(
-            name_starts_with=self.key("") if self.prefix else None, include=["metadata"]
-        )
+        prefix = self.key("") if self.prefix else ""
+        listed = self.direct.list(prefix) if self.direct else None
+        if listed is not None:
+            return [
+                StoredObject(
+                    name=self.name(blob["name"]),
+                    size=blob["size"],
+                    fingerprint=blob["etag"],
+                    copied_from=blob["metadata"].get(_META),
+                    md5=blob["content_md5"],
+                )
+                for blob in listed
+            ]
+        blobs = self.container_client.list_blobs(name_starts_with=prefix or None, include=["metadata"])
         return [self._described(blob) for blob in blobs]
 
     def _described(self, blob: Any) -> StoredObject:
@@ -78,7 +89,7 @@ class AzureBlobStore(ObjectStore):
 
     @property
     def direct(self) -> DirectAzureBlob | None:
-        """The direct path for small uploads (``azure_direct``), where it can stand in for the SDK."""
+        """The direct path for listings and small uploads (``azure_direct``), where it can stand in for the SDK."""
         with self._lock:
             if not self._direct_checked:
                 from airflow_checkpoint_sync.object_stores.azure_direct import DirectAzureBlob

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote, urlencode, urlsplit
 
 from airflow_checkpoint_sync.object_stores import direct_http
 
@@ -86,20 +86,56 @@ class DirectAzureBlob:
             return cls(container_url, version, account_name=name, account_key=key)
         return None
 
-    def _authorised(self, method: str, url: str, headers: dict[str, str]) -> str:
-        """The URL to send, with ``headers`` completed by the date, the version and the authorisation."""
+    def _authorised(
+        self, method: str, url: str, headers: dict[str, str], query: Mapping[str, str] | None = None
+    ) -> str:
+        """The URL to send, ``query`` added, with ``headers`` completed by the date, the version and the
+        authorisation."""
         headers["x-ms-date"] = formatdate(usegmt=True)
         headers["x-ms-version"] = self.api_version
+        query = query or {}
+        parameters = urlencode(sorted(query.items()))
         if self._key is None:
-            return f"{url}?{self._sas}"
+            return f"{url}?{'&'.join(filter(None, [parameters, self._sas]))}"
         lower = {name.lower(): value for name, value in headers.items()}
         standard = "".join(f"{lower.get(name, '')}\n" for name in _SIGNED_STANDARD_HEADERS)
         canonical_headers = "".join(f"{name}:{lower[name]}\n" for name in sorted(lower) if name.startswith("x-ms-"))
         resource = f"/{self.account_name}{urlsplit(url).path}"  # as sent, percent-encoded, as the SDK signs it
+        resource += "".join(f"\n{name.lower()}:{value}" for name, value in sorted(query.items()))
         to_sign = f"{method}\n{standard}{canonical_headers}{resource}"
         signature = base64.b64encode(hmac.new(self._key, to_sign.encode(), hashlib.sha256).digest()).decode()
         headers["Authorization"] = f"SharedKey {self.account_name}:{signature}"
-        return url
+        return f"{url}?{parameters}" if parameters else url
+
+    def list(self, prefix: str, page_size: int = 5000) -> list[dict[str, Any]] | None:
+        """Every blob under ``prefix`` with its metadata, as ``{"name", "size", "etag", "content_md5" (hex or None),
+        "metadata"}`` (List Blobs, ``page_size`` a page), or None when the SDK should list instead."""
+        import urllib3
+
+        found: list[dict[str, Any]] = []
+        marker = None
+        while self.enabled:
+            query = {"restype": "container", "comp": "list", "include": "metadata", "maxresults": str(page_size)}
+            if prefix:
+                query["prefix"] = prefix
+            if marker:
+                query["marker"] = marker
+            headers: dict[str, str] = {}
+            url = self._authorised("GET", self.container_url, headers, query)
+            try:
+                response = self._pool.request("GET", url, headers=headers)
+            except urllib3.exceptions.HTTPError:
+                return None
+            if response.status != 200:
+                if direct_http.refused(response.status, response.data):
+                    direct_http.turned_off(self.container_url, "LIST", response.status)
+                    self.enabled = False
+                return None
+            page, marker = _listed(response.data)
+            found += page
+            if not marker:
+                return found
+        return None
 
     def put(self, blob_name: str, body: bytes, metadata: Mapping[str, str], content_md5: str | None = None) -> bool:
         """Store ``body`` as a block blob with ``metadata`` and ``content_md5`` (base64; by default the body's),
@@ -128,3 +164,32 @@ class DirectAzureBlob:
                 self.enabled = False
             return False
         return True
+
+
+def _listed(document: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """One List Blobs page: its blobs, and the marker of the next page (None at the end)."""
+    import xml.etree.ElementTree as ElementTree
+
+    root = ElementTree.fromstring(document)
+    blobs = []
+    for blob in root.iter("Blob"):
+        name_element = blob.find("Name")
+        name = (name_element.text or "") if name_element is not None else ""
+        if name_element is not None and name_element.get("Encoded") == "true":
+            name = unquote(name)  # a name with characters XML cannot hold
+        properties = {child.tag: child.text for child in _children(blob, "Properties")}
+        metadata = {child.tag: child.text or "" for child in _children(blob, "Metadata")}
+        md5 = properties.get("Content-MD5")
+        blobs.append({
+            "name": name,
+            "size": int(properties.get("Content-Length") or 0),
+            "etag": (properties.get("Etag") or "").strip('"') or None,
+            "content_md5": base64.b64decode(md5).hex() if md5 else None,
+            "metadata": metadata,
+        })  # fmt: skip
+    return blobs, root.findtext("NextMarker") or None
+
+
+def _children(element: Any, tag: str) -> list[Any]:
+    found = element.find(tag)
+    return [] if found is None else list(found)

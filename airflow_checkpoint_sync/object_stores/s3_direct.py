@@ -127,15 +127,15 @@ class DirectS3:
             return False
         return True
 
-    def list(self, prefix: str) -> list[dict[str, Any]] | None:
-        """Every object under ``prefix`` as ``{"Key", "Size", "ETag"}`` (ListObjectsV2, page by page), or None when
-        the boto3 client should list instead."""
+    def list(self, prefix: str, page_size: int = 1000) -> list[dict[str, Any]] | None:
+        """Every object under ``prefix`` as ``{"Key", "Size", "ETag"}`` (ListObjectsV2, ``page_size`` a page), or
+        None when the boto3 client should list instead."""
         import urllib3
 
         found: list[dict[str, Any]] = []
         token = None
         while self.enabled:
-            query = {"list-type": "2", "prefix": prefix, "encoding-type": "url"}
+            query = {"list-type": "2", "prefix": prefix, "encoding-type": "url", "max-keys": str(page_size)}
             if token:
                 query["continuation-token"] = token
             url = f"{self.base_url}?{urlencode(sorted(query.items()))}"

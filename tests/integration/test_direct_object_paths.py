@@ -78,6 +78,11 @@ def test_s3_objects_written_and_read_the_direct_way_are_what_the_sdk_sees(s3_sto
     assert not any(direct.put(s3_store.key(name), b"x", {}) for name in DOT_SEGMENTS)
     assert all(direct.get(s3_store.key(name), 1024) is None for name in DOT_SEGMENTS)
     assert {obj.name for obj in s3_store.list()} == set(AWKWARD)
+    listed = direct.list(s3_store.key(""), page_size=3)  # several pages
+    pages = s3_store.client.get_paginator("list_objects_v2").paginate(Bucket=s3_store.container, Prefix="replica/")
+    by_sdk = [item for page in pages for item in page["Contents"]]
+    assert listed is not None and len(listed) == len(by_sdk) == len(AWKWARD)
+    assert {(o["Key"], o["Size"], o["ETag"]) for o in listed} == {(o["Key"], o["Size"], o["ETag"]) for o in by_sdk}
     assert s3_store.direct is direct  # nothing turned it off
 
 
@@ -163,6 +168,15 @@ def test_azure_blobs_uploaded_the_direct_way_are_what_the_sdk_sees(
     assert not any(direct.put(store.key(name), b"x", {}) for name in DOT_SEGMENTS)
     listed = {obj.name: obj for obj in store.list()}
     assert set(listed) == {*AWKWARD, "empty.bin"} and listed["empty.bin"].size == 0
+    by_sdk = {
+        store.name(blob.name): (blob.size, bytes(blob.content_settings.content_md5).hex(), dict(blob.metadata))
+        for blob in store.container_client.list_blobs(name_starts_with="replica/", include=["metadata"])
+    }
+    assert {
+        name: (o.size, o.md5, {"feldera_source_fingerprint": o.copied_from}) for name, o in listed.items()
+    } == by_sdk
+    paged = direct.list(store.key(""), page_size=2)  # several pages
+    assert paged is not None and sorted(store.name(blob["name"]) for blob in paged) == sorted(by_sdk)
     assert store.direct is direct
 
 
