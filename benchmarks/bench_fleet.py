@@ -32,8 +32,8 @@ from airflow_checkpoint_sync.testing import FelderaSandbox, MotoS3Server
 
 FLEET = int(os.environ.get("FLEET", "100"))
 API_KEY = "apikey:fleet-" + "0123456789abcdef" * 4
-PUSH_S = 4.0
-POLL_S = 2.0
+PUSH_S = 60.0
+POLL_S = 5.0
 PROGRAM = "CREATE TABLE t (x INT);"
 DAGS = """
 import datetime as dt

@@ -65,7 +65,9 @@ class SandboxEngine:
         self.lock = threading.RLock()
         self.pipelines: dict[str, SandboxPipeline] = {}
         self.requests: list[RequestRecord] = []
-        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sandbox-job")
+        # Each Feldera pipeline pushes and pulls in its own process: a pool shared by a fleet of sandbox pipelines
+        # must not make one pipeline's push wait for another's (a push holds its worker for sync_delay_s).
+        self._executor = ThreadPoolExecutor(max_workers=256, thread_name_prefix="sandbox-job")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.runtime = Runtime(
