@@ -11,9 +11,9 @@ both paths build requests and read answers with :mod:`~airflow_checkpoint_sync.h
 A shared pool must also survive cancellation: a trigger's request is cancelled whenever the trigger is (a task
 timeout, a triggerer handing the trigger elsewhere), and a pool that lost a slot to each (httpcore does, encode/httpcore
 1093) would end up full for good. So :func:`exchange` never lets a cancellation reach the client: each request runs
-in a task of its own that ends by its own timeouts, and the caller waits on it shielded. A cancelled or timed-out
-caller stops waiting at once; the request finishes (or times out) by itself and gives its slot back, at most one
-request timeout later.
+in a task of its own that ends by its own timeouts, and the caller waits on it without passing its cancellation on
+(``asyncio.wait``). A cancelled or timed-out caller stops waiting at once; the request finishes (or times out) by
+itself and gives its slot back, at most one request timeout later.
 """
 
 from __future__ import annotations
@@ -132,7 +132,13 @@ async def exchange(shared: SharedClient, request: FelderaRequest, timeout: float
     task = asyncio.get_running_loop().create_task(_exchange(shared, request, timeout))
     shared.requests.add(task)
     task.add_done_callback(_settled(shared))
-    return await asyncio.wait_for(asyncio.shield(task), timeout)
+    # asyncio.wait, not wait_for(shield(task)): on Python 3.11, wait_for returns the result when the caller is
+    # cancelled in the very moment the request completes, swallowing the cancellation, and the cancelled trigger
+    # then polls on for ever. wait() raises the caller's cancellation and leaves the request to end by itself.
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if not done:
+        raise TimeoutError(f"no answer within {timeout}s")
+    return task.result()
 
 
 def _settled(shared: SharedClient) -> Any:

@@ -37,7 +37,7 @@ _SIGNED_STANDARD_HEADERS = (
 )
 
 
-class DirectAzureBlob:
+class DirectAzureBlob(direct_http.DirectPath):
     """Put Blob requests into one container without the SDK's per-request cost.
 
     :param container_url: the container's URL without a query.
@@ -58,14 +58,13 @@ class DirectAzureBlob:
         sas: str | None = None,
         pool_size: int = 16,
     ) -> None:
+        # The Azure SDK's own defaults: 20 s to connect, 60 s per read.
+        super().__init__(container_url, verify=True, pool_size=pool_size, timeouts=(20.0, 60.0))
         self.container_url = container_url.rstrip("/")
         self.api_version = api_version
         self.account_name = account_name
         self._key = base64.b64decode(account_key) if account_key else None
         self._sas = sas
-        # The Azure SDK's own defaults: 20 s to connect, 60 s per read.
-        self._pool = direct_http.pool(True, pool_size, (20.0, 60.0))
-        self.enabled = True
 
     @classmethod
     def for_container(cls, container_client: Any) -> DirectAzureBlob | None:
@@ -110,8 +109,6 @@ class DirectAzureBlob:
     def list(self, prefix: str, page_size: int = 5000) -> list[dict[str, Any]] | None:
         """Every blob under ``prefix`` with its metadata, as ``{"name", "size", "etag", "content_md5" (hex or None),
         "metadata"}`` (List Blobs, ``page_size`` a page), or None when the SDK should list instead."""
-        import urllib3
-
         found: list[dict[str, Any]] = []
         marker = None
         while self.enabled:
@@ -122,14 +119,8 @@ class DirectAzureBlob:
                 query["marker"] = marker
             headers: dict[str, str] = {}
             url = self._authorised("GET", self.container_url, headers, query)
-            try:
-                response = self._pool.request("GET", url, headers=headers)
-            except urllib3.exceptions.HTTPError:
-                return None
-            if response.status != 200:
-                if direct_http.refused(response.status, response.data):
-                    direct_http.turned_off(self.container_url, "LIST", response.status)
-                    self.enabled = False
+            response = self.send("GET", url, headers, 200)
+            if response is None:
                 return None
             page, marker = _listed(response.data)
             found += page
@@ -140,8 +131,6 @@ class DirectAzureBlob:
     def put(self, blob_name: str, body: bytes, metadata: Mapping[str, str], content_md5: str | None = None) -> bool:
         """Store ``body`` as a block blob with ``metadata`` and ``content_md5`` (base64; by default the body's),
         which the service checks the body against; False when the SDK should make this request instead."""
-        import urllib3
-
         if not (self.enabled and direct_http.sendable(blob_name)):
             return False
         headers = {
@@ -154,16 +143,7 @@ class DirectAzureBlob:
             headers["Content-Length"] = ""  # what a Shared Key signature covers for an empty body
         url = self._authorised("PUT", f"{self.container_url}/{quote(blob_name, safe='/~')}", headers)
         headers["Content-Length"] = str(len(body))
-        try:
-            response = self._pool.request("PUT", url, body=body, headers=headers)
-        except urllib3.exceptions.HTTPError:
-            return False
-        if response.status != 201:
-            if direct_http.refused(response.status, response.data):
-                direct_http.turned_off(self.container_url, "PUT", response.status)
-                self.enabled = False
-            return False
-        return True
+        return self.send("PUT", url, headers, 201, body) is not None
 
 
 def _listed(document: bytes) -> tuple[list[dict[str, Any]], str | None]:

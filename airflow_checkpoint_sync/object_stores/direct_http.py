@@ -21,6 +21,54 @@ from urllib.parse import urlsplit
 log = logging.getLogger(__name__)
 
 
+class DirectPath:
+    """What both direct paths share: their pool, whether they are still in use, and sending one request.
+
+    :param where: what the path reaches (for the log line when a store refuses it).
+    :param verify: TLS verification: True, False, or the path of a CA bundle.
+    :param pool_size: connections kept open.
+    :param timeouts: ``(connect, read)`` seconds.
+    """
+
+    def __init__(self, where: str, *, verify: bool | str, pool_size: int, timeouts: tuple[float, float]) -> None:
+        self.where = where
+        self._pool = pool(verify, pool_size, timeouts)
+        #: False once a store has refused the way this path sends (the SDK makes every request from then on).
+        self.enabled = True
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        expected: int,
+        body: bytes | None = None,
+        *,
+        stream: bool = False,
+    ) -> Any | None:
+        """The response to one request when the store answered ``expected``; None when the SDK should make the
+        request instead (a connection failure, an answer about this request, or a refusal of the path itself, which
+        turns it off)."""
+        import urllib3
+
+        try:
+            response = self._pool.request(method, url, body=body, headers=headers, preload_content=not stream)
+        except urllib3.exceptions.HTTPError:
+            return None
+        if response.status == expected:
+            return response
+        data = response.data  # read whole, and the connection goes back to the pool
+        response.release_conn()
+        if refused(response.status, data):
+            log.info("The direct path to %s answered %s with %d; the SDK makes its requests from now on",
+                     self.where, method, response.status)  # fmt: skip
+            self.enabled = False
+        return None
+
+    def close(self) -> None:
+        self._pool.clear()
+
+
 def pool(verify: bool | str, size: int, timeouts: tuple[float, float]) -> Any:
     """A urllib3 pool of ``size`` connections per host, without retries (the SDK's take over), with ``(connect,
     read)`` timeouts; TLS verified with the CA bundle the SDKs use (certifi's) unless ``verify`` is False or a
@@ -70,7 +118,3 @@ def streamed(response: Any, chunk_size: int) -> Any:
         yield from response.stream(chunk_size)
     finally:
         response.release_conn()
-
-
-def turned_off(store: str, method: str, status: int) -> None:
-    log.info("The direct path to %s answered %s with %d; the SDK makes its requests from now on", store, method, status)

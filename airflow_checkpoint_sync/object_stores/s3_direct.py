@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 _PROBE_KEY = "feldera-probe"
 
 
-class DirectS3:
+class DirectS3(direct_http.DirectPath):
     """GETs and PUTs of one bucket's objects without the boto3 client's per-request cost.
 
     :param base_url: the bucket's URL, ending in ``/``, as botocore addresses it (path or virtual-hosted style).
@@ -43,11 +43,10 @@ class DirectS3:
         pool_size: int,
         timeouts: tuple[float, float],
     ) -> None:
+        super().__init__(base_url, verify=verify, pool_size=pool_size, timeouts=timeouts)
         self.base_url = base_url
         self.region = region
         self._credentials = credentials
-        self._pool = direct_http.pool(verify, pool_size, timeouts)
-        self.enabled = True
 
     @classmethod
     def for_client(cls, client: Any, bucket: str, credentials: Any, verify: bool | str | None) -> DirectS3 | None:
@@ -82,34 +81,17 @@ class DirectS3:
         S3SigV4Auth(self._credentials.get_frozen_credentials(), "s3", self.region).add_auth(request)
         return dict(request.headers.items())
 
-    def _refused(self, status: int, method: str, body: bytes = b"") -> None:
-        if direct_http.refused(status, body):
-            direct_http.turned_off(self.base_url, method, status)
-            self.enabled = False
-
     def get(self, key: str, chunk_size: int) -> Iterator[bytes] | None:
         """The object's content in chunks, or None when the boto3 client should make this request instead."""
-        import urllib3
-
         if not (self.enabled and direct_http.sendable(key)):
             return None
         url = self.url(key)
-        try:
-            response = self._pool.request("GET", url, headers=self._signed("GET", url, {}, None), preload_content=False)
-        except urllib3.exceptions.HTTPError:
-            return None
-        if response.status != 200:
-            self._refused(response.status, "GET")
-            response.drain_conn()
-            response.release_conn()
-            return None
-        return direct_http.streamed(response, chunk_size)  # type: ignore[no-any-return]
+        response = self.send("GET", url, self._signed("GET", url, {}, None), 200, stream=True)
+        return None if response is None else direct_http.streamed(response, chunk_size)
 
     def put(self, key: str, body: bytes, metadata: Mapping[str, str], content_md5: str | None = None) -> bool:
         """Store ``body`` with ``metadata`` and ``content_md5`` (base64; by default the body's), which S3 checks the
         body against; False when the boto3 client should make this request."""
-        import urllib3
-
         if not (self.enabled and direct_http.sendable(key)):
             return False
         url = self.url(key)
@@ -118,20 +100,11 @@ class DirectS3:
             "Content-Length": str(len(body)),
             **{f"x-amz-meta-{name}": value for name, value in metadata.items()},
         }
-        try:
-            response = self._pool.request("PUT", url, body=body, headers=self._signed("PUT", url, headers, body))
-        except urllib3.exceptions.HTTPError:
-            return False
-        if response.status != 200:
-            self._refused(response.status, "PUT", response.data)
-            return False
-        return True
+        return self.send("PUT", url, self._signed("PUT", url, headers, body), 200, body) is not None
 
     def list(self, prefix: str, page_size: int = 1000) -> list[dict[str, Any]] | None:
         """Every object under ``prefix`` as ``{"Key", "Size", "ETag"}`` (ListObjectsV2, ``page_size`` a page), or
         None when the boto3 client should list instead."""
-        import urllib3
-
         found: list[dict[str, Any]] = []
         token = None
         while self.enabled:
@@ -139,21 +112,14 @@ class DirectS3:
             if token:
                 query["continuation-token"] = token
             url = f"{self.base_url}?{urlencode(sorted(query.items()))}"
-            try:
-                response = self._pool.request("GET", url, headers=self._signed("GET", url, {}, None))
-            except urllib3.exceptions.HTTPError:
-                return None
-            if response.status != 200:
-                self._refused(response.status, "LIST")
+            response = self.send("GET", url, self._signed("GET", url, {}, None), 200)
+            if response is None:
                 return None
             page, token = _listed(response.data)
             found += page
             if token is None:
                 return found
         return None
-
-    def close(self) -> None:
-        self._pool.clear()
 
 
 def _listed(document: bytes) -> tuple[list[dict[str, Any]], str | None]:
