@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from airflow_checkpoint_sync.object_stores.azure_direct import DirectAzureBlob
+
+log = logging.getLogger(__name__)
 
 #: Block size and parallel blocks per upload: what one streamed copy may hold in memory, about 8 MB.
 BLOCK_SIZE = 4 * 1024 * 1024
@@ -95,7 +98,10 @@ class AzureBlobStore(ObjectStore):
                 from airflow_checkpoint_sync.object_stores.azure_direct import DirectAzureBlob
 
                 self._direct_checked = True
-                self._direct = DirectAzureBlob.for_container(self.container_client)
+                try:
+                    self._direct = DirectAzureBlob.for_container(self.container_client)
+                except Exception:  # an optimisation only: the SDK makes every request, and says what fails
+                    log.debug("No direct path to %s", self, exc_info=True)
         return self._direct if self._direct is not None and self._direct.enabled else None
 
     def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None, md5: str | None = None) -> None:

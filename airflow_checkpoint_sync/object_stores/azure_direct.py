@@ -65,6 +65,11 @@ class DirectAzureBlob(direct_http.DirectPath):
         self.account_name = account_name
         self._key = base64.b64decode(account_key) if account_key else None
         self._sas = sas
+        if sas:
+            from airflow.sdk.log import mask_secret
+
+            # It travels in every URL this path sends, which urllib3 logs at debug level.
+            mask_secret(sas)
 
     @classmethod
     def for_container(cls, container_client: Any) -> DirectAzureBlob | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from airflow_checkpoint_sync.object_stores.s3_direct import DirectS3
+
+log = logging.getLogger(__name__)
 
 #: Multipart part size and parallel parts per upload of an object over SINGLE_REQUEST_MAX: what one streamed copy
 #: may hold in memory, about 16 MB.
@@ -58,8 +61,11 @@ class S3Store(ObjectStore):
                 from airflow_checkpoint_sync.object_stores.s3_direct import DirectS3
 
                 self._direct_checked = True
-                credentials = self._hook.get_session().get_credentials()
-                self._direct = DirectS3.for_client(self.client, self.container, credentials, self._hook.verify)
+                try:
+                    credentials = self._hook.get_session().get_credentials()
+                    self._direct = DirectS3.for_client(self.client, self.container, credentials, self._hook.verify)
+                except Exception:  # an optimisation only: the client makes every request, and says what fails
+                    log.debug("No direct path to %s", self, exc_info=True)
         return self._direct if self._direct is not None and self._direct.enabled else None
 
     @property

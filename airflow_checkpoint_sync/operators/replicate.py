@@ -30,8 +30,10 @@ class ReplicateCheckpointsOperator(BaseOperator):
 
     * every object under ``source`` except ``owner.json`` that is missing at ``destination``, or differs from the
       source (size, and the source fingerprint recorded on the copy), is copied; the rest is skipped;
-    * each copy is streamed (memory does not grow with object size), checked against the source's size and MD5
-      when the source knows it, and done server-side when both sides are one S3 endpoint and connection;
+    * each copy is streamed, or for an object up to 16 MB sent in one request that carries the source's MD5 (so
+      the store refuses a body that is not the listed content); memory does not grow with object size; every copy
+      is checked against the source's size and MD5 when the source knows it, and done server-side when both sides
+      are one S3 endpoint and connection;
     * the catalog (``checkpoints.feldera``), as read *before* the listing, is written last, and only once every
       object is in place at its full size: a replica's catalog never names data that is not there, even if the
       task dies half-way. Running again completes the copy and copies only what is missing.
