@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-import threading
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from airflow_checkpoint_sync.object_stores import direct_http
 from airflow_checkpoint_sync.object_stores.base import SINGLE_REQUEST_MAX, ObjectStore, content_md5_header
 from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
 
@@ -13,8 +12,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
 
     from airflow_checkpoint_sync.object_stores.azure_direct import DirectAzureBlob
-
-log = logging.getLogger(__name__)
 
 #: Block size and parallel blocks per upload: what one streamed copy may hold in memory, about 8 MB.
 BLOCK_SIZE = 4 * 1024 * 1024
@@ -34,9 +31,7 @@ class AzureBlobStore(ObjectStore):
 
         self._hook = WasbHook(wasb_conn_id=conn_id)
         self._container: Any = None
-        self._direct: DirectAzureBlob | None = None
-        self._direct_checked = False
-        self._lock = threading.Lock()
+        self._direct: direct_http.LazyPath[DirectAzureBlob] = direct_http.LazyPath(self._make_direct, str(self))
 
     @property
     def container_client(self) -> Any:
@@ -93,16 +88,12 @@ class AzureBlobStore(ObjectStore):
     @property
     def direct(self) -> DirectAzureBlob | None:
         """The direct path for listings and small uploads (``azure_direct``), where it can stand in for the SDK."""
-        with self._lock:
-            if not self._direct_checked:
-                from airflow_checkpoint_sync.object_stores.azure_direct import DirectAzureBlob
+        return self._direct.get()
 
-                self._direct_checked = True
-                try:
-                    self._direct = DirectAzureBlob.for_container(self.container_client)
-                except Exception:  # an optimisation only: the SDK makes every request, and says what fails
-                    log.debug("No direct path to %s", self, exc_info=True)
-        return self._direct if self._direct is not None and self._direct.enabled else None
+    def _make_direct(self) -> DirectAzureBlob | None:
+        from airflow_checkpoint_sync.object_stores.azure_direct import DirectAzureBlob
+
+        return DirectAzureBlob.for_container(self.container_client)
 
     def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None, md5: str | None = None) -> None:
         metadata = {_META: copied_from or ""}

@@ -15,8 +15,12 @@ wants (a redirect, 400, 401, 403) turns the direct path off for the rest of the 
 from __future__ import annotations
 
 import logging
-from typing import Any
+import threading
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +71,41 @@ class DirectPath:
 
     def close(self) -> None:
         self._pool.clear()
+
+
+P = TypeVar("P", bound=DirectPath)
+
+
+class LazyPath(Generic[P]):
+    """A store's direct path, made on first use by ``make`` (None where it cannot stand in for the SDK), once,
+    whatever the number of copy threads asking; a failure to make it leaves every request to the SDK.
+
+    :param make: builds the path, or returns None.
+    :param where: the store, for the debug line when making it fails.
+    """
+
+    def __init__(self, make: Callable[[], P | None], where: str) -> None:
+        self._make = make
+        self._where = where
+        self._path: P | None = None
+        self._made = False
+        self._lock = threading.Lock()
+
+    def get(self) -> P | None:
+        """The path while it is in use, else None."""
+        with self._lock:
+            if not self._made:
+                self._made = True
+                try:
+                    self._path = self._make()
+                except Exception:  # an optimisation only: the SDK makes every request, and says what fails
+                    log.debug("No direct path to %s", self._where, exc_info=True)
+        return self._path if self._path is not None and self._path.enabled else None
+
+    def set(self, path: P | None) -> None:
+        """Use ``path`` from now on (tests give a path a store refuses)."""
+        with self._lock:
+            self._path, self._made = path, True
 
 
 def pool(verify: bool | str, size: int, timeouts: tuple[float, float]) -> Any:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from airflow_checkpoint_sync.object_stores import direct_http
 from airflow_checkpoint_sync.object_stores.base import CHUNK, SINGLE_REQUEST_MAX, ObjectStore, content_md5_header
 from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
 
@@ -16,8 +15,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
     from airflow_checkpoint_sync.object_stores.s3_direct import DirectS3
-
-log = logging.getLogger(__name__)
 
 #: Multipart part size and parallel parts per upload of an object over SINGLE_REQUEST_MAX: what one streamed copy
 #: may hold in memory, about 16 MB.
@@ -39,9 +36,7 @@ class S3Store(ObjectStore):
 
         self._hook = S3Hook(aws_conn_id=conn_id)
         self._client: Any = None
-        self._direct: DirectS3 | None = None
-        self._direct_checked = False
-        self._lock = threading.Lock()
+        self._direct: direct_http.LazyPath[DirectS3] = direct_http.LazyPath(self._make_direct, str(self))
 
     @property
     def client(self) -> Any:
@@ -55,18 +50,15 @@ class S3Store(ObjectStore):
 
     @property
     def direct(self) -> DirectS3 | None:
-        """The direct path for object GETs and small PUTs (``s3_direct``), where it can stand in for the client."""
-        with self._lock:
-            if not self._direct_checked:
-                from airflow_checkpoint_sync.object_stores.s3_direct import DirectS3
+        """The direct path for object GETs, listings and small PUTs (``s3_direct``), where it can stand in for the
+        client."""
+        return self._direct.get()
 
-                self._direct_checked = True
-                try:
-                    credentials = self._hook.get_session().get_credentials()
-                    self._direct = DirectS3.for_client(self.client, self.container, credentials, self._hook.verify)
-                except Exception:  # an optimisation only: the client makes every request, and says what fails
-                    log.debug("No direct path to %s", self, exc_info=True)
-        return self._direct if self._direct is not None and self._direct.enabled else None
+    def _make_direct(self) -> DirectS3 | None:
+        from airflow_checkpoint_sync.object_stores.s3_direct import DirectS3
+
+        credentials = self._hook.get_session().get_credentials()
+        return DirectS3.for_client(self.client, self.container, credentials, self._hook.verify)
 
     @property
     def endpoint(self) -> str:

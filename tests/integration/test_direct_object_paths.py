@@ -112,7 +112,7 @@ def test_a_direct_s3_request_the_store_refuses_is_made_by_the_sdk_and_the_path_i
         pool_size=4,
         timeouts=(5.0, 5.0),
     )
-    s3_store._direct = wrong  # the store's direct path, with credentials the server refuses
+    s3_store._direct.set(wrong)  # the store's direct path, with credentials the server refuses
     data = body(2048)
     s3_store.write("refused.bin", io.BytesIO(data), len(data), "fp")
     assert not wrong.enabled and s3_store.direct is None
@@ -194,7 +194,7 @@ def test_a_direct_azure_upload_the_service_refuses_is_made_by_the_sdk_and_the_pa
     wrong = DirectAzureBlob(
         store.direct.container_url, store.direct.api_version, account_name="devstoreaccount1", account_key=wrong_key
     )
-    store._direct = wrong
+    store._direct.set(wrong)
     data = body(4096)
     store.write("refused.bin", io.BytesIO(data), len(data), "fp")
     assert not wrong.enabled and store.direct is None
@@ -210,3 +210,16 @@ def test_an_azure_credential_the_direct_path_does_not_reproduce_leaves_every_req
     entra = ClientSecretCredential("00000000-0000-0000-0000-000000000000", "client-id", "client-secret")
     client = ContainerClient("https://account.blob.core.windows.net", "container", credential=entra)
     assert DirectAzureBlob.for_container(client) is None
+
+
+def test_a_direct_path_that_cannot_be_made_leaves_every_request_to_the_sdk(s3_store: S3Store) -> None:
+    from airflow_checkpoint_sync.object_stores.direct_http import LazyPath
+
+    def broken() -> DirectS3:
+        raise RuntimeError("the session cannot be made")
+
+    s3_store._direct = LazyPath(broken, str(s3_store))
+    assert s3_store.direct is None
+    s3_store.write("through-the-sdk.bin", io.BytesIO(b"sdk"), 3, "fp")
+    assert b"".join(s3_store.chunks("through-the-sdk.bin")) == b"sdk"
+    assert [obj.name for obj in s3_store.list()] == ["through-the-sdk.bin"]
