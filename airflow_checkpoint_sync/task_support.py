@@ -64,6 +64,14 @@ def check_bool(value: object, parameter: str) -> bool:
     return value
 
 
+def check_max_concurrency(value: object) -> int:
+    """``max_concurrency`` (objects or files handled at the same time) if it is a whole number from 1 to 32, or a
+    ValueError when the DAG is parsed: more would only queue on the store's connection pool."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
+        raise ValueError(f"max_concurrency={value!r} is not valid: a whole number from 1 to 32")
+    return value
+
+
 def wait_settings(poll_interval: Any, timeout: Any) -> tuple[Any, Any]:
     """``poll_interval`` and ``timeout`` as given, once both are valid: checked when the DAG is parsed, where its
     author sees the error first (they are not templated, so nothing later can fix them)."""

@@ -11,6 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.object_stores import store_step
+from airflow_checkpoint_sync.task_support import check_max_concurrency
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -76,14 +77,12 @@ class ReplicateCheckpointsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 32:
-            raise ValueError(f"max_concurrency={max_concurrency!r} is not valid: a whole number from 1 to 32")
         self.source_conn_id = source_conn_id
         self.source = source
         self.destination_conn_id = destination_conn_id
         self.destination = destination
         self.delete_removed = delete_removed
-        self.max_concurrency = max_concurrency
+        self.max_concurrency = check_max_concurrency(max_concurrency)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage: the source location was read, the destination written."""

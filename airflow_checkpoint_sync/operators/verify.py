@@ -9,7 +9,13 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_checkpoint_sync.task_support import FelderaTaskMixin, check_bool, check_pipeline_name, feldera_errors
+from airflow_checkpoint_sync.task_support import (
+    FelderaTaskMixin,
+    check_bool,
+    check_max_concurrency,
+    check_pipeline_name,
+    feldera_errors,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -94,8 +100,6 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
             or not max_checkpoint_age > 0
         ):
             raise ValueError(f"max_checkpoint_age={max_checkpoint_age!r} is not valid: seconds above 0, or a timedelta")
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or not 1 <= max_concurrency <= 32:
-            raise ValueError(f"max_concurrency={max_concurrency!r} is not valid: a whole number from 1 to 32")
         self.store_conn_id = store_conn_id
         self.location = location
         self.pipeline_name = pipeline_name  # type: ignore[assignment]
@@ -104,7 +108,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
         self.retention_min_age = retention_min_age
         self.max_checkpoint_age = max_checkpoint_age
         self.verify_content = check_bool(verify_content, "verify_content")
-        self.max_concurrency = max_concurrency
+        self.max_concurrency = check_max_concurrency(max_concurrency)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for

@@ -464,6 +464,13 @@ CASES: list[Case] = [
         r"max_concurrency=0 is not valid: a whole number from 1 to 32",
         "parse",
     ),
+    Case(
+        "replicate_concurrency_bool",
+        "replicate",
+        {**REPLICA, "max_concurrency": True},
+        r"max_concurrency=True is not valid: a whole number from 1 to 32",
+        "parse",
+    ),
     # -- VerifyCheckpointsOperator ----------------------------------------------------------------------------
     Case(
         "verify_url_location",
@@ -495,6 +502,13 @@ CASES: list[Case] = [
         "verify",
         {"store_conn_id": "s3_dr", "location": "dr/prod", "max_checkpoint_age": 0},
         r"max_checkpoint_age=0 is not valid: seconds above 0, or a timedelta",
+        "parse",
+    ),
+    Case(
+        "verify_concurrency_too_high",
+        "verify",
+        {"store_conn_id": "s3_dr", "location": "dr/prod", "max_concurrency": 64},
+        r"max_concurrency=64 is not valid: a whole number from 1 to 32",
         "parse",
     ),
     # -- RestoreDrillOperator ---------------------------------------------------------------------------------
