@@ -66,7 +66,7 @@ def check_bool(value: object, parameter: str) -> bool:
 
 def check_max_concurrency(value: object) -> int:
     """``max_concurrency`` (objects or files handled at the same time) if it is a whole number from 1 to 32, or a
-    ValueError when the DAG is parsed: more would only queue on the store's connection pool."""
+    ValueError when the DAG is parsed. The S3 client's connection pool is sized for 32 (``object_stores.s3``)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
         raise ValueError(f"max_concurrency={value!r} is not valid: a whole number from 1 to 32")
     return value
