@@ -82,6 +82,11 @@ class FelderaConnectionConfigError(ValueError):
     """The ``feldera`` connection is filled in wrongly; the message names the field and what it accepts."""
 
 
+class FelderaWatchError(Exception):
+    """A watch that cannot work as it is set up (an unknown pipeline, a rejected key): the same request would fail
+    the same way, so its trigger fails, visibly, instead of polling quietly."""
+
+
 class Failure(enum.StrEnum):
     """What a failed request means for the one who sent it."""
 

@@ -1,14 +1,20 @@
-"""Pure rules of a guarded failover: what an approver is shown, and what their answer means.
+"""Pure rules of a guarded failover: whether it may proceed, what an approver is shown, and what their answer means.
 
-No I/O: :class:`FailoverReadiness` is built from what the operators read, :func:`approval_of` from the XCom of
-Airflow's human-in-the-loop ``ApprovalOperator``.
+No I/O: :func:`primary_reading` and :func:`standby_step` judge what the operators read, and both
+``FailoverReadinessOperator`` and ``ActivateStandbyOperator`` act on their verdicts, so the report an approver reads
+and the activation that follows never disagree; :func:`approval_of` reads the XCom of Airflow's human-in-the-loop
+``ApprovalOperator``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from collections.abc import Mapping
 from typing import Any, NamedTuple
+
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError
+from airflow_checkpoint_sync.status import PipelineGroup, pipeline_group
 
 #: The option of Airflow's ApprovalOperator that approves.
 APPROVE = "Approve"
@@ -33,19 +39,139 @@ def human_age(seconds: float) -> str:
     return f"{secs} s"
 
 
+#: Answers that say a gateway found no Feldera behind it: the primary's side is unreachable, not refusing.
+UNREACHABLE_STATUSES = frozenset({502, 503, 504})
+#: How a standby is told to start, to be a standby.
+START_AS_STANDBY = "RestoreCheckpointOperator(initial='standby')"
+
+
+class PrimaryState(enum.StrEnum):
+    """What the split-brain guard concludes about the primary."""
+
+    #: Processing input, or on its way to (any status but Stopped and Standby): activating now is a split brain.
+    ACTIVE = "active"
+    #: Stopped, or its Feldera cannot be reached (refused connection, timeout, a gateway's 502/503/504): the usual
+    #: reason for a failover.
+    DOWN = "down"
+    #: Its Feldera answered, but not with its status (a wrong or read-only key, an unknown pipeline name, a
+    #: certificate that does not verify): it may still be running, so the guard cannot be sure.
+    UNKNOWN = "unknown"
+
+
+class PrimaryReading(NamedTuple):
+    """The primary as the guard read it: its state, its ``deployment_status`` when read, else why not."""
+
+    state: PrimaryState
+    status: str | None = None
+    cause: str | None = None
+
+
+def primary_reading(pipeline: Mapping[str, Any] | None = None, error: BaseException | None = None) -> PrimaryReading:
+    """The guard's reading of the primary from its payload (``GET /v0/pipelines/{name}``), or from the error that
+    reading it raised.
+
+    Only an unreachable Feldera counts as down: a 401, 403 or 404 (or any other answer) proves the server is up and
+    says nothing of the pipeline, so it is UNKNOWN and refused.
+    """
+    if pipeline is not None:
+        status = str(pipeline.get("deployment_status"))
+        down = pipeline_group(pipeline) in (PipelineGroup.STOPPED, PipelineGroup.FAILED, PipelineGroup.STANDBY)
+        return PrimaryReading(PrimaryState.DOWN if down else PrimaryState.ACTIVE, status)
+    cause = str(error) if error is not None else "not read"
+    if isinstance(error, FelderaConnectionError) and not error.tls:
+        return PrimaryReading(PrimaryState.DOWN, None, cause)
+    if isinstance(error, FelderaApiError) and error.status in UNREACHABLE_STATUSES:
+        return PrimaryReading(PrimaryState.DOWN, None, cause)
+    return PrimaryReading(PrimaryState.UNKNOWN, None, cause)
+
+
+def split_brain_concern(primary: str, reading: PrimaryReading) -> str | None:
+    """Why activating now could run two pipelines on the same input, as a sentence; None when the primary is down."""
+    if reading.state is PrimaryState.ACTIVE:
+        return (
+            f"the primary pipeline '{primary}' is still {reading.status}: activating now would run two pipelines on "
+            "the same input (split brain). Stop the primary first"
+        )
+    if reading.state is PrimaryState.UNKNOWN:
+        return (
+            f"the primary pipeline '{primary}' cannot be checked ({reading.cause}): its Feldera answered, so it may "
+            "still be running, and activating could run two pipelines on the same input (split brain). Check "
+            "primary_pipeline_name and primary_conn_id (its API key), or stop the primary"
+        )
+    return None
+
+
+class Step(enum.StrEnum):
+    """What an activation does with the standby as it finds it."""
+
+    ACTIVATE = "activate"
+    #: Started as a standby and Running or Paused since: activated before (a retry, a second click).
+    ALREADY_ACTIVE = "already_active"
+    #: Started as a standby and on its way to Running or Paused: an activation is under way; wait for it.
+    WAIT = "wait"
+    REFUSE = "refuse"
+
+
+class StandbyStep(NamedTuple):
+    """The step, and for REFUSE the reason as a sentence."""
+
+    step: Step
+    reason: str | None = None
+
+
+def standby_step(
+    standby: str, status: str, initial: str | None, desired: str | None, error: str | None = None
+) -> StandbyStep:
+    """What an activation does with ``standby`` in ``status`` (``deployment_status``), started as ``initial``
+    (``deployment_initial``), heading for ``desired`` (``deployment_desired_status``), stopped with ``error``."""
+    group = pipeline_group({"deployment_status": status, "deployment_error": error})
+    was_standby = (initial or "").lower() == "standby"
+    if group is PipelineGroup.STANDBY:
+        return StandbyStep(Step.ACTIVATE)
+    active = group in (PipelineGroup.RUNNING, PipelineGroup.PAUSED)
+    heading_active = active or (group is PipelineGroup.TRANSITIONAL and desired in ("Running", "Paused"))
+    if heading_active and not was_standby:
+        # Feldera's /activate accepts any transition (it would pause a running pipeline): refuse here.
+        return StandbyStep(
+            Step.REFUSE,
+            f"pipeline '{standby}' is {status} but was not started as a standby (it was started "
+            f"{initial or 'with no recorded initial state'}): there is no standby to activate. Check "
+            f"pipeline_name; a standby is started with {START_AS_STANDBY}",
+        )
+    if active:
+        return StandbyStep(Step.ALREADY_ACTIVE)
+    if heading_active:
+        return StandbyStep(Step.WAIT)
+    if group is PipelineGroup.TRANSITIONAL and desired == "Standby":
+        return StandbyStep(
+            Step.REFUSE,
+            f"pipeline '{standby}' is {status} on its way to Standby: there is nothing to activate yet. Wait until it "
+            "is in Standby (it has pulled a checkpoint), then fail over again",
+        )
+    return StandbyStep(
+        Step.REFUSE,
+        f"pipeline '{standby}' is {status}, not in Standby"
+        + (f" (deployment error: {error})" if error else "")
+        + f": start it as a standby first, e.g. {START_AS_STANDBY}",
+    )
+
+
 class FailoverReadiness(NamedTuple):
-    """What a failover from ``primary`` to ``standby`` would do, read just before someone decides on it."""
+    """What a failover from ``primary`` to ``standby`` would do, read just before someone decides on it: the facts,
+    judged by the rules the activation follows (:func:`primary_reading`, :func:`standby_step`)."""
 
     standby: str
     #: The standby's ``deployment_status`` (``Standby`` when it can be activated).
     standby_status: str
-    #: How the standby was last started (``standby`` for a real standby).
+    #: How the standby was last started (``Standby`` for a real standby).
     standby_initial: str | None
+    #: Where the standby is heading (``deployment_desired_status``).
+    standby_desired: str | None
+    #: Why the standby stopped, if it failed.
+    standby_error: str | None
     primary: str | None
-    #: The primary's ``deployment_status``; None when it cannot be read (which counts as down).
-    primary_status: str | None
-    #: Why the primary cannot be read, when it cannot.
-    primary_error: str | None
+    #: The guard's reading of the primary; None when no primary is named.
+    primary_reading: PrimaryReading | None
     #: The newest checkpoint the standby holds: the recovery point an activation starts from.
     checkpoint_uuid: str | None
     checkpoint_age_seconds: float | None
@@ -55,22 +181,26 @@ class FailoverReadiness(NamedTuple):
     within_bound: bool
 
     @property
+    def step(self) -> StandbyStep:
+        """What the activation would do with the standby as it is now."""
+        return standby_step(
+            self.standby, self.standby_status, self.standby_initial, self.standby_desired, self.standby_error
+        )
+
+    @property
     def already_active(self) -> bool:
-        return self.standby_status in ("Running", "Paused") and (self.standby_initial or "").lower() == "standby"
+        return self.step.step is Step.ALREADY_ACTIVE
 
     def concerns(self) -> list[str]:
         """Each reason the activation would be refused, or would lose data, as a sentence; empty when it is ready."""
         concerns = []
-        if self.primary and self.primary_status in ("Running", "Paused"):
-            concerns.append(
-                f"The primary '{self.primary}' is still {self.primary_status}: activating now would run two "
-                "pipelines on the same input (split brain). Stop it first."
-            )
-        if self.standby_status != "Standby" and not self.already_active:
-            concerns.append(
-                f"The standby '{self.standby}' is {self.standby_status}, not in Standby: there is nothing to activate."
-            )
-        if not self.within_bound:
+        if self.primary and self.primary_reading is not None:
+            split_brain = split_brain_concern(self.primary, self.primary_reading)
+            if split_brain:
+                concerns.append(_sentence(split_brain))
+        if self.step.reason:
+            concerns.append(_sentence(self.step.reason))
+        if not self.within_bound and self.step.step is Step.ACTIVATE:
             if self.checkpoint_uuid is None or self.checkpoint_age_seconds is None:
                 concerns.append(f"The standby '{self.standby}' holds no checkpoint with a known age.")
             else:
@@ -83,12 +213,15 @@ class FailoverReadiness(NamedTuple):
 
     def summary(self) -> str:
         """The facts and the concerns in Markdown: the body of the approval request."""
-        if self.primary is None:
+        reading = self.primary_reading
+        if self.primary is None or reading is None:
             primary = "not named (not checked)"
-        elif self.primary_status is None:
-            primary = f"`{self.primary}`: cannot be read ({self.primary_error}), counted as down"
+        elif reading.status is not None:
+            primary = f"`{self.primary}`: **{reading.status}**"
+        elif reading.state is PrimaryState.DOWN:
+            primary = f"`{self.primary}`: cannot be reached ({reading.cause}), counted as down"
         else:
-            primary = f"`{self.primary}`: **{self.primary_status}**"
+            primary = f"`{self.primary}`: **cannot be checked** ({reading.cause})"
         if self.checkpoint_uuid is None:
             point = "none"
         elif self.checkpoint_age_seconds is None:
@@ -96,10 +229,10 @@ class FailoverReadiness(NamedTuple):
         else:
             point = f"`{self.checkpoint_uuid}`, **{human_age(self.checkpoint_age_seconds)} old**"
         bound = "none" if self.max_checkpoint_age_seconds is None else human_age(self.max_checkpoint_age_seconds)
+        standby_note = {Step.ALREADY_ACTIVE: " (already activated)", Step.WAIT: " (an activation is under way)"}
         lines = [
             f"- Primary: {primary}",
-            f"- Standby: `{self.standby}`: **{self.standby_status}**"
-            + (" (already activated)" if self.already_active else ""),
+            f"- Standby: `{self.standby}`: **{self.standby_status}**" + standby_note.get(self.step.step, ""),
             f"- Recovery point (newest checkpoint the standby holds): {point}",
             f"- Recovery-point bound (max_checkpoint_age): {bound}",
             "",
@@ -115,11 +248,13 @@ class FailoverReadiness(NamedTuple):
 
     def as_dict(self) -> dict[str, Any]:
         """The XCom: every fact, ``ready``, the ``concerns`` and the Markdown ``summary``."""
+        reading = self.primary_reading
         return {
             "standby_pipeline_name": self.standby,
             "standby_status": self.standby_status,
             "primary_pipeline_name": self.primary,
-            "primary_status": self.primary_status,
+            "primary_status": reading.status if reading else None,
+            "primary_state": str(reading.state) if reading else None,
             "checkpoint_uuid": self.checkpoint_uuid,
             "checkpoint_age_seconds": self.checkpoint_age_seconds,
             "max_checkpoint_age_seconds": self.max_checkpoint_age_seconds,
@@ -127,6 +262,10 @@ class FailoverReadiness(NamedTuple):
             "concerns": self.concerns(),
             "summary": self.summary(),
         }
+
+
+def _sentence(text: str) -> str:
+    return f"{text[0].upper()}{text[1:]}."
 
 
 class Approval(NamedTuple):

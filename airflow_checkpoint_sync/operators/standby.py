@@ -9,8 +9,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_checkpoint_sync.failover import Step, standby_step
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
-from airflow_checkpoint_sync.status import PipelineGroup, deployment_error_message, pipeline_group
+from airflow_checkpoint_sync.status import deployment_error_message
 from airflow_checkpoint_sync.task_support import (
     check_bool,
     check_pipeline_name,
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_checkpoint_sync.failover import Approval
+    from airflow_checkpoint_sync.failover import Approval, PrimaryReading, StandbyStep
     from airflow_checkpoint_sync.status import FreshnessReport
 
 TARGET = {"running": "Running", "paused": "Paused"}
@@ -80,9 +81,11 @@ class _FailoverOperator(FelderaPipelineOperator):
         if self.primary_pipeline_name:
             check_pipeline_name(self.primary_pipeline_name, "primary_pipeline_name")
 
-    def read_primary_status(self) -> tuple[str | None, str | None]:
-        """``(deployment_status, None)`` of the primary, or ``(None, why)`` when it cannot be read, which counts as
-        down (the usual reason for a failover)."""
+    def read_primary(self) -> PrimaryReading:
+        """The primary as the split-brain guard reads it (:func:`~airflow_checkpoint_sync.failover.primary_reading`):
+        only a Feldera that cannot be reached counts as down; any answer but the pipeline's status (a wrong key, an
+        unknown name) leaves it unknown."""
+        from airflow_checkpoint_sync.failover import PrimaryState, primary_reading
         from airflow_checkpoint_sync.hooks.feldera import FelderaHook
         from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaApiError
 
@@ -90,12 +93,27 @@ class _FailoverOperator(FelderaPipelineOperator):
         # A quick look: during a failover the primary's side is often down, and that must not stall the task.
         primary = FelderaHook(self.primary_conn_id or self.feldera_conn_id, retry_policy=BackoffPolicy(max_attempts=2))
         try:
-            return str(primary.get_pipeline(name).get("deployment_status")), None
+            return primary_reading(primary.get_pipeline(name))
         except FelderaApiError as exc:
-            self.log.warning("Primary pipeline '%s' cannot be read (%s); treating it as down", name, exc)
-            return None, str(exc)
+            reading = primary_reading(error=exc)
+            if reading.state is PrimaryState.DOWN:
+                self.log.warning("Primary pipeline '%s' cannot be reached (%s); counting it as down", name, exc)
+            else:
+                self.log.warning("Primary pipeline '%s' cannot be checked: %s", name, exc)
+            return reading
         finally:
             primary.close()
+
+    def standby_step(self, pipeline: dict[str, Any]) -> StandbyStep:
+        """What an activation does with the standby as ``pipeline`` (its payload) shows it: one rule for both
+        operators."""
+        return standby_step(
+            self.pipeline_name,
+            str(pipeline.get("deployment_status")),
+            pipeline.get("deployment_initial"),
+            pipeline.get("deployment_desired_status"),
+            deployment_error_message(pipeline),
+        )
 
     def read_recovery_point(self) -> FreshnessReport:
         """The newest checkpoint the standby holds, judged against ``max_checkpoint_age`` (always fresh without)."""
@@ -116,9 +134,12 @@ class _FailoverOperator(FelderaPipelineOperator):
 class FailoverReadinessOperator(_FailoverOperator):
     """Read what a failover would do, for the person who approves it; changes nothing.
 
-    It reads the primary's status (a primary that cannot be read counts as down), the standby's status, and the
-    newest checkpoint the standby holds with its age against ``max_checkpoint_age``, and lists every concern: a
-    primary still up (split brain), a standby not in Standby, a recovery point older than the bound. Put it before
+    It reads the primary's status (only a primary whose Feldera cannot be reached counts as down; one whose Feldera
+    answers without its status, e.g. a 401 for a wrong key or a 404 for a wrong name, cannot be checked, and the
+    activation would refuse), the standby's status, and the newest checkpoint the standby holds with its age against
+    ``max_checkpoint_age``, and lists every concern: a primary still up or that cannot be checked (split brain), a
+    standby not in Standby, a recovery point older than the bound. Each is judged by the rule the activation
+    follows, so a concern here is a refusal there, and the other way round. Put it before
     Airflow's ``ApprovalOperator`` and show its ``summary`` as the approval's body; ``ActivateStandbyOperator``
     checks everything again when it runs. Only a standby that cannot be read fails the task.
 
@@ -131,7 +152,7 @@ class FailoverReadinessOperator(_FailoverOperator):
         (templated)
     :param max_checkpoint_age: the recovery-point bound the activation will apply, in seconds or a timedelta.
     :param feldera_conn_id: the ``feldera`` Airflow connection of the standby. (templated)
-    :return: ``{"standby_pipeline_name", "standby_status", "primary_pipeline_name", "primary_status",
+    :return: ``{"standby_pipeline_name", "standby_status", "primary_pipeline_name", "primary_status", "primary_state",
         "checkpoint_uuid", "checkpoint_age_seconds", "max_checkpoint_age_seconds", "ready", "concerns",
         "summary"}``; ``summary`` is Markdown.
     """
@@ -155,22 +176,23 @@ class FailoverReadinessOperator(_FailoverOperator):
         from airflow_checkpoint_sync.failover import FailoverReadiness
 
         self.check_names()
-        primary_status, primary_error = (None, None)
-        if self.primary_pipeline_name:
-            primary_status, primary_error = self.read_primary_status()
+        primary = self.read_primary() if self.primary_pipeline_name else None
         pipeline = self.read_pipeline()
-        point = self.read_recovery_point()
+        step = self.standby_step(pipeline)
+        # A standby that is not deployed has no checkpoints to list (Feldera answers 503): it is refused for that.
+        point = self.read_recovery_point() if step.step in (Step.ACTIVATE, Step.ALREADY_ACTIVE) else None
         readiness = FailoverReadiness(
             standby=self.pipeline_name,
             standby_status=str(pipeline.get("deployment_status")),
             standby_initial=pipeline.get("deployment_initial"),
+            standby_desired=pipeline.get("deployment_desired_status"),
+            standby_error=deployment_error_message(pipeline),
             primary=self.primary_pipeline_name or None,
-            primary_status=primary_status,
-            primary_error=primary_error,
-            checkpoint_uuid=point.checkpoint_uuid,
-            checkpoint_age_seconds=point.age_seconds,
+            primary_reading=primary,
+            checkpoint_uuid=point.checkpoint_uuid if point else None,
+            checkpoint_age_seconds=point.age_seconds if point else None,
             max_checkpoint_age_seconds=self.max_checkpoint_age,
-            within_bound=self.within_bound(point),
+            within_bound=self.within_bound(point) if point else True,
         )
         for concern in readiness.concerns():
             self.log.warning("%s", concern)
@@ -187,8 +209,11 @@ class ActivateStandbyOperator(_FailoverOperator):
     activation fails with the pipeline's deployment error.
 
     With ``primary_pipeline_name`` set, the task first makes sure the primary is not still up: two pipelines
-    processing the same input is the split brain a failover must avoid. A primary that cannot be reached, or no
-    longer exists, counts as down (the usual reason for a failover).
+    processing the same input is the split brain a failover must avoid. The primary counts as down only when it is
+    Stopped (or in Standby), or when its Feldera cannot be reached (connection refused, timeout, a gateway's 502,
+    503 or 504: the usual reason for a failover). Any status on the way to running, and any other answer (401 or
+    403 for a wrong or read-only key, 404 for a wrong ``primary_pipeline_name``), is refused, naming the cause:
+    the guard never counts what it cannot see as down. ``allow_split_brain=True`` overrides, with a warning.
 
     .. seealso::
         :ref:`howto/operator:ActivateStandbyOperator`
@@ -285,41 +310,28 @@ class ActivateStandbyOperator(_FailoverOperator):
         end_time += pull_interval(pipeline)
         self.hook.deadline = end_time
         status = str(pipeline.get("deployment_status"))
-        group = pipeline_group(pipeline)
-        if group in (PipelineGroup.RUNNING, PipelineGroup.PAUSED):
-            initial = str(pipeline.get("deployment_initial") or "")
-            if initial.lower() != "standby":
-                # Feldera's /activate accepts any transition (it would pause a running pipeline): refuse here.
-                raise AirflowFailException(
-                    f"pipeline '{self.pipeline_name}' is {status} but was not started as a standby (it was started "
-                    f"{initial or 'with no recorded initial state'}): there is no standby to activate. Check "
-                    "pipeline_name; a standby is started with RestoreCheckpointOperator(initial='standby')."
-                )
+        step = self.standby_step(pipeline)
+        if step.step is Step.REFUSE:
+            raise AirflowFailException(f"{step.reason}.")
+        if step.step is Step.ALREADY_ACTIVE:
             self.log.info(
                 "Pipeline '%s' is already %s: this standby was activated before; nothing to do",
                 self.pipeline_name,
                 status,
             )
             return self._finish(context, {**result, "status": status, "already_active": True})
-        if group is PipelineGroup.STANDBY:
+        if step.step is Step.ACTIVATE:
             result.update(self._guard_recovery_point(allow_stale))
             result["activated_at"] = dt.datetime.now(dt.UTC).isoformat()
             with feldera_errors("activating the standby", self.pipeline_name):
                 self.hook.activate_pipeline(self.pipeline_name, self.initial)
             self.log.info("Activating standby pipeline '%s' (%s)", self.pipeline_name, self.initial)
-        elif group is PipelineGroup.TRANSITIONAL and pipeline.get("deployment_desired_status") in ("Running", "Paused"):
+        else:
             self.log.info(
                 "Pipeline '%s' is %s on its way to %s; waiting",
                 self.pipeline_name,
                 status,
                 pipeline.get("deployment_desired_status"),
-            )
-        else:
-            reason = deployment_error_message(pipeline)
-            raise AirflowFailException(
-                f"pipeline '{self.pipeline_name}' is {status}, not in Standby"
-                + (f" (deployment error: {reason})" if reason else "")
-                + ": start it as a standby first, e.g. RestoreCheckpointOperator(initial='standby')"
             )
         if not self.wait_for_completion:
             return self._finish(context, {**result, "status": "activating"})
@@ -393,15 +405,17 @@ class ActivateStandbyOperator(_FailoverOperator):
         return point
 
     def _guard_split_brain(self) -> None:
-        name = self.primary_pipeline_name
-        status, _ = self.read_primary_status()
-        if status in ("Running", "Paused"):
-            if not self.allow_split_brain:
-                raise AirflowFailException(
-                    f"refusing to activate '{self.pipeline_name}': the primary pipeline '{name}' is still {status}. "
-                    "Two active pipelines would both process input (split brain). Stop the primary first, or set "
-                    "allow_split_brain=True if you really mean it."
-                )
-            self.log.warning("The primary '%s' is still %s; activating anyway (allow_split_brain=True)", name, status)
-        elif status is not None:
-            self.log.info("Primary pipeline '%s' is %s; safe to activate", name, status)
+        from airflow_checkpoint_sync.failover import split_brain_concern
+
+        name = str(self.primary_pipeline_name)
+        reading = self.read_primary()
+        concern = split_brain_concern(name, reading)
+        if concern is None:
+            self.log.info("Primary pipeline '%s' is %s; safe to activate", name, reading.status or "unreachable")
+            return
+        if not self.allow_split_brain:
+            raise AirflowFailException(
+                f"refusing to activate '{self.pipeline_name}': {concern}, or set allow_split_brain=True if you really "
+                "mean to activate beside it."
+            )
+        self.log.warning("Activating '%s' although %s (allow_split_brain=True)", self.pipeline_name, concern)

@@ -49,7 +49,12 @@ class RemoteCheckpointTrigger(BaseEventTrigger):
     With no watermark yet, the first listing is the starting point and fires nothing. A triggerer killed within a
     few seconds of an event fires that event again rather than lose it, and two triggerers can run one watcher at
     once during a handover: Airflow does not deduplicate watcher events, so consumers key on ``checkpoint_uuid``.
-    A listing that fails (Feldera down, the pipeline stopped) is logged and tried again; the watch never ends.
+    A listing that fails for a while (Feldera down, the pipeline stopped) is logged and tried again. One that cannot
+    work as set up (the pipeline does not exist, the key is rejected: what :func:`~airflow_checkpoint_sync.
+    exceptions.classify` calls final) is logged as an error and, a ``poll_interval`` later, fails the trigger with
+    :class:`~airflow_checkpoint_sync.exceptions.FelderaWatchError`, counted in Airflow's ``triggers.failed``; the
+    triggerer starts a watcher's trigger again on its next loop, so the watch resumes by itself once the pipeline
+    exists, failing at most once per ``poll_interval`` until then.
     The watermark is kept per asset: give each watcher's asset one trigger (Airflow's accessor refuses to guess
     between several assets).
 
@@ -89,6 +94,7 @@ class RemoteCheckpointTrigger(BaseEventTrigger):
             await self.asset_state_store.aset(WATERMARK_KEY.format(pipeline_name=self.pipeline_name), uuid)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_checkpoint_sync.exceptions import Failure, FelderaWatchError, classify
         from airflow_checkpoint_sync.hooks import feldera_api as api
         from airflow_checkpoint_sync.hooks.feldera import FelderaHook
         from airflow_checkpoint_sync.status import newer_uuids
@@ -131,6 +137,14 @@ class RemoteCheckpointTrigger(BaseEventTrigger):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a watch outlives any outage: log once per kind of failure, then look again
+                if classify(exc) is Failure.FINAL:
+                    log.error("Watching the synced checkpoints of '%s' cannot work: %s", self.pipeline_name, exc)
+                    # The triggerer starts a failed watcher again at once: failing a poll later bounds that loop.
+                    await asyncio.sleep(self.poll_interval)
+                    raise FelderaWatchError(
+                        f"watching the synced checkpoints of '{self.pipeline_name}' through "
+                        f"'{self.feldera_conn_id}' cannot work: {exc}"
+                    ) from exc
                 if str(exc) != last_error:
                     log.warning("Listing the synced checkpoints of '%s' failed: %s", self.pipeline_name, exc)
                     last_error = str(exc)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_checkpoint_sync.exceptions import FelderaWatchError
 from airflow_checkpoint_sync.status import uuid7_time
 from airflow_checkpoint_sync.triggers import remote_checkpoints
 from airflow_checkpoint_sync.triggers.remote_checkpoints import WATERMARK_KEY, RemoteCheckpointTrigger
@@ -110,18 +111,46 @@ async def test_one_event_per_new_checkpoint_and_a_restart_goes_on_from_the_store
 
 
 @pytest.mark.asyncio
-async def test_the_watch_outlives_a_missing_pipeline_and_starts_when_it_can_list(
+async def test_a_watch_of_a_pipeline_that_does_not_exist_fails_clearly_and_starts_again_once_it_does(
     feldera: Feldera, caplog: pytest.LogCaptureFixture
 ) -> None:
     events: list[dict[str, Any]] = []
+    with (
+        caplog.at_level(logging.WARNING, logger=remote_checkpoints.__name__),
+        pytest.raises(FelderaWatchError) as failed,
+    ):
+        await asyncio.wait_for(watch(watcher(DictStateStore()), events), timeout=10)
+    assert "watching the synced checkpoints of 'prod' through 'feldera_default' cannot work" in str(failed.value)
+    assert "HTTP 404 UnknownPipelineName" in str(failed.value)
+    assert [r.levelname for r in caplog.records if "cannot work" in r.message] == ["ERROR"]
+    # What the triggerer does with a failed watcher: it starts it again, and once the pipeline exists it watches.
+    feldera.running_pipeline("prod", records=1)
+    task = asyncio.create_task(watch(watcher(DictStateStore()), events))
+    await asyncio.sleep(0.6)  # its first listing (no checkpoint yet) is the starting point
+    made = await asyncio.to_thread(feldera.sync_now, "prod")
+    await until(lambda: len(events) == 1)
+    task.cancel()
+    assert events[0]["checkpoint_uuid"] == made
+
+
+@pytest.mark.asyncio
+async def test_the_watch_outlives_a_stopped_pipeline_and_goes_on_when_it_can_list(
+    feldera: Feldera, caplog: pytest.LogCaptureFixture
+) -> None:
+    feldera.create("prod")  # exists, not deployed: Feldera answers 503 until it runs
+    events: list[dict[str, Any]] = []
     with caplog.at_level(logging.WARNING, logger=remote_checkpoints.__name__):
         task = asyncio.create_task(watch(watcher(DictStateStore()), events))
-        await asyncio.sleep(1.0)  # several failed listings: one warning, and the watch goes on
-        assert not task.done()
-        warnings = [r for r in caplog.records if "Listing the synced checkpoints of 'prod' failed" in r.message]
-        assert len(warnings) == 1
-        feldera.running_pipeline("prod", records=1)
-        await asyncio.sleep(0.6)  # its first listing (no checkpoint yet) is the starting point
+
+        def warnings() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if "Listing the synced checkpoints of 'prod' failed" in r.message]
+
+        # Each listing is retried by the hook first (a 503 may pass); then it is a failure, warned of once.
+        await until(lambda: warnings(), timeout=60)
+        await asyncio.sleep(1.0)
+        assert not task.done() and len(warnings()) == 1
+        feldera.start("prod")
+        await asyncio.sleep(0.6)
         made = await asyncio.to_thread(feldera.sync_now, "prod")
         await until(lambda: len(events) == 1)
         task.cancel()

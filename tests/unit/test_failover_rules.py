@@ -6,7 +6,19 @@ import datetime as dt
 
 import pytest
 
-from airflow_checkpoint_sync.failover import Approval, FailoverReadiness, approval_of, human_age
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError
+from airflow_checkpoint_sync.failover import (
+    Approval,
+    FailoverReadiness,
+    PrimaryReading,
+    PrimaryState,
+    Step,
+    approval_of,
+    human_age,
+    primary_reading,
+    split_brain_concern,
+    standby_step,
+)
 
 UUID = "01a23734-68e4-7000-b2cc-e36fbcb54e10"
 
@@ -15,10 +27,11 @@ def readiness(**changes: object) -> FailoverReadiness:
     base = FailoverReadiness(
         standby="standby",
         standby_status="Standby",
-        standby_initial="standby",
+        standby_initial="Standby",
+        standby_desired="Standby",
+        standby_error=None,
         primary="prod",
-        primary_status="Stopped",
-        primary_error=None,
+        primary_reading=PrimaryReading(PrimaryState.DOWN, "Stopped"),
         checkpoint_uuid=UUID,
         checkpoint_age_seconds=125.0,
         max_checkpoint_age_seconds=3600.0,
@@ -49,9 +62,16 @@ def test_a_ready_failover_says_so_with_its_facts() -> None:
 @pytest.mark.parametrize(
     ("changes", "concern"),
     [
-        ({"primary_status": "Running"}, "The primary 'prod' is still Running: activating now would run two"),
-        ({"primary_status": "Paused"}, "The primary 'prod' is still Paused"),
-        ({"standby_status": "Stopped"}, "The standby 'standby' is Stopped, not in Standby"),
+        (
+            {"primary_reading": primary_reading({"deployment_status": "Running"})},
+            "The primary pipeline 'prod' is still Running: activating now would run two",
+        ),
+        ({"primary_reading": primary_reading({"deployment_status": "Paused"})}, "The primary pipeline 'prod' is still"),
+        (
+            {"primary_reading": primary_reading(error=FelderaApiError("Unauthorized", status=401))},
+            "The primary pipeline 'prod' cannot be checked (HTTP 401: Unauthorized)",
+        ),
+        ({"standby_status": "Stopped"}, "Pipeline 'standby' is Stopped, not in Standby"),
         (
             {"checkpoint_age_seconds": 7200.0, "within_bound": False},
             "Its newest checkpoint is 2 h 0 min old, over the 1 h 0 min bound",
@@ -70,19 +90,95 @@ def test_each_reason_to_hesitate_is_a_concern_shown_to_the_approver(changes: dic
     assert "**Before you approve:**" in report.summary() and concern in report.summary()
 
 
-def test_a_primary_that_cannot_be_read_counts_as_down_and_says_why() -> None:
-    report = readiness(primary_status=None, primary_error="connection refused")
+def test_a_primary_that_cannot_be_reached_counts_as_down_and_says_why() -> None:
+    refused = FelderaConnectionError("connection refused", sent=False)
+    report = readiness(primary_reading=primary_reading(error=refused))
     assert report.concerns() == []
-    assert "cannot be read (connection refused), counted as down" in report.summary()
+    assert "cannot be reached (no response: connection refused), counted as down" in report.summary()
+
+
+#: Every way the primary can answer a status read, and what the guard concludes: one table, for both operators.
+PRIMARY_TABLE = [
+    ({"deployment_status": "Running"}, None, PrimaryState.ACTIVE),
+    ({"deployment_status": "Paused"}, None, PrimaryState.ACTIVE),
+    ({"deployment_status": "Initializing"}, None, PrimaryState.ACTIVE),  # restarting: about to process input
+    ({"deployment_status": "Replaying"}, None, PrimaryState.ACTIVE),
+    ({"deployment_status": "Unavailable"}, None, PrimaryState.ACTIVE),  # may well still run
+    ({"deployment_status": "AwaitingApproval"}, None, PrimaryState.ACTIVE),
+    ({"deployment_status": "SomethingNewer"}, None, PrimaryState.ACTIVE),
+    ({"deployment_status": "Stopped"}, None, PrimaryState.DOWN),
+    ({"deployment_status": "Stopped", "deployment_error": {"message": "crashed"}}, None, PrimaryState.DOWN),
+    ({"deployment_status": "Standby"}, None, PrimaryState.DOWN),
+    (None, FelderaApiError("Unauthorized", status=401), PrimaryState.UNKNOWN),
+    (None, FelderaApiError("no", status=403, error_code="InsufficientPermissions"), PrimaryState.UNKNOWN),
+    (None, FelderaApiError("no such pipeline", status=404, error_code="UnknownPipelineName"), PrimaryState.UNKNOWN),
+    (None, FelderaApiError("boom", status=500), PrimaryState.UNKNOWN),
+    (None, FelderaApiError("teapot", status=418), PrimaryState.UNKNOWN),
+    (None, FelderaApiError("not JSON", status=200, error_code="UnexpectedResponse"), PrimaryState.UNKNOWN),
+    (None, FelderaConnectionError("certificate verify failed", sent=False, tls=True), PrimaryState.UNKNOWN),
+    (None, FelderaApiError("bad gateway", status=502), PrimaryState.DOWN),
+    (None, FelderaApiError("unavailable", status=503), PrimaryState.DOWN),
+    (None, FelderaApiError("gateway timeout", status=504), PrimaryState.DOWN),
+    (None, FelderaConnectionError("connection refused", sent=False), PrimaryState.DOWN),
+    (None, FelderaConnectionError("read timed out", sent=True), PrimaryState.DOWN),
+]
+
+
+@pytest.mark.parametrize(("payload", "error", "state"), PRIMARY_TABLE)
+def test_only_an_unreachable_or_stopped_primary_counts_as_down(
+    payload: dict[str, object] | None, error: Exception | None, state: PrimaryState
+) -> None:
+    reading = primary_reading(payload, error)
+    assert reading.state is state
+    concern = split_brain_concern("prod", reading)
+    assert (concern is None) == (state is PrimaryState.DOWN)
+    if error is not None and concern is not None:
+        assert str(error) in concern  # the refusal names the cause
+    # The approver's report shows the concern exactly when the activation would refuse.
+    report = readiness(primary_reading=reading)
+    assert any("split brain" in c for c in report.concerns()) == (concern is not None)
+
+
+@pytest.mark.parametrize(
+    ("status", "initial", "desired", "step", "reason"),
+    [
+        ("Standby", "Standby", "Standby", Step.ACTIVATE, None),
+        ("Running", "Standby", "Running", Step.ALREADY_ACTIVE, None),
+        ("Paused", "Standby", "Paused", Step.ALREADY_ACTIVE, None),
+        ("Initializing", "Standby", "Running", Step.WAIT, None),  # an activation under way (a retry)
+        ("Initializing", "Standby", "Standby", Step.REFUSE, "on its way to Standby"),
+        ("Running", "Running", "Running", Step.REFUSE, "was not started as a standby"),
+        ("Initializing", "Running", "Running", Step.REFUSE, "was not started as a standby"),
+        ("Stopped", None, "Stopped", Step.REFUSE, "is Stopped, not in Standby"),
+        ("Stopping", "Standby", "Stopped", Step.REFUSE, "is Stopping, not in Standby"),
+    ],
+)
+def test_the_standby_step_is_one_rule_for_the_report_and_the_activation(
+    status: str, initial: str | None, desired: str, step: Step, reason: str | None
+) -> None:
+    verdict = standby_step("standby", status, initial, desired)
+    assert verdict.step is step
+    assert (verdict.reason is None) == (reason is None)
+    report = readiness(standby_status=status, standby_initial=initial, standby_desired=desired)
+    if reason is None:
+        assert verdict.reason is None and report.concerns() == []
+    else:
+        assert reason in str(verdict.reason)
+        assert report.concerns() == [f"{str(verdict.reason)[0].upper()}{str(verdict.reason)[1:]}."]
+
+
+def test_a_failed_standby_names_its_deployment_error() -> None:
+    verdict = standby_step("standby", "Stopped", "Standby", "Stopped", "checkpoint not found")
+    assert verdict.step is Step.REFUSE and "(deployment error: checkpoint not found)" in str(verdict.reason)
 
 
 def test_no_bound_means_no_recovery_point_concern_and_an_activated_standby_has_nothing_to_do() -> None:
     assert readiness(max_checkpoint_age_seconds=None, checkpoint_age_seconds=10**6).concerns() == []
-    done = readiness(standby_status="Running")
+    done = readiness(standby_status="Running", standby_desired="Running")
     assert done.already_active and done.concerns() == []
     assert "Nothing to do: the standby was activated before." in done.summary()
     # Running but never a standby: that is a concern, not an activated standby.
-    assert readiness(standby_status="Running", standby_initial="running").concerns()
+    assert readiness(standby_status="Running", standby_initial="Running").concerns()
 
 
 def test_an_approval_answer_is_read_with_who_and_when() -> None:

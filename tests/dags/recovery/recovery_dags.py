@@ -20,6 +20,7 @@ PARAMS = {
     "bucket_conn": None,
     "checkpoint": "latest",
     "primary": None,
+    "primary_conn": None,
 }
 FAST = {"poll_interval": 0.2, "timeout": 30}
 
@@ -94,6 +95,24 @@ failover_short_timeout = failover_dag("failover_short_timeout", timeout=3)
 failover_rpo = failover_dag("failover_rpo", max_checkpoint_age=0.001)
 failover_rpo_override = failover_dag("failover_rpo_override", max_checkpoint_age=0.001, allow_stale_checkpoint=True)
 failover_rpo_met = failover_dag("failover_rpo_met", max_checkpoint_age=dt.timedelta(hours=1))
+
+
+with dag("split_brain_guard") as split_brain_guard:
+    # The report an approver reads, then the activation, each reading the primary for itself: the guard's table test
+    # runs both on every row and compares their verdicts.
+    FailoverReadinessOperator(
+        task_id="check",
+        pipeline_name="{{ params.pipeline }}",
+        primary_pipeline_name="{{ params.primary }}",
+        primary_conn_id="{{ params.primary_conn }}",
+    ) >> ActivateStandbyOperator(
+        task_id="activate",
+        pipeline_name="{{ params.pipeline }}",
+        primary_pipeline_name="{{ params.primary }}",
+        primary_conn_id="{{ params.primary_conn }}",
+        trigger_rule="all_done",
+        **FAST,  # type: ignore[arg-type]
+    )
 
 
 #: The approved failover's record.
