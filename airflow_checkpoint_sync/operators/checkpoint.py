@@ -92,6 +92,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         self._bucket: str | None = None
         self._end_time = 0.0
         self._synced_uuid: str | None = None
+        self._published: dict[str, Any] | None = None
 
     # -- entry points --------------------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
@@ -149,6 +150,10 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         return self._wait(context, external_id, restarts=0)
 
     def get_job_result(self, external_id: Any, context: Context) -> str:
+        if self._published is None:
+            # A retry that found an earlier try's sync already done: Airflow clears a try's XComs, so this one
+            # publishes what every try does (a downstream status sensor templated on them reads it).
+            self._publish(context, external_id)
         # After a restart the wait followed a newer sync than the one submitted first.
         uuid = self._synced_uuid or str(external_id["checkpoint_uuid"])
         if self.wait_for_completion:
@@ -390,6 +395,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _publish(self, context: Context, started: dict[str, Any]) -> None:
+        self._published = started
         ti = context["ti"]
         ti.xcom_push(key="checkpoint_uuid", value=started["checkpoint_uuid"])
         ti.xcom_push(key="incarnation_uuid", value=started.get("incarnation_uuid"))

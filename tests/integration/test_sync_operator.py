@@ -234,6 +234,28 @@ def test_retry_after_a_lost_worker_reattaches_to_the_running_sync(feldera: Felde
     assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")
 
 
+def test_a_retry_that_finds_the_sync_done_publishes_what_the_status_sensor_reads(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    feldera.running_pipeline("prod", records=6)
+    # The first try dies on the status reads after it started the sync (each of the hook's six attempts answered
+    # 500); the sync finishes meanwhile, so the retry finds it done (Airflow's ResumableJobMixin: "already
+    # completed") and starts nothing.
+    feldera.sandbox.control.fail(SYNC_STATUS, method="GET", status=500, count=6, error_code="InternalError", skip=1)
+    capfd.readouterr()
+    run = run_dag("sync_retried_then_wait", pipeline="prod")
+    out = capfd.readouterr().out
+    assert task_states(run) == {"sync": "success", "wait": "success"}, out[-3000:]
+    assert "Job already completed successfully" in out
+    assert len(requests_to(feldera, "POST", SYNC)) == 1
+    results = xcoms(run)
+    uuid = results[("sync", "return_value")]
+    assert uuid in feldera.catalog("prod")
+    # What the downstream sensor read: this try's XComs, the same uuid, and the sync's incarnation.
+    assert results[("sync", "checkpoint_uuid")] == uuid == results[("wait", "return_value")]
+    assert results[("sync", "incarnation_uuid")]
+
+
 def test_on_a_0337_feldera_a_failure_shown_before_the_push_is_not_its_outcome(
     airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

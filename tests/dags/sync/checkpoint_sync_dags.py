@@ -57,6 +57,24 @@ def sensor_dag(dag_id: str, **sensor_kwargs: object) -> DAG:
     return dag
 
 
+with DAG("sync_retried_then_wait", schedule=None, start_date=START, catchup=False, params=PARAMS) as sync_then_wait:
+    # The documented sync -> status-sensor pattern, with a retry that may find the first try's sync already done.
+    SyncCheckpointOperator(
+        task_id="sync",
+        pipeline_name="{{ params.pipeline }}",
+        poll_interval=0.2,
+        timeout=30,
+        retries=1,
+        retry_delay=dt.timedelta(seconds=0),
+    ) >> CheckpointStatusSensor(
+        task_id="wait",
+        pipeline_name="{{ params.pipeline }}",
+        checkpoint_uuid="{{ ti.xcom_pull(task_ids='sync', key='checkpoint_uuid') }}",
+        incarnation_uuid="{{ ti.xcom_pull(task_ids='sync', key='incarnation_uuid') }}",
+        poke_interval=0.2,
+        timeout=30,
+    )
+
 sensor_poke = sensor_dag("sensor_poke", mode="poke")
 sensor_reschedule = sensor_dag("sensor_reschedule", mode="reschedule")
 sensor_deferred = sensor_dag("sensor_deferred", deferrable=True)
