@@ -77,12 +77,49 @@ def restore_source(
 ) -> RestoreSource:
     """Whether a restore of ``checkpoint`` (``"latest"`` or a uuid) can find it, from the catalogs of its locations.
 
-    Feldera looks in local storage first, then ``bucket``, then ``read_bucket``. A refusal is given only when every
-    source is known not to hold the checkpoint: each catalog was read and none names it, the local storage is (or is
-    about to be) cleared, the start is not a standby (a standby keeps pulling until the checkpoint appears, which is
-    how one is set up before the primary's first push) and a fresh start was not accepted.
+    ``looks`` are the catalogs of ``bucket`` and then, when given, of ``read_bucket``. Feldera looks in local storage
+    first, then ``bucket``, and reads ``read_bucket`` only while ``bucket`` holds no checkpoint at all. So a standby
+    whose own bucket holds checkpoints is refused: it would follow them, stale, and never ``read_bucket``'s (the
+    trap of a standby set up again after a failover and failback). Otherwise a refusal is given only when every
+    source is known not to hold the checkpoint: each catalog was read and none names it, the local storage is
+    (or is about to be) cleared, the start is not a standby (a standby keeps pulling until the checkpoint appears,
+    which is how one is set up before the primary's first push) and a fresh start was not accepted.
     """
     wanted = checkpoint.lower()
+    if len(looks) > 1 and looks[0].uuids:
+        bucket, ignored = looks[0], looks[1]
+        if standby:
+            return RestoreSource(
+                refuse=(
+                    f"its own bucket {bucket.location} already holds {_names(bucket.uuids)}, and Feldera reads "
+                    f"read_bucket ({ignored.location}) only while bucket holds no checkpoint: the standby would "
+                    f"follow {bucket.location}'s own checkpoints, stale, and never {ignored.location}'s. Give the "
+                    "standby a bucket of its own that holds nothing (a new prefix), or leave read_bucket out to "
+                    f"follow {bucket.location}"
+                )
+            )
+        looks = [bucket]
+        not_read = f" ({ignored.location} is not read: Feldera reads read_bucket only while bucket holds no checkpoint)"
+    else:
+        not_read = ""
+    verdict = _search(wanted, checkpoint, looks, local_may_have, standby, fail_if_no_checkpoint)
+    if not_read:
+        return RestoreSource(
+            verdict.found_in,
+            f"{verdict.refuse}{not_read}" if verdict.refuse else None,
+            f"{verdict.note}{not_read}" if verdict.note else None,
+        )
+    return verdict
+
+
+def _search(
+    wanted: str,
+    checkpoint: str,
+    looks: Sequence[CatalogLook],
+    local_may_have: bool,
+    standby: bool,
+    fail_if_no_checkpoint: bool,
+) -> RestoreSource:
     for look in looks:
         if look.uuids and (wanted == "latest" or wanted in look.uuids):
             return RestoreSource(found_in=look.location, note=f"checkpoint {checkpoint} is in {look.location}")

@@ -154,6 +154,25 @@ def test_a_retry_after_a_lost_worker_follows_the_start_it_requested(feldera: Fel
     assert feldera.processed("staging") == 7
 
 
+def test_a_standby_whose_own_bucket_holds_checkpoints_is_refused_before_any_change(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    uuid = synced_prod(feldera, 3)
+    feldera.create("staging", sync=None)
+    # Its own bucket holds a checkpoint (a push from an earlier life: a failover, a failback, a test).
+    client = feldera.s3.client()
+    catalog = client.get_object(Bucket=feldera.bucket, Key="prod/checkpoints.feldera")["Body"].read()
+    client.put_object(Bucket=feldera.bucket, Key="staging/checkpoints.feldera", Body=catalog)
+    feldera.sandbox.control.clear_requests()
+    capfd.readouterr()
+    run = run_dag("restore_standby", **conf(feldera))
+    assert task_states(run) == {"restore": "failed"}
+    out = capfd.readouterr().out
+    assert f"its own bucket {feldera.bucket}/staging already holds {uuid}" in out
+    assert f"Feldera reads read_bucket ({feldera.bucket}/prod) only while bucket holds no checkpoint" in out
+    assert mutating(feldera, "staging") == []  # refused before the PATCH
+
+
 def test_restore_deferred(feldera: Feldera) -> None:
     uuid = synced_prod(feldera, 4)
     feldera.create("staging", sync=None)

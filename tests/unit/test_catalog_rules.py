@@ -41,8 +41,10 @@ def verdict(checkpoint: str, *looks: CatalogLook, **flags: bool) -> tuple[str | 
 
 
 def test_found_in_the_first_location_that_names_it() -> None:
-    found, refuse, _ = verdict(NEW, CatalogLook("b/staging", (OLD,)), CatalogLook("b/prod", (OLD, NEW)))
+    found, refuse, _ = verdict(NEW, CatalogLook("b/staging", ()), CatalogLook("b/prod", (OLD, NEW)))
     assert (found, refuse) == ("b/prod", None)
+    found, refuse, _ = verdict(OLD, CatalogLook("b/staging", (OLD,)), CatalogLook("b/prod", (OLD, NEW)))
+    assert (found, refuse) == ("b/staging", None)
     found, refuse, _ = verdict("latest", CatalogLook("b/staging", ()), CatalogLook("b/prod", (OLD,)))
     assert (found, refuse) == ("b/prod", None)
     # Upper-case uuids compare as the same checkpoint.
@@ -91,3 +93,26 @@ def test_a_long_catalog_is_summarised() -> None:
     assert "20 checkpoint(s), newest" in refuse
     assert uuids[-1] in refuse
     assert uuids[0] not in refuse
+
+
+def test_read_bucket_is_not_read_while_the_pipeline_s_own_bucket_holds_a_checkpoint() -> None:
+    own, source = CatalogLook("b/staging", (OLD,)), CatalogLook("b/prod", (OLD, NEW))
+    # A standby would follow its own stale checkpoints for ever: refused, naming both buckets and the ways out.
+    _, refuse, _ = verdict("latest", own, source, standby=True)
+    assert refuse is not None
+    assert "its own bucket b/staging already holds " + OLD in refuse
+    assert "reads read_bucket (b/prod) only while bucket holds no checkpoint" in refuse
+    assert "a bucket of its own that holds nothing" in refuse and "leave read_bucket out" in refuse
+    assert verdict(OLD, own, source, standby=True)[1] is not None
+    # A start: 'latest' is its own bucket's newest, not read_bucket's (said), and a uuid only read_bucket holds is
+    # never found there.
+    found, refuse, note = verdict("latest", own, source)
+    assert (found, refuse) == ("b/staging", None)
+    assert note is not None and "b/prod is not read" in note
+    _, refuse, _ = verdict(NEW, own, source)
+    assert refuse is not None
+    assert "nor b/staging" in refuse and "b/prod is not read" in refuse
+    # An empty own bucket (or an unreadable one) leaves read_bucket in play.
+    assert verdict("latest", CatalogLook("b/staging", ()), source, standby=True)[0] == "b/prod"
+    unknown = CatalogLook("b/staging", unknown="no bucket_conn_id to read it")
+    assert verdict("latest", unknown, source, standby=True)[:2] == ("b/prod", None)
