@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +77,7 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
         super().__init__(**kwargs)
         self.unknown_grace = check_positive_seconds(unknown_grace, "unknown_grace")
         self._grace_until: float | None = None
+        self._started = 0.0
         self.pipeline_name = pipeline_name
         self.checkpoint_uuid = checkpoint_uuid
         self.incarnation_uuid = incarnation_uuid
@@ -100,9 +100,11 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
             )
 
     def execute(self, context: Context) -> Any:
+        started = time.time()
         self._validate()
         self.check_connection()
         if not self.deferrable:
+            self._started = started
             return super().execute(context)
         self._grace_until = time.time() + self.unknown_grace
         return self._outcome(self.wait_for(self._trigger(time.time() + float(self.timeout)), deferrable=True))
@@ -111,9 +113,12 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
         if self._grace_until is None:
             # In reschedule mode each poke is a new process: the grace counts from the first one.
             first = context["ti"].get_first_reschedule_date(context) if self.reschedule else None
-            self._grace_until = (first.timestamp() if first else time.time()) + self.unknown_grace
-        # The base sensor enforces `timeout` between pokes.
-        event = self._trigger(math.inf).look(self.hook)
+            self._started = first.timestamp() if first else self._started or time.time()
+            self._grace_until = self._started + self.unknown_grace
+        # The wait rule decides the deadline too, so a timeout says what the checkpoint was (in progress, or a uuid
+        # Feldera does not know) rather than the base sensor's bare "timed out"; this clock starts before the base
+        # sensor's, so the rule sees the deadline no later than the base sensor does.
+        event = self._trigger(self._started + float(self.timeout)).look(self.hook)
         if event is None:
             return False
         return PokeReturnValue(is_done=True, xcom_value=self._outcome(event))

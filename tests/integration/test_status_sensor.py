@@ -69,3 +69,15 @@ def test_a_uuid_feldera_does_not_know_fails_after_the_grace_not_at_the_timeout(
     assert f"is not syncing checkpoint {stranger} and its bucket does not list it" in out
     assert "timed out" not in out.lower() and "at the deadline" not in out
     assert feldera.catalog("prod") == [synced]
+
+
+@pytest.mark.parametrize("dag_id", ["sensor_unknown_uuid_poke_short", "sensor_unknown_uuid_reschedule_short"])
+def test_a_timeout_before_the_grace_says_the_uuid_is_unknown(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str], dag_id: str
+) -> None:
+    feldera.running_pipeline("prod")
+    stranger = "01890000-0000-7000-8000-0000000000ab"
+    run = run_dag(dag_id, pipeline="prod", uuid=stranger)
+    assert task_states(run) == {"wait": "failed"}
+    out = capfd.readouterr().out
+    assert f"checkpoint {stranger} of pipeline 'prod' was unknown (not listed in the bucket) at the deadline" in out

@@ -88,12 +88,15 @@ def unknown_uuid_dag(dag_id: str, **sensor_kwargs: object) -> DAG:
             pipeline_name="{{ params.pipeline }}",
             checkpoint_uuid="{{ params.uuid }}",
             poke_interval=0.2,
-            timeout=120,
-            unknown_grace=1,
-            **sensor_kwargs,  # type: ignore[arg-type]
+            **{"timeout": 120, "unknown_grace": 1, **sensor_kwargs},  # type: ignore[arg-type]
         )
     return dag
 
 
 unknown_poke = unknown_uuid_dag("sensor_unknown_uuid_poke", mode="poke")
+# Its timeout ends before its grace: the timeout must still say what the uuid was.
+unknown_poke_short = unknown_uuid_dag("sensor_unknown_uuid_poke_short", mode="poke", timeout=2, unknown_grace=60)
+unknown_reschedule_short = unknown_uuid_dag(
+    "sensor_unknown_uuid_reschedule_short", mode="reschedule", timeout=2, unknown_grace=60
+)
 unknown_deferred = unknown_uuid_dag("sensor_unknown_uuid_deferred", deferrable=True)
