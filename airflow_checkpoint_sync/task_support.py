@@ -104,7 +104,12 @@ def _explain(error: FelderaApiError, pipeline_name: str) -> str:
     if error.status == 401:
         return f"the API key was rejected (HTTP 401: {error.message}). Check the connection's password."
     if error.status == 403:
-        return "the API key may not do this (HTTP 403); it needs the write role."
+        role = "it has Feldera's Read role" if error.error_code == "InsufficientPermissions" else "it is not allowed"
+        return (
+            f"the API key may not do this (HTTP 403 {error.error_code or ''}: {error.message}): {role}, and this "
+            "needs the Write role. Give the task a connection whose API key has the Write role; sensors and "
+            "checks that only read work with a Read key."
+        )
     if error.error_code == "UnknownPipelineName":
         return f"there is no pipeline named '{pipeline_name}'."
     if error.status == 501 or error.error_code == "EnterpriseFeature":

@@ -319,6 +319,20 @@ class _Attempts:
         return delay
 
 
+def _may_write(client: httpx.Client, timeout: float) -> bool | None:
+    """Whether the connection's key may change pipelines, asked with :func:`~airflow_checkpoint_sync.hooks.
+    feldera_api.write_probe` (which changes nothing); None when the answer says neither."""
+    import secrets
+
+    try:
+        _send_once(client, api.write_probe(secrets.token_hex(8)), timeout)
+    except FelderaApiError as exc:
+        if exc.status == 403:
+            return False
+        return True if exc.status == 404 else None
+    return None  # a pipeline of that name exists after all: the answer tells nothing
+
+
 def _too_slow(request: FelderaRequest, timeout: float) -> FelderaConnectionError:
     return FelderaConnectionError(
         f"no complete answer within {timeout:g}s (the connection's timeout): the server is too slow or stalled",
@@ -599,6 +613,7 @@ class FelderaHook(BaseHook):
             # One attempt with a short timeout: a connection test answers in seconds, it does not wait out outages.
             with httpx.Client(**settings.client_options()) as client:
                 config = _send_once(client, api.get_config(), min(settings.timeout, 10.0))
+                can_write = _may_write(client, min(settings.timeout, 10.0))
         except FelderaConnectionError as exc:
             settings.scrub(exc)
             if exc.tls:
@@ -616,4 +631,13 @@ class FelderaHook(BaseHook):
                 f"Connected to Feldera {edition or 'of an unknown edition'} {version} at {settings.base_url}, "
                 "but checkpoint sync needs Feldera Enterprise"
             )
-        return True, f"Connected to Feldera Enterprise {version} at {settings.base_url}"
+        connected = f"Connected to Feldera Enterprise {version} at {settings.base_url}"
+        if can_write is False:
+            return True, (
+                f"{connected}; the API key is read-only (Feldera's Read role): sensors, freshness checks, "
+                "verification and failover readiness work with it, but tasks that change pipelines (sync, restore, "
+                "activate, drill) need a key with the Write role"
+            )
+        if can_write is None:
+            return True, f"{connected}; whether the API key may change pipelines could not be told"
+        return True, f"{connected}; the API key may change pipelines (Write role)"

@@ -103,7 +103,9 @@ def parse_response(status: int, headers: Mapping[str, str], body: bytes, request
             f"redirected to {headers.get('location') or 'somewhere else'}: Feldera's API does not redirect; set the "
             "connection's host to the URL it should reach (https:// or the right path)"
         )
-    elif "json" in content_type and body:
+    elif body.lstrip().startswith(b"{"):
+        # Feldera's error body is JSON whatever the content type says: a 401 comes as text/plain (actix's
+        # ErrorUnauthorized), and its error_code is what tells a rejected key apart.
         try:
             decoded = json.loads(body)
         except ValueError:
@@ -253,6 +255,17 @@ def put_pipeline(name: str, body: Mapping[str, Any]) -> FelderaRequest:
 
 def delete_pipeline(name: str) -> FelderaRequest:
     return FelderaRequest("DELETE", _pipeline(name), expect=None)
+
+
+#: The name a write probe asks about: no pipeline is named so, so the probe can find nothing to change.
+WRITE_PROBE_PIPELINE = "airflow-checkpoint-sync-write-probe-{token}"
+
+
+def write_probe(token: str) -> FelderaRequest:
+    """An empty PATCH of a pipeline that does not exist: it changes nothing whatever the key, and Feldera's RBAC
+    answers it before the handler, so a Write key gets 404 ``UnknownPipelineName`` and a Read key 403
+    ``InsufficientPermissions`` (``api/rbac.rs``)."""
+    return FelderaRequest("PATCH", _pipeline(WRITE_PROBE_PIPELINE.format(token=token)), json={}, expect=None)
 
 
 def adhoc_query(name: str, sql: str) -> FelderaRequest:

@@ -396,17 +396,42 @@ class _Gate:
                     pipeline.restart_process()
 
     def _auth_failure(self, scope: Scope, path: str) -> Callable[[Scope, Receive, Send], Awaitable[None]] | None:
-        key = self.engine.settings.api_key
-        if key is None or not path.startswith("/v0/"):
+        settings = self.engine.settings
+        if (settings.api_key is None and not settings.read_api_keys) or not path.startswith("/v0/"):
             return None
         headers = dict(scope.get("headers") or [])
         value = headers.get(b"authorization", b"").decode()
         if not value.startswith("Bearer "):
             # actix-web-httpauth's answer to a missing bearer: 401, a challenge and no body.
             return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        if value[len("Bearer ") :] != key:
-            return JSONResponse({"message": "Unauthorized API key", "error_code": "AuthenticationFailed"}, 401)
+        key = value[len("Bearer ") :]
+        if key == settings.api_key:
+            return None
+        if key not in settings.read_api_keys:
+            # actix's ErrorUnauthorized: Feldera's JSON error, sent as text/plain.
+            body: dict[str, Any] = {
+                "message": "Unauthorized API key",
+                "error_code": "AuthenticationFailed",
+                "details": None,
+            }
+            return Response(json.dumps(body), 401, media_type="text/plain; charset=utf-8")
+        if _needs_write(str(scope.get("method", "GET")), path):
+            body = {
+                "message": "Insufficient permissions: this operation requires the 'write' role, the API key has 'read'",
+                "error_code": "InsufficientPermissions",
+                "details": {"required": "write", "actual": "read"},
+            }
+            return JSONResponse(body, 403)
         return None
+
+
+def _needs_write(method: str, path: str) -> bool:
+    """Feldera's RBAC table (api/rbac.rs) for the routes the sandbox serves: every change needs Write, and so do
+    the ad-hoc query (a GET) and listing API keys; every other GET needs Read."""
+    if method.upper() != "GET":
+        return True
+    parts = path.rstrip("/").split("/")
+    return (len(parts) == 5 and parts[2] == "pipelines" and parts[4] == "query") or path.startswith("/v0/api_keys")
 
 
 async def _error_response(rule: FaultRule, send: Send) -> None:

@@ -27,7 +27,10 @@ LOOPBACK = "127.0.0.1"
 class FelderaSandbox:
     """A Feldera pipeline-manager double served on loopback for the duration of a ``with`` block.
 
-    :param api_key: when set, every ``/v0`` request must carry ``Authorization: Bearer <api_key>``.
+    :param api_key: when set, every ``/v0`` request must carry ``Authorization: Bearer <api_key>`` (or a key of
+        ``read_api_keys``); this key has Feldera's Write role.
+    :param read_api_keys: keys with Feldera's Read role: every GET works, and every request that changes something
+        (and the ad-hoc query) is 403 ``InsufficientPermissions``, as Feldera's RBAC answers.
     :param edition: ``"enterprise"`` (default) or ``"community"``, which answers 501 ``EnterpriseFeature`` on the
         checkpoint, sync, activate, standby and graceful-stop endpoints.
     :param profile: the Feldera release line to answer as: ``"0.369"`` (default; ``running`` in the sync status)
@@ -49,6 +52,7 @@ class FelderaSandbox:
         self,
         *,
         api_key: str | None = None,
+        read_api_keys: tuple[str, ...] = (),
         edition: str = "enterprise",
         profile: str | None = None,
         sync_running_field: bool | None = None,
@@ -67,6 +71,7 @@ class FelderaSandbox:
             settings=SandboxSettings(
                 edition=edition,
                 api_key=api_key,
+                read_api_keys=tuple(read_api_keys),
                 sync_running_field=sync_running_field,
                 profile=profile,
                 env_credentials=env_credentials,

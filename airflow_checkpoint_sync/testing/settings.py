@@ -62,7 +62,8 @@ class SandboxSettings:
     """
 
     edition: str = "enterprise"  # or "community"
-    api_key: str | None = None
+    api_key: str | None = None  # a key with the Write role
+    read_api_keys: tuple[str, ...] = ()  # keys with the Read role: every change is 403 InsufficientPermissions
     sync_running_field: bool | None = None
     env_credentials: tuple[str, str] | None = None  # what Feldera would find in its environment (IAM role, ...)
     version: str = ""

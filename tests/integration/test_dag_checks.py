@@ -92,9 +92,7 @@ def test_the_distribution_registers_the_checks_under_airflow_s_policy_entry_poin
     ],
     ids=["no such task", "not an approval", "no Approve option", "not wired", "downstream", "mapped, not wired"],
 )
-def test_an_approval_that_cannot_approve_the_failover_is_an_import_error(
-    tmp_path: Path, body: str, words: str
-) -> None:
+def test_an_approval_that_cannot_approve_the_failover_is_an_import_error(tmp_path: Path, body: str, words: str) -> None:
     (error,) = parse(tmp_path / "dags", body).values()
     assert words in error
 

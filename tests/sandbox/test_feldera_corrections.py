@@ -145,3 +145,31 @@ def test_an_unreachable_process_is_unavailable_with_its_own_error_code(api: Api)
     assert r.status_code == 503
     assert r.json()["error_code"] == "PipelineUnavailable"
     assert "its status is currently 'unavailable'" in r.json()["message"]
+
+
+def test_rbac_a_read_key_reads_and_every_change_is_403_and_a_bad_key_is_json_as_text() -> None:
+    import httpx
+
+    with FelderaSandbox(api_key="apikey:writer", read_api_keys=("apikey:reader",)) as sandbox:
+        writer = httpx.Client(base_url=f"{sandbox.url}/v0", headers={"Authorization": "Bearer apikey:writer"})
+        reader = httpx.Client(base_url=f"{sandbox.url}/v0", headers={"Authorization": "Bearer apikey:reader"})
+        stranger = httpx.Client(base_url=f"{sandbox.url}/v0", headers={"Authorization": "Bearer apikey:nobody"})
+        assert writer.put("/pipelines/p", json={"name": "p", "program_code": ""}).status_code in (200, 201)
+        assert reader.get("/pipelines/p").status_code == 200
+        assert reader.get("/config").status_code == 200
+        for method, path in [
+            ("POST", "/pipelines/p/start"),
+            ("PATCH", "/pipelines/p"),
+            ("DELETE", "/pipelines/p"),
+            ("PUT", "/pipelines/q"),
+            ("PATCH", "/pipelines/no-such-pipeline"),  # refused before the handler: 403, not 404
+            ("GET", "/pipelines/p/query"),  # the ad-hoc query needs Write, although it is a GET
+        ]:
+            answer = reader.request(method, path, json={} if method != "GET" else None)
+            assert answer.status_code == 403, (method, path)
+            assert answer.json()["error_code"] == "InsufficientPermissions"
+        assert writer.patch("/pipelines/no-such-pipeline", json={}).status_code == 404
+        assert writer.get("/pipelines/p").json()["deployment_status"] == "Stopped"
+        rejected = stranger.get("/pipelines/p")
+        assert rejected.status_code == 401 and rejected.headers["content-type"].startswith("text/plain")
+        assert rejected.json()["error_code"] == "AuthenticationFailed"
