@@ -22,9 +22,24 @@ CHECKPOINT_AGE = "feldera.checkpoint.age"
 SYNC_DURATION = "feldera.sync.duration"
 #: Counter: syncs that ended synced.
 SYNC_SUCCEEDED = "feldera.sync.succeeded"
-#: Counters: restore drills whose checks all passed, and those that failed one.
+#: Counters: restore drills whose checks all passed, and those that failed for any reason.
 DRILL_PASSED = "feldera.drill.passed"
 DRILL_FAILED = "feldera.drill.failed"
+#: Counters: failed drills by cause (the result's ``cause``), each beside DRILL_FAILED: a failed check, a checkpoint
+#: that did not restore, a scratch pipeline that did not run in time, a drill refused before it created anything, and
+#: any other error (Feldera or the store unreachable, a teardown that failed).
+DRILL_CHECKS_FAILED = "feldera.drill.checks_failed"
+DRILL_RESTORE_FAILED = "feldera.drill.restore_failed"
+DRILL_TIMEOUT = "feldera.drill.timeout"
+DRILL_REFUSED = "feldera.drill.refused"
+DRILL_ERROR = "feldera.drill.error"
+DRILL_FAILED_BY_CAUSE = {
+    "checks_failed": DRILL_CHECKS_FAILED,
+    "restore_failed": DRILL_RESTORE_FAILED,
+    "timeout": DRILL_TIMEOUT,
+    "refused": DRILL_REFUSED,
+    "error": DRILL_ERROR,
+}
 #: Timer: a drill's recovery time, from its start request to the scratch pipeline running.
 DRILL_RECOVERY = "feldera.drill.recovery"
 #: Counters: bytes and objects a replication copied.
@@ -85,9 +100,13 @@ def freshness_measured(measurement: dict[str, Any]) -> None:
 
 
 def drill_ended(result: dict[str, Any]) -> None:
-    """A restore drill's result, passed or failed."""
+    """A restore drill's result, passed or failed: a failed one counts in DRILL_FAILED and in the counter of its
+    ``cause`` (an unknown cause counts as ``error``)."""
     pipeline = str(result["pipeline_name"])
     send("incr", DRILL_PASSED if result.get("passed") else DRILL_FAILED, 1, pipeline)
+    if not result.get("passed"):
+        cause = str(result.get("cause") or "error")
+        send("incr", DRILL_FAILED_BY_CAUSE.get(cause, DRILL_ERROR), 1, pipeline)
     if result.get("recovery_seconds") is not None:
         send("timing", DRILL_RECOVERY, float(result["recovery_seconds"]), pipeline)
 

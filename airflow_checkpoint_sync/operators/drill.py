@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -13,8 +14,10 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskD
 from airflow_checkpoint_sync import metrics
 
 # Pure and cheap: checks are parsed when the DAG is, so that a malformed one is an import error naming it.
-from airflow_checkpoint_sync.drill import parse_checks
+from airflow_checkpoint_sync.drill import CAUSES, parse_checks
+from airflow_checkpoint_sync.object_stores import store_step
 from airflow_checkpoint_sync.task_support import (
+    SUCCESS_STATUSES,
     FelderaTaskMixin,
     check_pipeline_name,
     check_positive_seconds,
@@ -32,8 +35,9 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
-    from airflow_checkpoint_sync.drill import SqlCheck
+    from airflow_checkpoint_sync.drill import DrillOwner, SqlCheck
     from airflow_checkpoint_sync.hooks.feldera import FelderaHook
+    from airflow_checkpoint_sync.object_stores.base import ObjectStore
 
 #: Seconds the teardown of a scratch pipeline may take (stop, clear, delete), on top of the drill's own timeout.
 TEARDOWN_S = 300.0
@@ -48,44 +52,74 @@ OVERLAPS = {
 }
 #: Sync fields a ``bucket_conn_id`` supplies instead of the source's.
 FROM_CONNECTION = {"endpoint", "region", "provider", "access_key", "secret_key"}
+#: What a failed drill's result says of its plan (what the drill was: which pipeline, where, which checkpoint).
+PUBLIC = (
+    "pipeline_name",
+    "scratch_pipeline_name",
+    "scratch_bucket",
+    "location",
+    "checkpoint_uuid",
+    "checkpoint_age_seconds",
+)
 
 
 class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     """Prove that a synced checkpoint restores: start a scratch copy of a pipeline from it, check its data, measure
     the recovery time, and delete the copy.
 
-    The drill never writes to the location under test or to the source pipeline:
+    The drill never writes to the location under test or to the source pipeline, and it deletes only what it can
+    prove it created, in this try or an earlier try of the same task instance (its *owner*: DAG, task, map index and
+    run, not the try number):
 
     1. it reads the source pipeline (its program and runtime config) and picks the checkpoint from the location's
        catalog: ``latest``, a uuid, or ``random`` among those of the last ``random_within_days`` days (the same one
        on every try of a task instance);
-    2. it creates the scratch pipeline with the source's program and runtime config, its sync ``bucket`` set to
+    2. it claims its scratch pipeline and location, checking both before touching either: a pipeline of that name
+       must not exist or be the scratch pipeline of this task instance (its description names its owner); with
+       ``bucket_conn_id`` the scratch location must be empty or hold this task instance's marker object
+       (``.airflow-checkpoint-sync-drill.json``). Anything else (another drill's, anybody's data, a sync location)
+       refuses the drill having changed nothing. What an earlier try of this task instance left is removed, then the
+       marker is written, before the scratch pipeline exists;
+    3. it creates the scratch pipeline with the source's program and runtime config, its sync ``bucket`` set to
        ``scratch_bucket`` and ``read_bucket`` to the location under test, ``start_from_checkpoint`` the picked uuid
        and ``fail_if_no_checkpoint=True``; nothing makes it push. A ``scratch_bucket`` that is, holds or lies inside
        the location under test or the source's own bucket is refused before anything is created;
-    3. it starts the scratch pipeline and waits for Running (in the triggerer when ``deferrable``), then runs each
+    4. it starts the scratch pipeline and waits for Running (in the triggerer when ``deferrable``), then runs each
        of ``sql_checks`` through Feldera's ad-hoc query endpoint, and ``validate(hook, scratch_pipeline_name)``;
-    4. whatever happened (success, a failed check, a timeout, a kill), it stops the scratch pipeline, clears its
-       storage, deletes it and, with ``bucket_conn_id``, every object under ``scratch_bucket``. A try killed
-       outright (SIGKILL) leaves it behind; the next try deletes it first. Only a pipeline whose description marks
-       it as a drill's scratch pipeline is ever deleted.
+    5. whatever happened (success, a failed check, a timeout, a kill), it stops the scratch pipeline, clears its
+       storage and deletes it if its description still names this task instance, and, with ``bucket_conn_id``,
+       deletes the objects under ``scratch_bucket`` if the marker still names it (the marker last). A try killed
+       outright (SIGKILL) leaves them behind; the next try of the task instance removes them first.
+
+    By default the scratch names carry a suffix derived from the owner (``<pipeline>-drill-<8 hex digits>``), so two
+    drills of one pipeline that overlap (a manual run beside the scheduled one, a backfill) never share them, and
+    every try of one task instance uses the same ones.
+
+    Every outcome is on the record: the ``feldera.drill.passed`` or ``feldera.drill.failed`` metric (and a counter
+    of the failure's cause), the result in XCom (``return_value``) whether the drill passed or not, and the cause in
+    the task's error. Asset events go with a passed drill only: Airflow sends a task's outlet events when it
+    succeeds, never when it fails.
 
     A check is a dict: ``{"sql": "SELECT COUNT(*) FROM orders", "min": 1}`` passes when the query answers one row of
     one value within ``min``/``max``; ``{"sql": ..., "expect": 22}`` when the value is exactly 22; ``name`` labels it.
+    ``expect`` and ``min``/``max`` exclude each other, ``min`` may not exceed ``max``, and ``sql`` is one SELECT
+    (or ``WITH ... SELECT``); a check that breaks these rules is refused when the DAG is parsed.
 
     .. seealso::
         :ref:`howto/operator:RestoreDrillOperator`
 
     :param pipeline_name: the source pipeline whose checkpoints are drilled; only read. (templated)
-    :param scratch_bucket: ``bucket[/prefix]`` the scratch pipeline owns while the drill runs, emptied afterwards
-        (with ``bucket_conn_id``); by default ``<location>-drill``, next to the location under test. (templated)
+    :param scratch_bucket: ``bucket[/prefix]`` the scratch pipeline owns while the drill runs: empty or this task
+        instance's own, and emptied afterwards (with ``bucket_conn_id``); by default ``<location>-drill-<suffix>``,
+        next to the location under test. (templated)
     :param location: the location under test, ``bucket[/prefix]`` on the source's S3 endpoint: the source's sync
         bucket (the default) or an S3-compatible replica. (templated)
-    :param scratch_pipeline_name: the scratch pipeline (default ``<pipeline_name>-drill``); a pipeline of that name
-        that is not a drill's scratch pipeline is refused. (templated)
+    :param scratch_pipeline_name: the scratch pipeline (default ``<pipeline_name>-drill-<suffix>``); a pipeline of
+        that name that is not this task instance's scratch pipeline is refused. (templated)
     :param bucket_conn_id: an ``aws`` connection to the locations' endpoint: reads the catalog (needed for
-        ``random``), gives the scratch pipeline its credentials, and empties ``scratch_bucket`` at the end. Without
-        it the scratch pipeline uses the source's sync credentials. (templated)
+        ``random``), gives the scratch pipeline its credentials, and claims and empties ``scratch_bucket``. Without
+        it the scratch pipeline uses the source's sync credentials and the scratch location is never listed,
+        marked or emptied. (templated)
     :param checkpoint: ``"latest"``, ``"random"`` or a checkpoint uuid. (templated)
     :param random_within_days: with ``checkpoint="random"``, the window to draw from, in days.
     :param sql_checks: the SQL checks, as above.
@@ -95,10 +129,13 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     :param poll_interval: seconds between status reads.
     :param timeout: how long the scratch pipeline may take to compile and reach Running, in seconds or a timedelta.
     :param feldera_conn_id: the ``feldera`` Airflow connection. (templated)
-    :return: the drill result: ``pipeline_name``, ``scratch_pipeline_name``, ``location``, ``checkpoint_uuid``,
-        ``checkpoint_age_seconds`` (the recovery point), ``recovery_seconds`` (start to Running),
-        ``validated_seconds`` (start to every check done), ``checks`` (each with ``name``, ``passed``, ``value``,
-        ``message``) and ``passed``. When the task has outlets, each asset event's extra carries it.
+    :return: the drill result: ``pipeline_name``, ``scratch_pipeline_name``, ``scratch_bucket``, ``location``,
+        ``checkpoint_uuid``, ``checkpoint_age_seconds`` (the recovery point), ``recovery_seconds`` (start to
+        Running), ``validated_seconds`` (start to every check done), ``checks`` (each with ``name``, ``passed``,
+        ``value``, ``message``), ``passed``, ``cause`` (None, or why it failed: ``checks_failed``,
+        ``restore_failed``, ``timeout``, ``refused``, ``error``) and ``error`` (the task's error). A failed drill
+        leaves it in XCom too, with what it knew by then. When a passed drill's task has outlets, each asset event's
+        extra carries it (without ``checks``).
     """
 
     template_fields: Sequence[str] = (
@@ -148,35 +185,53 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
         self._scratch: str | None = None
         self._tested_location: str | None = None
+        self._owner: DrillOwner | None = None
+        self._facts: dict[str, Any] = {}
+        #: Where the drill is ("prepare", "restore", "check") and, once known, why it failed (a key of CAUSES).
+        self._stage = "prepare"
+        self._cause: str | None = None
+        self._recorded = False
 
     # -- the drill -----------------------------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
-        plan = self._plan(context)
-        scratch = plan["scratch_pipeline_name"]
-        self._scratch = scratch
-        self._remove_leftover(scratch)
-        self.hook.deadline = plan["end_time"] + TEARDOWN_S
-        with self._torn_down_on_error(plan):
-            self._create(scratch, plan.pop("body"), plan["end_time"])
-            plan["started_at"] = time.time()
-            with feldera_errors("starting the scratch pipeline", scratch):
-                self.hook.start_pipeline(scratch, "running")
-            self.log.info("Drill: '%s' starting from %s of %s", scratch, plan["checkpoint_uuid"], plan["location"])
-            trigger = self._running_trigger(scratch, plan)
-            event = self.wait_for(trigger, deferrable=self.deferrable, method_name="resume_after_running")
-        return self._validate_and_finish(context, event)
+        self._start_record(context)
+        with self._on_the_record(context):
+            plan = self._plan(context)
+            self._facts = {k: v for k, v in plan.items() if k in PUBLIC}
+            scratch = plan["scratch_pipeline_name"]
+            self._claim(scratch)
+            self.hook.deadline = plan["end_time"] + TEARDOWN_S
+            with self._torn_down_on_error(plan):
+                self._stage = "restore"
+                self._create(scratch, plan.pop("body"), plan["end_time"])
+                plan["started_at"] = time.time()
+                try:
+                    with feldera_errors("starting the scratch pipeline", scratch):
+                        self.hook.start_pipeline(scratch, "running")
+                except AirflowFailException:
+                    self._cause = "restore_failed"  # Feldera refused the start itself
+                    raise
+                self.log.info("Drill: '%s' starting from %s of %s", scratch, plan["checkpoint_uuid"], plan["location"])
+                trigger = self._running_trigger(scratch, plan)
+                event = self.wait_for(trigger, deferrable=self.deferrable, method_name="resume_after_running")
+            return self._validate_and_finish(context, event)
 
     def resume_after_running(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the scratch pipeline reached Running (or did not) in the triggerer."""
         from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
-        try:
-            checked = validate_event(event, PipelineStatusTrigger)
-            self._scratch = str(checked["pipeline_name"])
-        except BaseException as exc:
-            self._teardown_after(exc)
-            raise
-        return self._validate_and_finish(context, checked)
+        self._start_record(context)
+        self._stage = "restore"
+        with self._on_the_record(context):
+            try:
+                checked = validate_event(event, PipelineStatusTrigger)
+                self._scratch = str(checked["pipeline_name"])
+                self._facts = {k: v for k, v in checked["echo"]["plan"].items() if k in PUBLIC}
+                self.scratch_bucket = self._facts.get("scratch_bucket")  # a resumed task renders its default afresh
+            except BaseException as exc:
+                self._teardown_after(exc)
+                raise
+            return self._validate_and_finish(context, checked)
 
     def on_kill(self) -> None:
         if self._scratch:
@@ -186,15 +241,74 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
                 self.log.warning("Could not remove scratch pipeline '%s' on kill: %s", self._scratch, exc)
         super().on_kill()
 
+    @property
+    def _me(self) -> DrillOwner:
+        """The task instance this drill runs as (known once execute or resume_after_running has begun)."""
+        if self._owner is None:
+            raise AirflowException("the drill's task instance is not known: execute() has not begun")
+        return self._owner
+
+    def _start_record(self, context: Context) -> None:
+        from airflow_checkpoint_sync.drill import DrillOwner
+
+        self._owner = DrillOwner.of(context["ti"])
+        self._facts = {"pipeline_name": self.pipeline_name}
+        self._stage, self._cause, self._recorded = "prepare", None, False
+
+    @contextmanager
+    def _on_the_record(self, context: Context) -> Iterator[None]:
+        """Whatever ends the drill but a pass (which records itself) is recorded: its metric, its result in XCom
+        (``passed`` False, its ``cause`` and ``error``), and the cause in the task's error."""
+        try:
+            yield
+        except TaskDeferred:
+            raise
+        except Exception as exc:
+            if self._recorded:
+                raise
+            cause = self._cause_of(exc)
+            result: dict[str, Any] = {
+                **{k: self._facts.get(k) for k in PUBLIC},
+                "pipeline_name": str(self._facts.get("pipeline_name") or self.pipeline_name),
+                "recovery_seconds": None,
+                "validated_seconds": None,
+                "checks": [],
+                "passed": False,
+                "cause": cause,
+                "error": str(exc),
+            }
+            self._recorded = True
+            metrics.drill_ended(result)
+            try:
+                context["ti"].xcom_push(key="return_value", value=result)
+            except Exception as push_error:  # the task's own error matters more than its record
+                self.log.warning("Could not record the failed drill's result in XCom: %s", push_error)
+            raise
+
+    def _cause_of(self, error: BaseException) -> str:
+        if self._cause:
+            return self._cause
+        if self._stage == "prepare" and isinstance(error, AirflowFailException):
+            return "refused"
+        return "error"
+
     def _plan(self, context: Context) -> dict[str, Any]:
         """Everything checked, and the scratch pipeline's body built, before the first request that changes anything."""
-        from airflow_checkpoint_sync.drill import check_selection, pick_checkpoint, scratch_description
+        from airflow_checkpoint_sync.drill import (
+            check_selection,
+            default_scratch_names,
+            pick_checkpoint,
+            scratch_description,
+        )
         from airflow_checkpoint_sync.replication import location_overlap, split_location
         from airflow_checkpoint_sync.status import uuid7_time
         from airflow_checkpoint_sync.sync_config import current_sync, merge_sync_config
 
+        owner = self._me
         source = check_pipeline_name(self.pipeline_name)
-        scratch = check_pipeline_name(self.scratch_pipeline_name or f"{source}-drill", "scratch_pipeline_name")
+        # The bucket's default needs the location, read below; the name's does not depend on it.
+        default_pipeline = default_scratch_names(source, ("", ""), owner)[0]
+        scratch = check_pipeline_name(self.scratch_pipeline_name or default_pipeline, "scratch_pipeline_name")
         if scratch == source:
             raise AirflowFailException(f"scratch_pipeline_name={scratch!r} is the source pipeline: name another one")
         try:
@@ -215,13 +329,14 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             )
         try:
             tested = split_location(location, "location")
-            if not self.scratch_bucket and not tested[1]:
+            default_bucket = default_scratch_names(source, tested, owner)[1]
+            if not self.scratch_bucket and default_bucket is None:
                 raise ValueError(
                     f"location {location!r} is a whole bucket, so there is no place next to it for the drill's "
                     "scratch location: pass scratch_bucket"
                 )
-            self.scratch_bucket = self.scratch_bucket or f"{tested[0]}/{tested[1]}-drill"
-            scratch_at = split_location(self.scratch_bucket, "scratch_bucket")
+            self.scratch_bucket = self.scratch_bucket or default_bucket
+            scratch_at = split_location(self.scratch_bucket or "", "scratch_bucket")
             own = split_location(source_sync["bucket"], "the source's bucket") if source_sync.get("bucket") else None
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
@@ -236,13 +351,14 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
                     f"{OVERLAPS.get(overlap, overlap)}. A drill never writes where checkpoints are kept: give it a "
                     "location of its own"
                 )
-        self._check_scratch_is_free()
+        tested_text = "/".join(filter(None, tested))
+        self._facts.update(scratch_pipeline_name=scratch, scratch_bucket=self.scratch_bucket, location=tested_text)
         uuid = self._pick(wanted, within, location, context, pick_checkpoint)
         sync = self._scratch_sync(source_sync, uuid, location)
         runtime_config = merge_sync_config(pipeline.get("runtime_config"), sync).runtime_config
         body: dict[str, Any] = {
             "name": scratch,
-            "description": scratch_description(source),
+            "description": scratch_description(source, owner),
             "runtime_config": runtime_config,
             **{k: pipeline[k] for k in ("program_code", "udf_rust", "udf_toml", "program_config") if k in pipeline},
         }
@@ -252,29 +368,49 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             "pipeline_name": source,
             "scratch_pipeline_name": scratch,
             "scratch_bucket": self.scratch_bucket,
-            "location": "/".join(filter(None, tested)),
+            "location": tested_text,
             "checkpoint_uuid": uuid,
             "checkpoint_age_seconds": None if age is None else round(max(age, 0.0), 3),
+            # With the catalog read, the uuid is the catalog's: a checkpoint then missing means damage, not a typo.
+            "from_catalog": bool(self.bucket_conn_id) and uuid != "latest",
             "end_time": end_time,
             "body": body,
         }
 
-    def _check_scratch_is_free(self) -> None:
-        """Refuse a scratch location that holds a catalog: it is somebody's sync location, and it would be emptied."""
-        from airflow_checkpoint_sync.catalog import CATALOG
-        from airflow_checkpoint_sync.operators.configure import read_at_location
+    def _claim(self, scratch: str) -> None:
+        """Make the scratch pipeline and location this task instance's, or refuse having changed nothing.
 
-        if not self.bucket_conn_id:
-            return
+        Both are checked before either is touched: a pipeline or objects an earlier try of this task instance left
+        are removed; anything else (another drill's, anybody's) refuses the drill. Then the location's marker is
+        written, before the scratch pipeline exists, so that whatever the pipeline writes there is provably ours."""
+        from airflow_checkpoint_sync.drill import MARKER, location_claim, marker_body, pipeline_claim
+
         try:
-            body = read_at_location(self.bucket_conn_id, self.scratch_bucket or "", CATALOG)
-        except Exception as exc:
-            raise AirflowException(f"reading the scratch location {self.scratch_bucket}: {exc}") from exc
-        if body is not None:
-            raise AirflowFailException(
-                f"scratch_bucket={self.scratch_bucket!r} holds a {CATALOG}: it is a sync location, and a drill empties "
-                "its scratch location when it ends. Give the drill a location of its own"
-            )
+            leftover_pipeline = pipeline_claim(scratch, self._find(scratch), self._me)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+        store = self._scratch_store()
+        names: list[str] = []
+        if store is not None:
+            with store_step("reading the scratch location", store):
+                names = [obj.name for obj in store.list()]
+                marker = self._marker_owner(store) if MARKER in names else None
+            try:
+                location_claim(self.scratch_bucket or "", names, marker, self._me)
+            except ValueError as exc:
+                raise AirflowFailException(str(exc)) from None
+        self._scratch = scratch  # from here on, every teardown path removes what this drill owns
+        if leftover_pipeline:
+            self.log.info("Removing scratch pipeline '%s' left by an earlier try of this task instance", scratch)
+            self._teardown_pipeline(scratch)
+        if store is not None:
+            with store_step("preparing the scratch location", store):
+                earlier = [name for name in names if name != MARKER]
+                if earlier:
+                    store.delete(earlier)
+                    self.log.info("Deleted %d object(s) an earlier try left under %s", len(earlier), store)
+                body = marker_body(self._me, dt.datetime.now(dt.UTC))
+                store.write(MARKER, io.BytesIO(body), len(body), None)
 
     def _read_source(self, source: str) -> dict[str, Any]:
         return read_enterprise_pipeline(self.hook, source, "restoring a synced checkpoint needs")
@@ -326,7 +462,16 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             poll_interval=float(self.poll_interval),
             field="program_status",
         )
-        outcome(self.wait_for(compiled, deferrable=False))
+        self._restore_outcome(self.wait_for(compiled, deferrable=False))
+
+    def _restore_outcome(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
+        """:func:`outcome` of a wait for the scratch pipeline to compile or run, with the drill's cause decided from
+        the event: Feldera said it failed (the checkpoint did not restore), the deadline passed, or Feldera could
+        not be read."""
+        status = event.get("status")
+        if status not in SUCCESS_STATUSES:
+            self._cause = {"failure": "restore_failed", "timeout": "timeout"}.get(str(status), "error")
+        return outcome(event)
 
     def _running_trigger(self, scratch: str, plan: Mapping[str, Any]) -> Any:
         from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
@@ -345,7 +490,10 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         scratch = plan["scratch_pipeline_name"]
         self.scratch_bucket = plan["scratch_bucket"]  # a resumed task renders its default afresh
         with self._torn_down_on_error(plan):
-            outcome(event)
+            if event.get("status") not in SUCCESS_STATUSES:
+                self._say_why_not_restored(event, plan)
+            self._restore_outcome(event)
+            self._stage = "check"
             running_at = time.time()
             self.log.info("%s", event["message"])
             checks = [self._run_check(scratch, check) for check in self.checks]
@@ -354,6 +502,13 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             if plan["checkpoint_uuid"] == "latest":
                 plan["checkpoint_uuid"] = self._restored_uuid(scratch)
         self._teardown(scratch)
+        failed = [check["message"] for check in checks if not check["passed"]]
+        error = (
+            f"restore drill of '{plan['pipeline_name']}' from {plan['checkpoint_uuid']} failed {len(failed)} of "
+            f"{len(checks)} check(s): {'; '.join(failed)}"
+            if failed
+            else None
+        )
         result = {
             **{k: plan[k] for k in ("pipeline_name", "scratch_pipeline_name", "scratch_bucket", "location")},
             "checkpoint_uuid": plan["checkpoint_uuid"],
@@ -361,16 +516,15 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             "recovery_seconds": round(running_at - plan["started_at"], 3),
             "validated_seconds": round(validated_at - plan["started_at"], 3),
             "checks": checks,
-            "passed": all(check["passed"] for check in checks),
+            "passed": not failed,
+            "cause": "checks_failed" if failed else None,
+            "error": error,
         }
         self._record(context, result)
-        failed = [check["message"] for check in checks if not check["passed"]]
-        if failed:
+        if error:
+            self._recorded = True
             context["ti"].xcom_push(key="return_value", value=result)
-            raise AirflowFailException(
-                f"restore drill of '{plan['pipeline_name']}' from {plan['checkpoint_uuid']} failed "
-                f"{len(failed)} of {len(checks)} check(s): {'; '.join(failed)}"
-            )
+            raise AirflowFailException(error)
         self.log.info(
             "Drill passed: checkpoint %s of %s restored in %.1fs, validated in %.1fs (%d check(s))",
             result["checkpoint_uuid"],
@@ -380,6 +534,24 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             len(checks),
         )
         return result
+
+    def _say_why_not_restored(self, event: Mapping[str, Any], plan: Mapping[str, Any]) -> None:
+        """A checkpoint the catalog names whose files Feldera could not find: say that the location is damaged
+        (the uuid came from the catalog, so there is no uuid to check)."""
+        from airflow_checkpoint_sync.drill import missing_files_cause
+        from airflow_checkpoint_sync.status import deployment_error_message
+
+        if event.get("status") != "failure" or not plan.get("from_catalog"):
+            return
+        try:
+            pipeline = self._find(plan["scratch_pipeline_name"])
+        except Exception:  # the event's own message still says it failed
+            return
+        reason = deployment_error_message(pipeline or {}) or ""
+        said = missing_files_cause(reason, plan["checkpoint_uuid"], plan["location"])
+        if said:
+            self._cause = "restore_failed"
+            raise AirflowException(f"pipeline '{plan['scratch_pipeline_name']}' failed to start: {said}")
 
     def _run_check(self, scratch: str, check: SqlCheck) -> dict[str, Any]:
         from airflow_checkpoint_sync.drill import judge
@@ -428,25 +600,13 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     def _record(self, context: Context, result: Mapping[str, Any]) -> None:
         self._tested_location = str(result.get("location") or "") or None
         metrics.drill_ended(dict(result))
+        if not result["passed"]:
+            return  # Airflow 3.3 sends a task's outlet asset events only when it succeeds
         checks = result["checks"]
         summary = {"checks_passed": sum(c["passed"] for c in checks), "checks": len(checks)}
         record_asset_events(context, self.outlets, {k: v for k, v in result.items() if k != "checks"} | summary)
 
     # -- teardown ------------------------------------------------------------------------------------------------
-    def _remove_leftover(self, scratch: str) -> None:
-        from airflow_checkpoint_sync.drill import is_scratch
-
-        existing = self._find(scratch)
-        if existing is None:
-            return
-        if not is_scratch(existing):
-            raise AirflowFailException(
-                f"scratch_pipeline_name={scratch!r} names an existing pipeline that is not a drill's scratch pipeline: "
-                "a drill deletes its scratch pipeline when it ends, so name one that does not exist"
-            )
-        self.log.info("Removing scratch pipeline '%s' left by an earlier try", scratch)
-        self._teardown(scratch)
-
     def _find(self, name: str) -> dict[str, Any] | None:
         from airflow_checkpoint_sync.exceptions import FelderaApiError
 
@@ -459,13 +619,15 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
 
     @contextmanager
     def _torn_down_on_error(self, plan: Mapping[str, Any]) -> Iterator[None]:
-        """Any error in the block tears the scratch pipeline down, then ends the task saying which drill it was."""
+        """Any error in the block tears the scratch pipeline down, then ends the task saying which drill it was and
+        why it failed."""
         try:
             yield
         except TaskDeferred:
             raise  # not an error: the wait goes on in the triggerer, and resume_after_running finishes the drill
         except BaseException as exc:
-            said = _in_drill(exc, plan, removed=self._teardown_after(exc))
+            removed = self._teardown_after(exc)
+            said = _in_drill(exc, plan, removed, self._cause_of(exc))
             if said is exc:
                 raise
             raise said from exc
@@ -482,59 +644,108 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         return True
 
     def _teardown(self, scratch: str) -> None:
-        """Stop the scratch pipeline, clear its storage, delete it, and empty ``scratch_bucket``."""
-        from airflow_checkpoint_sync.drill import is_scratch
-        from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
-
+        """Remove what this drill owns: the scratch pipeline (stopped, cleared, deleted) if its description names
+        this task instance, and, with ``bucket_conn_id``, the scratch location's objects if its marker does."""
         self.hook.deadline = time.time() + TEARDOWN_S
-        current = self._find(scratch)
-        if current is not None and is_scratch(current):
-            steps: list[tuple[Callable[[], None], list[str], str]] = [
-                (lambda: self.hook.stop_pipeline(scratch, force=True), ["Stopped"], "deployment_status"),
-                (lambda: self.hook.clear_storage(scratch), ["Cleared"], "storage_status"),
-            ]
-            for action, targets, field in steps:
-                if current.get(field) in targets:
-                    continue
-                with feldera_errors("removing the scratch pipeline", scratch):
-                    action()
-                trigger = PipelineStatusTrigger(
-                    feldera_conn_id=self.feldera_conn_id,
-                    pipeline_name=scratch,
-                    targets=targets,
-                    end_time=self.hook.deadline,
-                    poll_interval=float(self.poll_interval),
-                    field=field,
-                )
-                outcome(self.wait_for(trigger, deferrable=False))
-            with feldera_errors("deleting the scratch pipeline", scratch):
-                self.hook.delete_pipeline(scratch)
-            self.log.info("Scratch pipeline '%s' deleted", scratch)
-        if self.bucket_conn_id and self.scratch_bucket:
-            self._empty_scratch_bucket()
+        self._teardown_pipeline(scratch)
+        self._empty_scratch_location()
         self._scratch = None
 
-    def _empty_scratch_bucket(self) -> None:
-        from airflow_checkpoint_sync.object_stores import store_for, store_step
+    def _teardown_pipeline(self, scratch: str) -> None:
+        from airflow_checkpoint_sync.drill import scratch_owner
+        from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
-        store = store_for(
-            self.bucket_conn_id or "", self.scratch_bucket or "", "bucket_conn_id", ("aws",), "scratch_bucket"
-        )
+        deadline = self.hook.deadline = time.time() + TEARDOWN_S
+        current = self._find(scratch)
+        if current is None:
+            return
+        owner = scratch_owner(current)
+        if owner is None or owner != self._owner:
+            # Another drill may have taken the name since: only ever remove our own.
+            self.log.warning(
+                "Scratch pipeline '%s' is not this task instance's (its owner: %s): left alone",
+                scratch,
+                owner or "none recorded",
+            )
+            return
+        steps: list[tuple[Callable[[], None], list[str], str]] = [
+            (lambda: self.hook.stop_pipeline(scratch, force=True), ["Stopped"], "deployment_status"),
+            (lambda: self.hook.clear_storage(scratch), ["Cleared"], "storage_status"),
+        ]
+        for action, targets, field in steps:
+            if current.get(field) in targets:
+                continue
+            with feldera_errors("removing the scratch pipeline", scratch):
+                action()
+            trigger = PipelineStatusTrigger(
+                feldera_conn_id=self.feldera_conn_id,
+                pipeline_name=scratch,
+                targets=targets,
+                end_time=deadline,
+                poll_interval=float(self.poll_interval),
+                field=field,
+            )
+            outcome(self.wait_for(trigger, deferrable=False))
+        with feldera_errors("deleting the scratch pipeline", scratch):
+            self.hook.delete_pipeline(scratch)
+        self.log.info("Scratch pipeline '%s' deleted", scratch)
+
+    def _scratch_store(self) -> ObjectStore | None:
+        """The scratch location's store, or None without ``bucket_conn_id`` (then the drill never lists, writes or
+        empties it)."""
+        from airflow_checkpoint_sync.object_stores import store_for
+
+        if not self.bucket_conn_id or not self.scratch_bucket:
+            return None
+        try:
+            return store_for(self.bucket_conn_id, self.scratch_bucket, "bucket_conn_id", ("aws",), "scratch_bucket")
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    def _marker_owner(self, store: ObjectStore) -> DrillOwner | None:
+        from airflow_checkpoint_sync.drill import MARKER, marker_owner
+
+        try:
+            body, _ = store.read(MARKER)
+        except FileNotFoundError:
+            return None
+        return marker_owner(body)
+
+    def _empty_scratch_location(self) -> None:
+        """Delete the scratch location's objects, the marker last, if the marker still names this task instance;
+        otherwise leave everything there (it is not provably ours) and say so."""
+        from airflow_checkpoint_sync.drill import MARKER
+
+        store = self._scratch_store()
+        if store is None:
+            return
         with store_step("emptying the scratch location", store):
+            marker = self._marker_owner(store)
             names = [obj.name for obj in store.list()]
-            if names:
-                store.delete(names)
-        if names:
-            self.log.info("Deleted %d object(s) under the scratch location %s", len(names), store)
+            if marker != self._owner:
+                if names:
+                    self.log.warning(
+                        "Scratch location %s holds %d object(s) and its marker names %s, not this task instance: "
+                        "left alone",
+                        store,
+                        len(names),
+                        marker or "nobody",
+                    )
+                return
+            others = [name for name in names if name != MARKER]
+            if others:
+                store.delete(others)
+            store.delete([MARKER])
+        self.log.info("Deleted %d object(s) this drill wrote under the scratch location %s", len(others), store)
 
 
-def _in_drill(error: BaseException, plan: Mapping[str, Any], removed: bool) -> BaseException:
-    """A task error that says which drill it ended (its scratch pipeline is torn down by then); other errors as they
-    are."""
+def _in_drill(error: BaseException, plan: Mapping[str, Any], removed: bool, cause: str) -> BaseException:
+    """A task error that says which drill it ended, why (its cause) and whether its scratch pipeline was removed;
+    other errors as they are."""
     if type(error) not in (AirflowException, AirflowFailException):
         return error
     return type(error)(
         f"restore drill of '{plan['pipeline_name']}' from {plan['checkpoint_uuid']} of {plan['location']} failed "
-        f"(scratch pipeline '{plan['scratch_pipeline_name']}' {'removed' if removed else 'NOT removed, see the log'}): "
-        f"{error}"
+        f"({CAUSES.get(cause, cause)}; scratch pipeline '{plan['scratch_pipeline_name']}' "
+        f"{'removed' if removed else 'NOT removed, see the log'}): {error}"
     )

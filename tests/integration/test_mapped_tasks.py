@@ -12,6 +12,7 @@ import pytest
 from airflow_support import aws_connection, run_dag
 from support import sync_config
 
+from airflow_checkpoint_sync.drill import DrillOwner
 from airflow_checkpoint_sync.testing.approvals import answering
 
 if TYPE_CHECKING:
@@ -272,6 +273,8 @@ def test_mapped_deferred_drills_restore_each_pipelines_own_checkpoint_and_leave_
     for i, name in enumerate(PIPELINES[:2]):
         result = values[("drill", i, "return_value")]
         assert (result["pipeline_name"], result["checkpoint_uuid"]) == (name, uuids[name])
-        assert result["scratch_pipeline_name"] == f"{name}-drill"
+        # Each mapped task instance has scratch names of its own (the suffix is its owner's: dag, run, task, index).
+        suffix = DrillOwner("mapped_drill", "drill", i, run.run_id).suffix
+        assert result["scratch_pipeline_name"] == f"{name}-drill-{suffix}"
         assert result["checks"][0]["value"] == 10 * (i + 1) and result["passed"] is True
-        assert feldera.http.get(f"/pipelines/{name}-drill").status_code == 404
+        assert feldera.http.get(f"/pipelines/{name}-drill-{suffix}").status_code == 404

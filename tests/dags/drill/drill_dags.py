@@ -9,7 +9,15 @@ from airflow.sdk import DAG, Asset
 from airflow_checkpoint_sync.operators.drill import RestoreDrillOperator
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-PARAMS = {"pipeline": "prod", "scratch": "b/drill", "location": "", "checkpoint": "latest", "conn": "s3_dr"}
+#: An empty scratch or scratch_pipeline takes the drill's default (derived from its task instance).
+PARAMS = {
+    "pipeline": "prod",
+    "scratch": "b/drill",
+    "scratch_pipeline": "",
+    "location": "",
+    "checkpoint": "latest",
+    "conn": "s3_dr",
+}
 DRILLS = Asset("x-feldera://prod/drills")
 #: The tests' pipelines hold 12 records at the checkpoint they drill.
 COUNT_IS_12 = [{"sql": "SELECT COUNT(*) AS n FROM orders", "expect": 12, "name": "all orders are back"}]
@@ -21,13 +29,13 @@ def drill_dag(dag_id: str, **kwargs: object) -> DAG:
             task_id="drill",
             pipeline_name="{{ params.pipeline }}",
             scratch_bucket="{{ params.scratch }}",
+            scratch_pipeline_name="{{ params.scratch_pipeline }}",
             location="{{ params.location }}",  # empty: the source pipeline's own sync bucket
             checkpoint="{{ params.checkpoint }}",
             bucket_conn_id="{{ params.conn }}",
             poll_interval=0.2,
-            timeout=60,
             outlets=[DRILLS],
-            **kwargs,  # type: ignore[arg-type]
+            **{"timeout": 60, **kwargs},  # type: ignore[arg-type]
         )
     return dag
 
@@ -44,3 +52,4 @@ drill_worker = drill_dag(
 drill_deferred = drill_dag("drill_deferred", sql_checks=COUNT_IS_12, validate=min_amount_positive, deferrable=True)
 drill_failing = drill_dag("drill_failing", sql_checks=[{"sql": "SELECT COUNT(*) FROM orders", "expect": 999}])
 drill_bad_sql = drill_dag("drill_bad_sql", sql_checks=[{"sql": "SELECT nonsense FROM nowhere", "expect": 1}])
+drill_short_timeout = drill_dag("drill_short_timeout", sql_checks=COUNT_IS_12, timeout=3)
