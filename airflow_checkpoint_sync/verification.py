@@ -9,24 +9,26 @@ and asks :func:`verify_location` for the verdict. What Feldera's closed bucket f
   a list of batch file names, or ``{"batches": [...], "state_files": [...]}``), and every batch file the manifest
   names is at the location's root and not empty; where a manifest also records sizes (``files``:
   ``[{"key", "size"}]``, as the sandbox's do) each file has exactly that size;
-- an object a replication wrote, whose recorded source fingerprint is an MD5, has that MD5 where the store reports
-  one (a copy damaged after it was made).
+- an object a replication wrote still holds the content it wrote: the store's MD5 of it is the MD5 its copy mark
+  recorded (a copy damaged after it was made, its metadata kept or not); in a replica (a location some of whose
+  objects carry copy marks) an object without one was not written by a replication.
 
 Not checkable: the per-checkpoint state files (``state_files``) of single-host pipelines, whose place in the bucket
-Feldera does not document, and the content of any file beyond its size and the store's own checksum. The multihost
-layout (a catalog per ``host<N>/`` folder) is named as such and not verified yet.
+Feldera does not document, and the content of any file beyond its size and the store's own checksum. A copy whose
+store keeps no MD5 of it (an S3 multipart upload, an Azure blob committed from blocks) or whose mark records none
+is judged by presence and size only: the verdict counts those (:attr:`Verification.judged_by_size_only`). The
+multihost layout (a catalog per ``host<N>/`` folder) is named as such and not verified yet.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_checkpoint_sync.catalog import CATALOG, catalog_uuids
-from airflow_checkpoint_sync.replication import OWNER, StoredObject
+from airflow_checkpoint_sync.replication import OWNER, StoredObject, content_changed, written_md5
 from airflow_checkpoint_sync.status import is_checkpoint_uuid, uuid7_time
 
 if TYPE_CHECKING:
@@ -35,7 +37,10 @@ if TYPE_CHECKING:
 #: The folder of per-checkpoint manifests, at the root of the location.
 MANIFESTS = "dependencies"
 DAY_S = 86400.0
-_MD5 = re.compile(r"^[0-9a-f]{32}$")
+#: What mends a copy whose content changed: the replication's plan sees it and copies it again.
+RERUN = "run the replication again to copy it anew"
+#: What mends an object without a copy mark, even one whose content is the source's (a plain rerun skips those).
+REPAIR = "run the replication again with repair=True to copy it anew"
 
 
 def manifest_name(uuid: str) -> str:
@@ -114,6 +119,9 @@ class Verification:
     files_checked: int = 0
     #: Manifests of checkpoints the catalog does not name: a push that died before its catalog, or one under way.
     uncatalogued: tuple[str, ...] = ()
+    #: Copies whose content could not be judged (no MD5 from the store, or none recorded by their replication):
+    #: judged by presence and size only. Not a problem; said so the report does not claim more than was checked.
+    judged_by_size_only: tuple[str, ...] = ()
 
 
 def verify_location(
@@ -143,7 +151,7 @@ def verify_location(
     ]
     for uuid in result.checkpoints:
         result.problems += _checkpoint_problems(uuid, manifests.get(uuid), objects, result)
-    result.problems += _damaged_copies(listing)
+    result.problems += _copy_problems(listing, result)
     manifested = {name[len(MANIFESTS) + 1 : -len(".json")] for name in objects if _is_manifest(name)}
     result.uncatalogued = tuple(sorted(manifested - set(result.checkpoints)))
     return result
@@ -174,13 +182,48 @@ def _checkpoint_problems(
     return problems
 
 
-def _damaged_copies(listing: Sequence[StoredObject]) -> list[str]:
-    return [
-        f"{obj.name}: its content's MD5 {obj.md5} is not the {obj.copied_from} of the source it was copied from"
-        for obj in listing
-        if obj.name != OWNER
-        and obj.copied_from
-        and _MD5.match(obj.copied_from)
-        and obj.md5
-        and obj.md5 != obj.copied_from
-    ]
+def is_replica(listing: Sequence[StoredObject]) -> bool:
+    """Whether a location is a replica: some of its objects (the catalog, written last, among them) carry a copy
+    mark. Feldera's own sync location carries none."""
+    return any(obj.copied_from is not None for obj in listing if obj.name != OWNER)
+
+
+def _copy_problems(listing: Sequence[StoredObject], result: Verification) -> list[str]:
+    replica = is_replica(listing)
+    problems = []
+    size_only = []
+    for obj in listing:
+        if obj.name == OWNER:
+            continue
+        if obj.copied_from is None:
+            if replica:
+                problems.append(
+                    f"{obj.name}: it carries no copy mark in a replica, so it was not written by a replication "
+                    f"(it was written over after the copy, or put there by something else): {REPAIR}"
+                )
+            continue
+        changed = content_changed(obj)
+        if changed:
+            problems.append(
+                f"{obj.name}: its content's MD5 {obj.md5} is not the {written_md5(obj)} its replication wrote (it "
+                f"changed after it was copied): {RERUN}"
+            )
+        elif changed is None:
+            size_only.append(obj.name)
+    result.judged_by_size_only = tuple(sorted(size_only))
+    return problems
+
+
+def read_content_problem(obj: StoredObject, size: int, md5: str) -> str | None:
+    """What a full read of ``obj`` (``size`` bytes with MD5 ``md5``) shows wrong: a size other than listed, a
+    content other than the store's MD5, or, where the store has none, other than the MD5 its replication wrote."""
+    if size != obj.size:
+        return f"{obj.name}: read {size} of its {obj.size} bytes"
+    if obj.md5:
+        if md5 != obj.md5:
+            return f"{obj.name}: its content's MD5 is {md5}, the store's is {obj.md5}"
+        return None
+    written = written_md5(obj)
+    if written and md5 != written:
+        return f"{obj.name}: its content's MD5 is {md5}, not the {written} its replication wrote: {RERUN}"
+    return None

@@ -44,14 +44,121 @@ def store_for(
     return AzureBlobStore(conn_id, container, prefix)
 
 
+def endpoint_addresses(url: str) -> frozenset[str] | None:
+    """The ``address:port`` pairs the host of endpoint ``url`` resolves to (every loopback address as
+    ``loopback``), or None when it does not resolve: the evidence two differently named endpoints are one server."""
+    import ipaddress
+    import socket
+    from urllib.parse import urlsplit
+
+    from airflow_checkpoint_sync.replication import LOOPBACK
+
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    try:
+        port = parts.port or (80 if parts.scheme.lower() == "http" else 443)
+        found = socket.getaddrinfo(parts.hostname or "", port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError, ValueError):
+        return None
+    addresses = set()
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        addresses.add(f"{LOOPBACK if address.is_loopback else address}:{port}")
+    return frozenset(addresses) or None
+
+
+#: S3 error codes that no retry changes: the bucket is not there, or the credentials are refused.
+_S3_FINAL = {
+    "NoSuchBucket": "the bucket does not exist",
+    "InvalidBucketName": "the bucket name is not valid",
+    "SignatureDoesNotMatch": "the secret key is refused",
+    "InvalidAccessKeyId": "the access key is unknown",
+    "AccessDenied": "access is denied",
+    "AllAccessDisabled": "access is denied",
+    "AccountProblem": "the account cannot be used",
+    "ExpiredToken": "the credentials have expired",
+    "InvalidToken": "the session token is refused",
+    "InvalidSecurity": "the credentials are refused",
+    "AuthorizationHeaderMalformed": "the request's region or credentials are wrong",
+    "PermanentRedirect": "the bucket is in another region than the connection's endpoint",
+    "403": "access is denied",
+    "Forbidden": "access is denied",
+}
+#: Azure error codes of the same kind.
+_AZURE_FINAL = {
+    "AuthenticationFailed": "the credentials are refused",
+    "AuthorizationFailure": "access is denied",
+    "AuthorizationPermissionMismatch": "access is denied",
+    "InsufficientAccountPermissions": "access is denied",
+    "AccountIsDisabled": "the account is disabled",
+    "InvalidAuthenticationInfo": "the credentials are refused",
+    "ContainerNotFound": "the container does not exist",
+    "ContainerBeingDeleted": "the container is being deleted",
+    "InvalidResourceName": "the container name is not valid",
+}
+#: The SDKs' own exception types for missing or unusable credentials (no request was answered).
+_CREDENTIAL_ERRORS = {
+    "NoCredentialsError": "no credentials were found",
+    "PartialCredentialsError": "the credentials are incomplete",
+    "ClientAuthenticationError": "the credentials are refused",
+    "DefaultCredentialsError": "no credentials were found",
+    "RefreshError": "the credentials could not be refreshed",
+}
+
+
+def final_store_error(exc: BaseException) -> str | None:
+    """Why a store's error is final (a retry meets it again: a bucket or container that does not exist, refused
+    credentials, denied access), or None for one that may pass (a timeout, a 5xx, a dropped connection, throttling).
+
+    One classification for botocore's, Azure's and Google's errors, by their codes and types: every
+    :func:`store_step` caller follows it.
+    """
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):  # botocore's ClientError
+        error = response.get("Error") or {}
+        code = str(error.get("Code", ""))
+        status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+        if code in _S3_FINAL:
+            return _S3_FINAL[code]
+        if status == 403:
+            return "access is denied"
+        return None
+    azure_code = getattr(exc, "error_code", None)
+    if azure_code is not None and str(azure_code) in _AZURE_FINAL:
+        return _AZURE_FINAL[str(azure_code)]
+    for kind in type(exc).__mro__:
+        if kind.__name__ in _CREDENTIAL_ERRORS:
+            return _CREDENTIAL_ERRORS[kind.__name__]
+    status_code = getattr(exc, "status_code", None)  # Azure's HttpResponseError
+    if status_code == 403:
+        return "access is denied"
+    google_code = getattr(exc, "code", None)  # google.api_core's GoogleAPICallError
+    if type(exc).__module__.startswith("google.") and isinstance(google_code, int):
+        if google_code in (401, 403):
+            return "the credentials are refused" if google_code == 401 else "access is denied"
+        if google_code == 404 and "bucket" in str(exc).lower():
+            return "the bucket does not exist"
+    return None
+
+
 @contextmanager
 def store_step(doing: str, store: ObjectStore) -> Iterator[None]:
-    """A store's own error (botocore's, Azure's, Google's) as a task error that says which store and which step."""
-    from airflow.sdk.exceptions import AirflowException
+    """A store's own error (botocore's, Azure's, Google's) as a task error that says which store and which step:
+    AirflowFailException, not retried, when :func:`final_store_error` says a retry cannot help (the message then
+    says why); AirflowException, retried, otherwise."""
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
     try:
         yield
     except (AirflowException, FileNotFoundError):
         raise
     except Exception as exc:
-        raise AirflowException(f"{doing} ({store}) failed: {type(exc).__name__}: {exc}") from exc
+        failed = f"{doing} ({store}) failed: {type(exc).__name__}: {exc}"
+        cause = final_store_error(exc)
+        if cause is not None:
+            raise AirflowFailException(
+                f"{failed} -- {cause}, which a retry does not change: check the connection '{store.conn_id}' and "
+                "the location"
+            ) from exc
+        raise AirflowException(failed) from exc

@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_checkpoint_sync.object_stores import direct_http
-from airflow_checkpoint_sync.object_stores.base import SINGLE_REQUEST_MAX, ObjectStore, content_md5_header
-from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
+from airflow_checkpoint_sync.object_stores.base import (
+    SINGLE_REQUEST_MAX,
+    ObjectStore,
+    body_md5,
+    content_md5_header,
+    copy_mark,
+)
+from airflow_checkpoint_sync.replication import CONTENT_MD5, SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -18,6 +24,7 @@ BLOCK_SIZE = 4 * 1024 * 1024
 BLOCKS_IN_FLIGHT = 2
 # Azure metadata names must be C# identifiers: no '-'.
 _META = SOURCE_FINGERPRINT.replace("-", "_")
+_META_MD5 = CONTENT_MD5.replace("-", "_")
 
 
 class AzureBlobStore(ObjectStore):
@@ -57,6 +64,7 @@ class AzureBlobStore(ObjectStore):
                     fingerprint=blob["etag"],
                     copied_from=blob["metadata"].get(_META),
                     md5=blob["content_md5"],
+                    copied_md5=blob["metadata"].get(_META_MD5),
                 )
                 for blob in listed
             ]
@@ -71,6 +79,7 @@ class AzureBlobStore(ObjectStore):
             fingerprint=str(blob.etag).strip('"') if blob.etag else None,
             copied_from=(blob.metadata or {}).get(_META),
             md5=bytes(content_md5).hex() if content_md5 else None,
+            copied_md5=(blob.metadata or {}).get(_META_MD5),
         )
 
     def read(self, name: str) -> tuple[bytes, str | None]:
@@ -96,18 +105,20 @@ class AzureBlobStore(ObjectStore):
         return DirectAzureBlob.for_container(self.container_client)
 
     def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None, md5: str | None = None) -> None:
-        metadata = {_META: copied_from or ""}
         if size <= SINGLE_REQUEST_MAX:
             # Read whole, a byte more than expected showing a source that grew (the copy then fails); the SDK, where
             # it takes over, uploads it in blocks of BLOCK_SIZE as it would the stream.
             body = stream.read(size + 1)
-            if not (self.direct and self.direct.put(self.key(name), body, metadata, content_md5_header(body, md5))):
+            written = body_md5(body, md5)
+            metadata = copy_mark(copied_from, written, sep="_")
+            if not (self.direct and self.direct.put(self.key(name), body, metadata, content_md5_header(body, written))):
                 # The service computes a single Put Blob's MD5 itself; the copy is checked after it against the
                 # source's, as every copy is.
                 self.container_client.upload_blob(
                     self.key(name), body, overwrite=True, metadata=metadata, max_concurrency=BLOCKS_IN_FLIGHT
                 )
             return
+        metadata = copy_mark(copied_from, md5, sep="_")
         self.container_client.upload_blob(
             self.key(name),
             stream,
@@ -116,6 +127,11 @@ class AzureBlobStore(ObjectStore):
             metadata=metadata,
             max_concurrency=BLOCKS_IN_FLIGHT,
         )
+
+    def record_content(self, name: str, copied_from: str | None, md5: str) -> None:
+        # A blob committed from blocks has no Content-MD5 of its own: the mark's MD5 is then what verify_content
+        # compares a read with; setting metadata rewrites no data.
+        self.container_client.get_blob_client(self.key(name)).set_blob_metadata(copy_mark(copied_from, md5, sep="_"))
 
     def delete(self, names: Iterable[str]) -> None:
         for name in names:

@@ -12,13 +12,30 @@ from typing import TYPE_CHECKING, BinaryIO
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
-    from airflow_checkpoint_sync.replication import StoredObject
+    from airflow_checkpoint_sync.replication import EndpointIdentity, StoredObject
 
 #: Bytes per read while streaming an object; with the stores' part sizes this bounds a copy's memory.
 CHUNK = 1024 * 1024
 #: An object up to this size is read whole and written in one request: as much memory per copy as a streamed
 #: upload's parts in flight, and one request instead of a multipart upload's four or more.
 SINGLE_REQUEST_MAX = 16 * 1024 * 1024
+
+
+def copy_mark(copied_from: str | None, written_md5: str | None, *, sep: str = "-") -> dict[str, str]:
+    """The metadata of a copy: the source's fingerprint ('' when it has none) and, when known, the MD5 (hex) of the
+    content written; ``sep`` is '_' for Azure, whose metadata names must be C# identifiers."""
+    from airflow_checkpoint_sync.replication import CONTENT_MD5, SOURCE_FINGERPRINT
+
+    mark = {SOURCE_FINGERPRINT.replace("-", sep): copied_from or ""}
+    if written_md5:
+        mark[CONTENT_MD5.replace("-", sep)] = written_md5
+    return mark
+
+
+def body_md5(body: bytes, md5: str | None) -> str:
+    """The MD5 (hex) of an upload of ``body`` in one request: ``md5``, the source's, when given (the store then
+    refuses a body that is not that content), else the body's own."""
+    return md5 or hashlib.md5(body, usedforsecurity=False).hexdigest()
 
 
 def content_md5_header(body: bytes, md5: str | None) -> str:
@@ -52,9 +69,17 @@ class ObjectStore(ABC):
         """The service the container lives in (an S3 endpoint URL, an Azure account URL, GCS), lower case: with
         the container and prefix it names a location whatever connection reaches it."""
 
+    def identity(self) -> EndpointIdentity:
+        """What store :attr:`endpoint` reaches, however the connection spells it (see
+        :func:`~airflow_checkpoint_sync.replication.endpoint_identity`)."""
+        from airflow_checkpoint_sync.replication import endpoint_identity
+
+        return endpoint_identity(self.endpoint, self.container)
+
     def location(self) -> tuple[str, str, str, str]:
-        """``(scheme, endpoint, container, prefix)``: the identity two locations are compared by."""
-        return self.scheme, self.endpoint.rstrip("/").lower(), self.container, self.prefix
+        """``(service, where, container, prefix)`` of :meth:`identity`: what two locations are compared by."""
+        identity = self.identity()
+        return identity.service, identity.where, self.container, self.prefix
 
     def key(self, name: str) -> str:
         return f"{self.prefix}/{name}" if self.prefix else name
@@ -70,9 +95,16 @@ class ObjectStore(ABC):
     def with_copy_marks(
         self, objects: Sequence[StoredObject], marks_for: Callable[[StoredObject], bool] | None = None
     ) -> builtins.list[StoredObject]:
-        """``objects`` (from :meth:`list`) with the source fingerprint each copy recorded: only those ``marks_for``
-        picks (all without it) on stores that need a request per object for it; the others' listings carry it."""
+        """``objects`` (from :meth:`list`) with the copy mark each copy recorded (source fingerprint and written
+        content's MD5): only those ``marks_for`` picks (all without it) on stores that need a request per object
+        for it; the others' listings carry it."""
         return builtins.list(objects)
+
+    def record_content(self, name: str, copied_from: str | None, md5: str) -> None:
+        """Add the MD5 of the content a streamed copy wrote to its copy mark, once known (after the upload), where
+        the store can change metadata without rewriting the object; a no-op elsewhere (S3, where such a copy is a
+        multipart upload whose content the store has no MD5 of to compare anyway)."""
+        return
 
     @abstractmethod
     def read(self, name: str) -> tuple[bytes, str | None]:
@@ -85,8 +117,10 @@ class ObjectStore(ABC):
     @abstractmethod
     def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None, md5: str | None = None) -> None:
         """Store ``size`` bytes read from ``stream`` (never whole more than :data:`SINGLE_REQUEST_MAX` in memory),
-        recording ``copied_from``. ``md5`` (hex), the content's MD5 when the source knows it, goes with an upload in
-        one request, so that the store refuses a body that is not that content."""
+        with the copy mark: ``copied_from`` and the written content's MD5 (``md5``, or the body's for an upload in
+        one request; for a stream without ``md5`` see :meth:`record_content`). ``md5`` (hex), the content's MD5 when
+        the source knows it, goes with an upload in one request, so that the store refuses a body that is not that
+        content."""
 
     @abstractmethod
     def delete(self, names: Iterable[str]) -> None:
@@ -110,6 +144,10 @@ class VerifyingReader(io.RawIOBase):
 
     def readable(self) -> bool:
         return True
+
+    def tell(self) -> int:
+        # Not seekable, but a position is known: GCS's resumable upload asks for it before and after each chunk.
+        return self.size
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self._pending:

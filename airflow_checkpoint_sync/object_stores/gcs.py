@@ -6,8 +6,8 @@ import base64
 import os
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from airflow_checkpoint_sync.object_stores.base import CHUNK, ObjectStore
-from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
+from airflow_checkpoint_sync.object_stores.base import CHUNK, ObjectStore, copy_mark
+from airflow_checkpoint_sync.replication import CONTENT_MD5, SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -53,6 +53,7 @@ class GCSStore(ObjectStore):
             fingerprint=md5 or blob.etag,
             copied_from=(blob.metadata or {}).get(SOURCE_FINGERPRINT),
             md5=md5,
+            copied_md5=(blob.metadata or {}).get(CONTENT_MD5),
         )
 
     def read(self, name: str) -> tuple[bytes, str | None]:
@@ -79,8 +80,13 @@ class GCSStore(ObjectStore):
 
     def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None, md5: str | None = None) -> None:
         blob = self.bucket.blob(self.key(name), chunk_size=UPLOAD_CHUNK)
-        blob.metadata = {SOURCE_FINGERPRINT: copied_from or ""}
+        blob.metadata = copy_mark(copied_from, md5)
         blob.upload_from_file(stream, size=size, rewind=False)
+
+    def record_content(self, name: str, copied_from: str | None, md5: str) -> None:
+        blob = self.bucket.blob(self.key(name))
+        blob.metadata = copy_mark(copied_from, md5)
+        blob.patch()
 
     def delete(self, names: Iterable[str]) -> None:
         for name in names:

@@ -7,8 +7,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_checkpoint_sync.object_stores import direct_http
-from airflow_checkpoint_sync.object_stores.base import CHUNK, SINGLE_REQUEST_MAX, ObjectStore, content_md5_header
-from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT, StoredObject
+from airflow_checkpoint_sync.object_stores.base import (
+    CHUNK,
+    SINGLE_REQUEST_MAX,
+    ObjectStore,
+    body_md5,
+    content_md5_header,
+    copy_mark,
+)
+from airflow_checkpoint_sync.replication import CONTENT_MD5, SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
     import builtins
@@ -82,15 +89,15 @@ class S3Store(ObjectStore):
         def marked(obj: StoredObject) -> StoredObject:
             if marks_for is not None and not marks_for(obj):
                 return obj
-            return dataclasses.replace(obj, copied_from=self._copy_mark(self.key(obj.name)))
+            copied_from, copied_md5 = self._copy_mark(self.key(obj.name))
+            return dataclasses.replace(obj, copied_from=copied_from, copied_md5=copied_md5)
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(marked, objects))
 
-    def _copy_mark(self, key: str) -> str | None:
+    def _copy_mark(self, key: str) -> tuple[str | None, str | None]:
         metadata = self.client.head_object(Bucket=self.container, Key=key).get("Metadata") or {}
-        mark: str | None = metadata.get(SOURCE_FINGERPRINT)
-        return mark
+        return metadata.get(SOURCE_FINGERPRINT), metadata.get(CONTENT_MD5)
 
     def _described(self, item: dict[str, Any], copied_from: str | None) -> StoredObject:
         etag = str(item.get("ETag", "")).strip('"') or None
@@ -122,12 +129,13 @@ class S3Store(ObjectStore):
             body.close()
 
     def write(self, name: str, stream: BinaryIO, size: int, copied_from: str | None, md5: str | None = None) -> None:
-        metadata = {SOURCE_FINGERPRINT: copied_from or ""}
         if size <= SINGLE_REQUEST_MAX:
             # In one request, without the transfer manager (whose threads and futures cost more than the request for
             # a small object); one more byte than expected shows a source that grew (the copy then fails).
             body = stream.read(size + 1)
-            content_md5 = content_md5_header(body, md5)
+            written = body_md5(body, md5)
+            metadata = copy_mark(copied_from, written)
+            content_md5 = content_md5_header(body, written)
             if not (self.direct and self.direct.put(self.key(name), body, metadata, content_md5)):
                 self.client.put_object(
                     Bucket=self.container, Key=self.key(name), Body=body, Metadata=metadata, ContentMD5=content_md5
@@ -135,6 +143,8 @@ class S3Store(ObjectStore):
             return
         from boto3.s3.transfer import TransferConfig
 
+        # A streamed copy whose source has no MD5 records none: its multipart ETag is no MD5 to compare with.
+        metadata = copy_mark(copied_from, md5)
         self.client.upload_fileobj(
             stream,
             self.container,
@@ -158,6 +168,6 @@ class S3Store(ObjectStore):
             {"Bucket": source.container, "Key": source.key(obj.name)},
             self.container,
             self.key(obj.name),
-            ExtraArgs={"Metadata": {SOURCE_FINGERPRINT: obj.fingerprint or ""}, "MetadataDirective": "REPLACE"},
+            ExtraArgs={"Metadata": copy_mark(obj.fingerprint, obj.md5), "MetadataDirective": "REPLACE"},
         )
         return True

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.object_stores import store_step
-from airflow_checkpoint_sync.task_support import check_max_concurrency
+from airflow_checkpoint_sync.task_support import check_bool, check_max_concurrency
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -35,6 +35,10 @@ class ReplicateCheckpointsOperator(BaseOperator):
       the store refuses a body that is not the listed content); memory does not grow with object size; every copy
       is checked against the source's size and MD5 when the source knows it, and done server-side when both sides
       are one S3 endpoint and connection;
+    * every copy carries a copy mark (metadata): the source's fingerprint and the MD5 of the content written. A
+      replica is skipped only when it holds the source's content: its listed fingerprint is the source's, or its
+      mark names the source *and* the store's MD5 of it is still the one the mark recorded. So a copy changed after
+      it was made (same size, its metadata kept or not) is copied anew by the next run;
     * the catalog (``checkpoints.feldera``), as read *before* the listing, is written last, and only once every
       object is in place at its full size: a replica's catalog never names data that is not there, even if the
       task dies half-way. Running again completes the copy and copies only what is missing.
@@ -52,9 +56,20 @@ class ReplicateCheckpointsOperator(BaseOperator):
     :param source: ``bucket[/prefix]`` of the source: the pipeline's sync ``bucket`` (or a replica). (templated)
     :param destination_conn_id: connection of the replica's store: ``aws``, ``google_cloud_platform`` or ``wasb``.
         (templated)
-    :param destination: ``bucket[/prefix]`` (or ``container[/prefix]`` for Azure) of the replica. (templated) On
-        the source's connection it must lie outside the source, and must not contain it; an overlap is refused
-        before anything is written.
+    :param destination: ``bucket[/prefix]`` (or ``container[/prefix]`` for Azure) of the replica. (templated) In
+        the source's store it must lie outside the source, and must not contain it; an overlap is refused before
+        anything is written. The store is what the connections reach, not how they spell it: ``localhost`` and
+        ``127.0.0.1``, an explicit default port, AWS's global, regional, dualstack and VPC endpoint host names,
+        virtual-host and path style are each one store, and so are two host names that resolve to the same
+        address and port.
+    :param destination_is_another_store: declare that the destination's connection reaches another store than the
+        source's, where that cannot be told otherwise: a host name that does not resolve, or two host names that
+        resolve to one address (two stores behind one proxy). Only then does a location whose bucket and prefix
+        overlap the source's get written. Two spellings of one endpoint are refused whatever this says.
+    :param repair: read every replica object's copy mark (a request per object on S3) and copy anew each object
+        without one or whose mark does not match the source's content, even when its listing shows the source's
+        content: the remedy for objects a verification names as "not written by a replication". A plain run copies
+        anew every copy whose content changed; this also mends copies whose mark alone was lost.
     :param delete_removed: delete replica objects no longer at the source (checkpoints removed by retention),
         after the new catalog is in place.
     :param max_concurrency: objects copied at the same time, 1 to 32.
@@ -74,6 +89,8 @@ class ReplicateCheckpointsOperator(BaseOperator):
         destination: str,
         delete_removed: bool = False,
         max_concurrency: int = 4,
+        destination_is_another_store: bool = False,
+        repair: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,6 +100,8 @@ class ReplicateCheckpointsOperator(BaseOperator):
         self.destination = destination
         self.delete_removed = delete_removed
         self.max_concurrency = check_max_concurrency(max_concurrency)
+        self.destination_is_another_store = check_bool(destination_is_another_store, "destination_is_another_store")
+        self.repair = check_bool(repair, "repair")
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage: the source location was read, the destination written."""
@@ -95,26 +114,16 @@ class ReplicateCheckpointsOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
-        from airflow_checkpoint_sync.replication import location_overlap
 
         try:
             source = store_for(self.source_conn_id, self.source, "source_conn_id", STORE_TYPES)
             destination = store_for(self.destination_conn_id, self.destination, "destination_conn_id", STORE_TYPES)
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
-        # Compared by what the connections reach, not by their ids: two connections to one endpoint are one store.
-        with store_step("connecting to the source", source):
-            source_location = source.location()
-        with store_step("connecting to the destination", destination):
-            destination_location = destination.location()
-        overlap = location_overlap(source_location, destination_location)
-        if overlap:
-            raise AirflowFailException(
-                f"destination={self.destination!r} overlaps source={self.source!r} in one store "
-                f"({source.endpoint}, through connections '{self.source_conn_id}' and "
-                f"'{self.destination_conn_id}'): {overlap}; replicate to a location outside the source"
-            )
-        report = replicate(source, destination, delete_removed=self.delete_removed, workers=self.max_concurrency)
+        self._refuse_overlap(source, destination)
+        report = replicate(
+            source, destination, delete_removed=self.delete_removed, workers=self.max_concurrency, repair=self.repair
+        )
         metrics.replication_ended(self.source, report)
         self.log.info(
             "Replicated %s to %s: %d objects copied (%d bytes), %d already there, %d deleted; newest checkpoint %s",
@@ -128,12 +137,63 @@ class ReplicateCheckpointsOperator(BaseOperator):
         )
         return report
 
+    def _refuse_overlap(self, source: ObjectStore, destination: ObjectStore) -> None:
+        """Fail, before anything is written, when the destination is, lies in or holds the source in one store.
 
-def replicate(source: ObjectStore, destination: ObjectStore, *, delete_removed: bool, workers: int) -> dict[str, Any]:
-    """Make ``destination`` a restorable copy of ``source``; the catalog is written last (see the operator)."""
+        Compared by what the connections reach, not by their ids nor their spellings: two connections to one
+        endpoint are one store, and so are ``localhost`` and ``127.0.0.1``. Only where bucket and prefix overlap is
+        the store's identity asked about (and, when the names do not decide it, the hosts looked up).
+        """
+        from airflow_checkpoint_sync.object_stores import endpoint_addresses
+        from airflow_checkpoint_sync.replication import location_overlap, same_store
+
+        with store_step("connecting to the source", source):
+            source_location, source_endpoint = source.location(), source.endpoint
+        with store_step("connecting to the destination", destination):
+            destination_location, destination_endpoint = destination.location(), destination.endpoint
+        overlap = location_overlap(("", "", *source_location[2:]), ("", "", *destination_location[2:]))
+        if not overlap:
+            return
+        source_identity, destination_identity = source.identity(), destination.identity()
+        same = same_store(source_identity, destination_identity)
+        evidence = f"both are {source_identity}"
+        if same is None:
+            source_addresses = endpoint_addresses(source_endpoint)
+            destination_addresses = endpoint_addresses(destination_endpoint)
+            same = same_store(source_identity, destination_identity, source_addresses, destination_addresses)
+            if same:
+                shared = ", ".join(sorted((source_addresses or set()) & (destination_addresses or set())))
+                evidence = f"their hosts resolve to the same address ({shared})"
+            elif same is None:
+                unresolved = [e for e, a in ((source_endpoint, source_addresses),
+                                             (destination_endpoint, destination_addresses)) if a is None]  # fmt: skip
+                verb = "does" if len(unresolved) == 1 else "do"
+                evidence = f"whether they are one store cannot be told: {' and '.join(unresolved)} {verb} not resolve"
+        if same is False or (self.destination_is_another_store and source_identity != destination_identity):
+            return
+        where = (
+            f"destination={self.destination!r} overlaps source={self.source!r} in one store: {overlap}. The source's "
+            f"connection '{self.source_conn_id}' reaches {source_endpoint}, the destination's "
+            f"'{self.destination_conn_id}' reaches {destination_endpoint}: {evidence}"
+        )
+        if source_identity == destination_identity:
+            remedy = "replicate to a location outside the source (another bucket, or a prefix beside it)"
+        else:
+            remedy = (
+                "replicate to a location outside the source (another bucket, or a prefix beside it); if the two "
+                "endpoints really are different stores, pass destination_is_another_store=True"
+            )
+        raise AirflowFailException(f"{where}. Nothing was written: {remedy}")
+
+
+def replicate(
+    source: ObjectStore, destination: ObjectStore, *, delete_removed: bool, workers: int, repair: bool = False
+) -> dict[str, Any]:
+    """Make ``destination`` a restorable copy of ``source``; the catalog is written last (see the operator).
+    ``repair``: read every replica's copy mark and copy anew what has none or does not match (see the operator)."""
     from airflow_checkpoint_sync.replication import CATALOG, missing_after_copy, newest_in_catalog
 
-    catalog_body, catalog_fingerprint, plan = _snapshot(source, destination, delete_removed)
+    catalog_body, catalog_fingerprint, plan = _snapshot(source, destination, delete_removed, repair=repair)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:
         copied = list(pool.map(lambda obj: _copy(source, destination, obj), plan.copy))
     # With nothing copied, the listing the plan was made from is the proof: it showed every object in full.
@@ -165,7 +225,7 @@ def replicate(source: ObjectStore, destination: ObjectStore, *, delete_removed: 
 
 
 def _snapshot(
-    source: ObjectStore, destination: ObjectStore, delete_removed: bool, attempts: int = 3
+    source: ObjectStore, destination: ObjectStore, delete_removed: bool, attempts: int = 3, *, repair: bool = False
 ) -> tuple[bytes, str | None, ReplicationPlan]:
     """The source's catalog and a plan from a listing taken while that catalog was still the current one.
 
@@ -190,16 +250,18 @@ def _snapshot(
             raise AirflowFailException(
                 f"{source} holds no {CATALOG}: nothing has been synced there (is it the pipeline's sync bucket?)"
             ) from None
-        listed, replica = _list_both(source, destination)
-        plan = plan_replication(listed, replica, delete_removed=delete_removed)
+        listed, replica = _list_both(source, destination, repair=repair)
+        plan = plan_replication(listed, replica, delete_removed=delete_removed, repair=repair)
         if plan.catalog is not None and plan.catalog.fingerprint == fingerprint:
             return body, fingerprint, plan
     raise AirflowFailException(f"{source} kept changing while it was listed ({attempts} tries); run again later")
 
 
-def _list_both(source: ObjectStore, destination: ObjectStore) -> tuple[list[StoredObject], list[StoredObject]]:
+def _list_both(
+    source: ObjectStore, destination: ObjectStore, *, repair: bool = False
+) -> tuple[list[StoredObject], list[StoredObject]]:
     """Both listings, taken at the same time (each mostly waits on its store); the replica's with the copy marks
-    its listing alone cannot show."""
+    its listing alone cannot show (every one with ``repair``)."""
     from airflow_checkpoint_sync.replication import copy_marks_needed
 
     def list_source() -> list[StoredObject]:
@@ -213,7 +275,7 @@ def _list_both(source: ObjectStore, destination: ObjectStore) -> tuple[list[Stor
         listed = listing.result()
     with store_step("reading the copy marks of the destination", destination):
         # A copy mark costs a request per object on S3: only for the replicas the listing cannot judge by itself.
-        replica = destination.with_copy_marks(replica, copy_marks_needed(listed))
+        replica = destination.with_copy_marks(replica, None if repair else copy_marks_needed(listed))
     return listed, replica
 
 
@@ -221,7 +283,7 @@ def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> i
     """Copy one object, server-side when possible, else streamed and checked; returns the bytes copied."""
     from airflow.sdk.exceptions import AirflowException
 
-    from airflow_checkpoint_sync.object_stores.base import VerifyingReader
+    from airflow_checkpoint_sync.object_stores.base import SINGLE_REQUEST_MAX, VerifyingReader
 
     doing = f"copying {obj.name} from the source {source} to the destination"
     with store_step(doing, destination):
@@ -241,6 +303,10 @@ def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> i
         # the catalog is not written, and a rerun copies the object again.
         destination.delete([obj.name])
         raise _changed(source, obj, reader)
+    if obj.md5 is None and obj.size > SINGLE_REQUEST_MAX:
+        # Streamed from a source without an MD5 (a multipart upload): the content's MD5 is known only now.
+        with store_step(f"recording the copy mark of {obj.name} at the destination", destination):
+            destination.record_content(obj.name, obj.fingerprint, reader.md5_hex)
     return obj.size
 
 

@@ -38,15 +38,25 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
     * the catalog ``checkpoints.feldera`` exists and is Feldera's list of checkpoints, each a UUIDv7;
     * every checkpoint the catalog names has its manifest (``dependencies/<uuid>.json``) and every file that manifest
       names, not empty, and at its recorded size where the manifest records one;
-    * every object a replication copied has the MD5 of the source object it was copied from, where the store keeps
-      an MD5 (and, with ``verify_content``, every named file's content is read and checked against the store's MD5);
+    * every object a replication copied still holds the content it wrote: the store's MD5 of it is the one its copy
+      mark recorded (a copy changed after it was made, whether its metadata survived or not); in a replica, an
+      object without a copy mark is named as not written by a replication. Copies the store keeps no MD5 of (an S3
+      multipart upload) are judged by presence and size only, and counted as such in the report
+      (``judged_by_size_only``). With ``verify_content`` every named file's content is read and checked against
+      the store's MD5, or where the store has none, against the MD5 its copy mark recorded;
     * with ``max_checkpoint_age``, the newest checkpoint is recent enough.
+
+    Each problem says its remedy: a copy whose content changed is copied anew by running the replication again; an
+    object without a copy mark, by running it again with ``repair=True``. A store error that a retry cannot change
+    (a bucket or container that does not exist, refused credentials, denied access) fails the task without retries;
+    others (timeouts, server errors, dropped connections) are retried.
 
     It fails listing every problem found; the report is its XCom either way (``return_value``)::
 
         {"location": "s3://bucket/prod", "checkpoints": 3, "newest_checkpoint_uuid": "0199...",
          "newest_checkpoint_age_seconds": 42.0, "objects": 11, "bytes": 52811, "files_checked": 6,
-         "problems": [], "uncatalogued": [], "retention": {...}, "retention_deletes_next": ["0198..."], "ok": true}
+         "judged_by_size_only": 0, "problems": [], "uncatalogued": [], "retention": {...},
+         "retention_deletes_next": ["0198..."], "ok": true}
 
     ``retention_deletes_next`` are the checkpoints Feldera's retention deletes at the pipeline's next push, from
     ``retention_min_count`` and ``retention_min_age``: given here, or read from ``pipeline_name``'s sync
@@ -66,8 +76,8 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
     :param retention_min_count: Feldera's ``retention_min_count`` for the forecast.
     :param retention_min_age: Feldera's ``retention_min_age``, in days, for the forecast.
     :param max_checkpoint_age: fail when the newest checkpoint is older than this, in seconds or as a timedelta.
-    :param verify_content: also read every named file and check it against the store's MD5 (slower: it reads the
-        whole location).
+    :param verify_content: also read every named file and check it against the store's MD5, or the MD5 its copy
+        mark recorded where the store has none (slower: it reads the whole location).
     :param max_concurrency: files read at the same time by ``verify_content``, 1 to 32.
     """
 
@@ -127,8 +137,9 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
             more = f"; and {hidden} more (all in the report)" if hidden > 0 else ""
             raise AirflowFailException(f"{store} failed verification, {len(problems)} problem(s): {quoted}{more}")
         self.log.info(
-            "%s verified: %d checkpoint(s), newest %s (%s s old); %d files checked; %d objects, %d bytes; retention "
-            "(%s) deletes %s at the next push",
+            "%s verified: %d checkpoint(s), newest %s (%s s old); %d files checked; %d objects, %d bytes (%d copies "
+            "judged by presence and size only: the store has no MD5 of them); retention (%s) deletes %s at the next "
+            "push",
             store,
             report["checkpoints"],
             report["newest_checkpoint_uuid"],
@@ -136,6 +147,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
             report["files_checked"],
             report["objects"],
             report["bytes"],
+            report["judged_by_size_only"],
             report["retention"]["source"],
             ", ".join(report["retention_deletes_next"]) or "nothing",
         )
@@ -169,6 +181,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
         """Read ``store`` and judge it: the report the task returns."""
         from airflow_checkpoint_sync.catalog import CATALOG
         from airflow_checkpoint_sync.object_stores import store_step
+        from airflow_checkpoint_sync.replication import written_md5
         from airflow_checkpoint_sync.status import freshness, newest_uuid
         from airflow_checkpoint_sync.verification import (
             manifest_files,
@@ -188,7 +201,11 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
         verdict = verify_location(catalog, listing, manifests)
         if self.verify_content:
             named = {f.name for body in manifests.values() if body for f in manifest_files(body) or ()}
-            verdict.problems += self._content_problems(store, [o for o in listing if o.name in named])
+            read = [o for o in listing if o.name in named]
+            verdict.problems += self._content_problems(store, read)
+            # A read judged the content of every copy whose mark records an MD5, even where the store has none.
+            judged = {o.name for o in read if written_md5(o)}
+            verdict.judged_by_size_only = tuple(n for n in verdict.judged_by_size_only if n not in judged)
         now = dt.datetime.now(dt.UTC)
         newest = newest_uuid(verdict.checkpoints)
         age = freshness(str(store), newest, self.max_checkpoint_age or float("inf"), now)
@@ -222,6 +239,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
             "objects": len(listing),
             "bytes": sum(obj.size for obj in listing),
             "files_checked": verdict.files_checked,
+            "judged_by_size_only": len(verdict.judged_by_size_only),
             "problems": list(verdict.problems),
             "uncatalogued": list(verdict.uncatalogued),
             "retention": {
@@ -246,17 +264,14 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
     def _content_problems(self, store: ObjectStore, objects: list[StoredObject]) -> list[str]:
         from airflow_checkpoint_sync.object_stores import store_step
         from airflow_checkpoint_sync.object_stores.base import VerifyingReader
+        from airflow_checkpoint_sync.verification import read_content_problem
 
         def check(obj: StoredObject) -> str | None:
             reader = VerifyingReader(store.chunks(obj.name))
             with store_step(f"reading {obj.name}", store):
                 while reader.read(1024 * 1024):
                     pass
-            if reader.size != obj.size:
-                return f"{obj.name}: read {reader.size} of its {obj.size} bytes"
-            if obj.md5 and reader.md5_hex != obj.md5:
-                return f"{obj.name}: its content's MD5 is {reader.md5_hex}, the store's is {obj.md5}"
-            return None
+            return read_content_problem(obj, reader.size, reader.md5_hex)
 
         with ThreadPoolExecutor(max_workers=self.max_concurrency, thread_name_prefix="verify") as pool:
             return [problem for problem in pool.map(check, objects) if problem]

@@ -471,6 +471,20 @@ CASES: list[Case] = [
         r"max_concurrency=True is not valid: a whole number from 1 to 32",
         "parse",
     ),
+    Case(
+        "replicate_another_store_string",
+        "replicate",
+        {**REPLICA, "destination_is_another_store": "yes"},
+        r"destination_is_another_store='yes' is not valid: expected True or False",
+        "parse",
+    ),
+    Case(
+        "replicate_repair_string",
+        "replicate",
+        {**REPLICA, "repair": "false"},
+        r"repair='false' is not valid: expected True or False",
+        "parse",
+    ),
     # -- VerifyCheckpointsOperator ----------------------------------------------------------------------------
     Case(
         "verify_url_location",
@@ -625,12 +639,8 @@ CASES: list[Case] = [
         {"pipeline_name": "staging", "approval_task_id": ""},
         r"approval_task_id='' is not valid: the task id of an ApprovalOperator",
     ),
-    Case(
-        "activate_without_the_approval",
-        "activate",
-        {"pipeline_name": "staging", "approval_task_id": "approve_failover"},
-        r"refusing to activate 'staging': task 'approve_failover' recorded no approval",
-    ),
+    # An approval_task_id naming no approval task of the DAG is a DAG import error (tests/integration/
+    # test_dag_checks.py); one that did not answer is refused when the activation runs (test_recovery_operators.py).
     # -- FailoverReadinessOperator ----------------------------------------------------------------------------
     Case(
         "readiness_bad_name",

@@ -21,7 +21,7 @@ from airflow_support import aws_connection
 from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
 from airflow_checkpoint_sync.object_stores.azure_direct import DirectAzureBlob
 from airflow_checkpoint_sync.object_stores.s3_direct import DirectS3
-from airflow_checkpoint_sync.replication import SOURCE_FINGERPRINT
+from airflow_checkpoint_sync.replication import CONTENT_MD5, SOURCE_FINGERPRINT
 
 if TYPE_CHECKING:
     from airflow_checkpoint_sync.object_stores.azure import AzureBlobStore
@@ -117,8 +117,10 @@ def test_a_direct_s3_request_the_store_refuses_is_made_by_the_sdk_and_the_path_i
     s3_store.write("refused.bin", io.BytesIO(data), len(data), "fp")
     assert not wrong.enabled and s3_store.direct is None
     assert b"".join(s3_store.chunks("refused.bin")) == data  # through the SDK now
+    # The copy mark: the source's fingerprint and the MD5 of the content written.
     assert s3_store.client.head_object(Bucket=s3_store.container, Key=s3_store.key("refused.bin"))["Metadata"] == {
-        SOURCE_FINGERPRINT: "fp"
+        SOURCE_FINGERPRINT: "fp",
+        CONTENT_MD5: md5(data),
     }
 
 
@@ -199,7 +201,7 @@ def test_a_direct_azure_upload_the_service_refuses_is_made_by_the_sdk_and_the_pa
     store.write("refused.bin", io.BytesIO(data), len(data), "fp")
     assert not wrong.enabled and store.direct is None
     (copy,) = [obj for obj in store.list() if obj.name == "refused.bin"]
-    assert (copy.copied_from, copy.md5) == ("fp", md5(data))
+    assert (copy.copied_from, copy.md5, copy.copied_md5) == ("fp", md5(data), md5(data))
 
 
 def test_an_azure_credential_the_direct_path_does_not_reproduce_leaves_every_request_to_the_sdk() -> None:

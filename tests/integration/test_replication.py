@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
+import socket
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_support import run_dag, task_states, xcoms
+from airflow_support import aws_connection, run_dag, task_states, xcoms
 from stores_support import CATALOG, azure_objects, gcs_objects, s3_objects
 from support import wait_until
+
+from airflow_checkpoint_sync.object_stores import endpoint_addresses
 
 if TYPE_CHECKING:
     from feldera_setup import Feldera
@@ -149,8 +153,11 @@ def test_bad_locations_and_connections_are_refused(stores: Feldera, capfd: pytes
             run = run_dag("replicate", source=f"{stores.bucket}/nest", destination_conn=conn, destination=destination)
             assert task_states(run) == {"replicate": "failed"}
             out = capfd.readouterr().out
-            assert f"destination={destination!r} overlaps source='{stores.bucket}/nest' in one store" in out
-            assert f"through connections 's3_dr' and '{conn}'): {overlap}" in out
+            assert f"destination={destination!r} overlaps source='{stores.bucket}/nest' in one store: {overlap}" in out
+            assert (
+                f"The source's connection 's3_dr' reaches {stores.s3.url}, the destination's '{conn}' reaches "
+                f"{stores.s3.url}: both are http:loopback:{stores.s3.url.rsplit(':', 1)[1]}"
+            ) in out
     assert s3_objects(stores.s3, stores.bucket, "nest") == before  # refused before anything was written
     run = run_dag(
         "replicate", source=f"{stores.bucket}/empty", destination_conn="s3_dr", destination=f"{stores.bucket}/x"
@@ -168,6 +175,71 @@ def test_bad_locations_and_connections_are_refused(stores: Feldera, capfd: pytes
         capfd.readouterr().out
     )
     assert stores.s3.keys(stores.bucket, "y/") == []
+
+
+def spelled(server: Any, host: str, config: dict[str, Any] | None = None) -> str:
+    """An ``aws`` connection to the moto server ``server`` through ``host`` (and botocore ``config``)."""
+    port = server.url.rsplit(":", 1)[1]
+    extra: dict[str, Any] = {"endpoint_url": f"http://{host}:{port}", "region_name": "us-east-1"}
+    if config:
+        extra["config_kwargs"] = config
+    return aws_connection(server, extra=extra)
+
+
+def test_another_spelling_of_the_source_endpoint_is_refused_before_any_write(
+    stores: Feldera, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    bucket = stores.bucket
+    spellings = {
+        "s3_localhost": spelled(stores.s3, "localhost"),
+        "s3_virtual": spelled(stores.s3, "localhost", {"s3": {"addressing_style": "virtual"}}),
+        "s3_vhost": spelled(stores.s3, f"{bucket}.localhost"),  # the virtual-host style spelled in the URL
+        "s3_other_loopback": spelled(stores.s3, "127.0.0.2"),
+    }
+    hostname = socket.gethostname()
+    if endpoint_addresses(f"http://{hostname}:80") == {"loopback:80"}:
+        spellings["s3_hostname"] = spelled(stores.s3, hostname)  # one server under another name: by its address
+    for conn_id, value in spellings.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
+    write_source(stores, "live", {"data/0.bin": b"x" * 100})
+    before = s3_objects(stores.s3, bucket, "live")
+    capfd.readouterr()
+    for conn_id in spellings:
+        for destination in (f"{bucket}/live/replica", f"{bucket}/live"):
+            run = run_dag("replicate", source=f"{bucket}/live", destination_conn=conn_id, destination=destination)
+            assert task_states(run) == {"replicate": "failed"}
+            out = capfd.readouterr().out
+            assert f"destination={destination!r} overlaps source='{bucket}/live' in one store" in out, conn_id
+            # Both spellings, as the connections spell them, and what to do.
+            assert f"The source's connection 's3_dr' reaches {stores.s3.url}, the destination's '{conn_id}'" in out
+            assert "Nothing was written: replicate to a location outside the source" in out
+    assert s3_objects(stores.s3, bucket, "live") == before  # not one object written, not one replaced
+    # Beside the source, through another spelling: a replica like any other.
+    report = replicate(source=f"{bucket}/live", destination_conn="s3_localhost", destination=f"{bucket}/beside")
+    assert report["copied"] == 1 and report["catalog_written"]
+
+
+def test_an_endpoint_whose_identity_cannot_be_told_is_refused_unless_declared_another_store(
+    stores: Feldera, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_S3_NOWHERE", spelled(stores.s3, "no-such-store.invalid"))
+    write_source(stores, "live", {"data/0.bin": b"x" * 100})
+    before = s3_objects(stores.s3, stores.bucket, "live")
+    capfd.readouterr()
+    conf = {"source": f"{stores.bucket}/live", "destination_conn": "s3_nowhere", "destination": f"{stores.bucket}/live"}
+    run = run_dag("replicate", **conf)
+    assert task_states(run) == {"replicate": "failed"}
+    out = capfd.readouterr().out
+    port = stores.s3.url.rsplit(":", 1)[1]
+    assert f"whether they are one store cannot be told: http://no-such-store.invalid:{port} does not resolve" in out
+    assert "if the two endpoints really are different stores, pass destination_is_another_store=True" in out
+    # Declared another store, the replication goes on to that store (which here cannot be reached).
+    run = run_dag("replicate_to_another_store", **conf)
+    assert task_states(run) == {"replicate": "failed"}
+    out = capfd.readouterr().out
+    assert "overlaps" not in out
+    assert f"(s3://{stores.bucket}/live) failed: EndpointConnectionError" in out
+    assert s3_objects(stores.s3, stores.bucket, "live") == before
 
 
 def test_store_errors_say_which_side_and_which_step(
@@ -194,6 +266,19 @@ def test_store_errors_say_which_side_and_which_step(
     )
     assert task_states(run) == {"replicate": "failed"}
     assert f"listing the destination (s3://{stores.bucket}/x) failed: EndpointConnectionError" in capfd.readouterr().out
+    # A refused key is final (not retried), and says so.
+    monkeypatch.setenv("AIRFLOW_CONN_S3_BAD_SECRET", aws_connection(stores.s3, password="not-the-secret"))
+    run = run_dag(
+        "replicate", source=f"{stores.bucket}/sided", destination_conn="s3_bad_secret", destination=f"{stores.bucket}/x"
+    )
+    assert task_states(run) == {"replicate": "failed"}
+    out = capfd.readouterr().out
+    assert re.search(
+        rf"AirflowFailException: listing the destination \(s3://{stores.bucket}/x\) failed: ClientError: .*"
+        r"SignatureDoesNotMatch.* -- the secret key is refused, which a retry does not change: check the connection "
+        "'s3_bad_secret'",
+        out,
+    ), out[-3000:]
 
 
 def done(process: subprocess.Popen[bytes]) -> bool:
@@ -294,3 +379,40 @@ def test_a_source_object_that_changes_after_the_listing_is_never_copied(
     client.put_object(Bucket=bucket, Key="moving/data/a.bin", Body=original)
     assert _copy(source, destination, listed) == len(original)
     assert b"".join(destination.chunks("data/a.bin")) == original
+
+
+@pytest.mark.parametrize("destination_conn", ["s3_other", "azure_dr", "gcs_dr"])
+def test_a_streamed_copy_of_a_multipart_source_records_the_md5_it_wrote(stores: Feldera, destination_conn: str) -> None:
+    import hashlib
+
+    from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
+    from airflow_checkpoint_sync.object_stores.base import SINGLE_REQUEST_MAX
+    from airflow_checkpoint_sync.operators.replicate import _copy
+    from airflow_checkpoint_sync.replication import up_to_date
+
+    client, bucket = stores.s3.client(), stores.bucket
+    data = random.Random(2).randbytes(SINGLE_REQUEST_MAX + 1024)
+    upload = client.create_multipart_upload(Bucket=bucket, Key="big/data/a.bin")
+    parts = []
+    for number, start in enumerate((0, 8 * 2**20), start=1):
+        chunk = data[start : start + 8 * 2**20] if number == 1 else data[start:]
+        etag = client.upload_part(
+            Bucket=bucket, Key="big/data/a.bin", UploadId=upload["UploadId"], PartNumber=number, Body=chunk
+        )["ETag"]
+        parts.append({"ETag": etag, "PartNumber": number})
+    client.complete_multipart_upload(
+        Bucket=bucket, Key="big/data/a.bin", UploadId=upload["UploadId"], MultipartUpload={"Parts": parts}
+    )
+    source = store_for("s3_dr", f"{bucket}/big", "source_conn_id", STORE_TYPES)
+    (listed,) = source.list()
+    assert listed.md5 is None  # a multipart ETag: the source does not know its content's MD5
+    container = bucket if destination_conn == "s3_other" else stores.container  # type: ignore[attr-defined]
+    destination = store_for(destination_conn, f"{container}/big-copy", "destination_conn_id", STORE_TYPES)
+    assert _copy(source, destination, listed) == len(data)
+    (copy,) = destination.with_copy_marks(destination.list())
+    assert copy.copied_from == listed.fingerprint
+    # Known once streamed, recorded where metadata can change without a rewrite; on S3 the copy is a multipart
+    # upload too, whose content the store has no MD5 of: judged by presence and size.
+    expected = None if destination_conn == "s3_other" else hashlib.md5(data, usedforsecurity=False).hexdigest()
+    assert copy.copied_md5 == expected
+    assert up_to_date(listed, copy)

@@ -10,12 +10,12 @@ import time
 import uuid as uuidlib
 from typing import TYPE_CHECKING, Any
 
-from airflow_support import run_dag, task_states
+import pytest
+from airflow_support import aws_connection, run_dag, task_states
 from stores_support import CATALOG, azure_container, azure_objects, gcs_objects, s3_objects
 from support import sync_config
 
 if TYPE_CHECKING:
-    import pytest
     from feldera_setup import Feldera
 
     from airflow_checkpoint_sync.testing import AzuriteServer
@@ -132,32 +132,167 @@ def test_a_damaged_location_fails_naming_every_problem_and_is_left_as_it_was(
     assert feldera.mutating_requests() == []
 
 
-def test_a_replica_copy_changed_after_it_was_made_is_found(stores: Feldera, azurite: AzuriteServer) -> None:
-    feldera, container = stores, stores.container  # type: ignore[attr-defined]
+def replicated(dag_id: str = "replicate", **conf: str) -> dict[str, Any]:
+    run = run_dag(dag_id, **conf)
+    assert task_states(run) == {"replicate": "success"}
+    report: dict[str, Any] = mapped_xcoms(run, "replicate")[-1]
+    return report
+
+
+def verified(conn: str, location: str) -> dict[str, Any]:
+    """The verification report of ``location``, whether it passed or not."""
+    run = run_dag("verify_one", conn=conn, location=location)
+    report: dict[str, Any] = mapped_xcoms(run, "verify")[-1]
+    assert task_states(run) == {"verify": "success" if report["ok"] else "failed"}
+    return report
+
+
+class Replica:
+    """Reading and overwriting one object of a replica behind ``conn`` (moto or Azurite), as any tool would."""
+
+    def __init__(self, feldera: Feldera, azurite: AzuriteServer, conn: str, where: str, prefix: str) -> None:
+        self.feldera, self.azurite, self.conn, self.where, self.prefix = feldera, azurite, conn, where, prefix
+
+    def names(self) -> list[str]:
+        if self.conn == "azure_dr":
+            return sorted(azure_objects(self.azurite, self.where, self.prefix))
+        return sorted(s3_objects(self.feldera.s3, self.where, self.prefix))
+
+    def read(self, name: str) -> tuple[bytes, dict[str, str]]:
+        key = f"{self.prefix}/{name}"
+        if self.conn == "azure_dr":
+            blob = azure_container(self.azurite, self.where).get_blob_client(key)
+            return blob.download_blob().readall(), dict(blob.get_blob_properties().metadata)
+        response = self.feldera.s3.client().get_object(Bucket=self.where, Key=key)
+        return response["Body"].read(), dict(response["Metadata"])
+
+    def overwrite(self, name: str, body: bytes, metadata: dict[str, str]) -> None:
+        """An ordinary upload: ``metadata`` (the copy mark kept) or none (dropped)."""
+        key = f"{self.prefix}/{name}"
+        if self.conn == "azure_dr":
+            blob = azure_container(self.azurite, self.where).get_blob_client(key)
+            blob.upload_blob(body, overwrite=True, metadata=metadata or None)
+        else:
+            self.feldera.s3.client().put_object(Bucket=self.where, Key=key, Body=body, Metadata=metadata)
+
+
+@pytest.mark.parametrize("destination_conn", ["s3_other", "azure_dr"])
+@pytest.mark.parametrize("mark", ["kept", "dropped"])
+def test_a_copy_changed_after_it_was_made_is_named_and_one_rerun_repairs_it(
+    stores: Feldera, azurite: AzuriteServer, destination_conn: str, mark: str
+) -> None:
+    feldera = stores
     feldera.running_pipeline("prod")
     feldera.sync_now(records=6)
-    copy = run_dag(
-        "replicate", source=f"{feldera.bucket}/prod", destination_conn="azure_dr", destination=f"{container}/prod"
-    )
-    assert task_states(copy) == {"replicate": "success"}
-    blobs = azure_container(azurite, container)
-    name = next(b.name for b in blobs.list_blobs(name_starts_with="prod/w0-"))
-    blob = blobs.get_blob_client(name)
-    metadata = blob.get_blob_properties().metadata
-    original = blob.download_blob().readall()
-    # Same size, other bytes, the copy mark kept: only the content's checksum can tell.
-    blob.upload_blob(bytes(b ^ 0xFF for b in original), overwrite=True, metadata=metadata)
+    # S3 to S3 through another connection (streamed, not server-side), or to Azure Blob.
+    where = feldera.bucket if destination_conn == "s3_other" else feldera.container  # type: ignore[attr-defined]
+    conf = {"source": f"{feldera.bucket}/prod", "destination_conn": destination_conn, "destination": f"{where}/dr"}
+    first = replicated(**conf)
+    good = verified(destination_conn, f"{where}/dr")
+    assert good["ok"] and good["judged_by_size_only"] == 0  # every copy judged by its content
+    replica = Replica(feldera, azurite, destination_conn, where, "dr")
+    name = next(n for n in replica.names() if n.startswith("w0-"))
+    original, metadata = replica.read(name)
+    damaged = bytes(b ^ 0xFF for b in original)
+    # Same size, other bytes: the copy mark kept, or dropped by an ordinary upload.
+    replica.overwrite(name, damaged, metadata if mark == "kept" else {})
 
-    run = run_dag("verify_one", conn="azure_dr", location=f"{container}/prod")
-    assert task_states(run) == {"verify": "failed"}
-    report = mapped_xcoms(run, "verify")[-1]
-    assert report["problems"] == [
-        f"{name.removeprefix('prod/')}: its content's MD5 {_md5(bytes(b ^ 0xFF for b in original))} is not the "
-        f"{_md5(original)} of the source it was copied from"
-    ]
+    report = verified(destination_conn, f"{where}/dr")
+    if mark == "kept":
+        assert report["problems"] == [
+            f"{name}: its content's MD5 {_md5(damaged)} is not the {_md5(original)} its replication wrote (it changed "
+            "after it was copied): run the replication again to copy it anew"
+        ]
+    else:
+        assert report["problems"] == [
+            f"{name}: it carries no copy mark in a replica, so it was not written by a replication (it was written "
+            "over after the copy, or put there by something else): run the replication again with repair=True to "
+            "copy it anew"
+        ]
+    again = replicated(**conf)  # the plain rerun: the damaged copy is seen and copied anew, nothing else
+    assert (again["copied"], again["skipped"], again["catalog_written"]) == (1, first["copied"] - 1, False)
+    assert replica.read(name)[0] == original
+    assert verified(destination_conn, f"{where}/dr")["problems"] == []
+
+
+def test_an_unmarked_copy_of_the_right_content_is_named_and_repair_rewrites_it(
+    stores: Feldera, azurite: AzuriteServer
+) -> None:
+    feldera = stores
+    feldera.running_pipeline("prod")
+    feldera.sync_now(records=6)
+    conf = {"source": f"{feldera.bucket}/prod", "destination_conn": "s3_other", "destination": f"{feldera.bucket}/dr"}
+    replicated(**conf)
+    replica = Replica(feldera, azurite, "s3_other", feldera.bucket, "dr")
+    name = next(n for n in replica.names() if n.startswith("w0-"))
+    original, _ = replica.read(name)
+    replica.overwrite(name, original, {})  # the same bytes, without the copy mark
+    problems = verified("s3_other", f"{feldera.bucket}/dr")["problems"]
+    assert len(problems) == 1 and problems[0].startswith(f"{name}: it carries no copy mark in a replica")
+    # A plain rerun cannot see it (its listing shows the source's content): the named remedy can.
+    assert replicated(**conf)["copied"] == 0
+    assert verified("s3_other", f"{feldera.bucket}/dr")["problems"] == problems
+    repaired = replicated("replicate_repairing", **conf)
+    assert (repaired["copied"], repaired["catalog_written"]) == (1, False)
+    assert verified("s3_other", f"{feldera.bucket}/dr")["ok"]
 
 
 def _md5(body: bytes) -> str:
     import hashlib
 
     return hashlib.md5(body, usedforsecurity=False).hexdigest()
+
+
+def tries(dag_run: Any) -> dict[str, tuple[str, int]]:
+    """(state, try number) of each task of a run."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {ti.task_id: (str(ti.state), ti.try_number) for ti in dag_run.get_task_instances(session=session)}
+
+
+def test_a_store_error_no_retry_changes_fails_at_once_and_a_passing_one_is_retried(
+    stores: Feldera, azurite: AzuriteServer, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from airflow_checkpoint_sync.testing.server import free_port
+
+    down = {
+        "conn_type": "aws",
+        "login": "k",
+        "password": "s",
+        "extra": {"endpoint_url": f"http://127.0.0.1:{free_port()}"},
+    }
+    wrong_key = re.sub(r"AccountKey=[^;]+", "AccountKey=" + "A" * 86 + "==", azurite.connection_string)
+    connections = {
+        "s3_bad_secret": aws_connection(stores.s3, password="not-the-secret"),
+        "s3_bad_key": aws_connection(stores.s3, login="not-a-key"),
+        "s3_down": json.dumps(down),
+        "azure_bad_key": json.dumps({"conn_type": "wasb", "extra": {"connection_string": wrong_key}}),
+    }
+    for conn_id, value in connections.items():
+        monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
+    bucket, container = stores.bucket, stores.container  # type: ignore[attr-defined]
+    final = [
+        ("s3_dr", "no-such-bucket/prod", "NoSuchBucket", "the bucket does not exist"),
+        ("s3_bad_secret", f"{bucket}/prod", "SignatureDoesNotMatch", "the secret key is refused"),
+        ("s3_bad_key", f"{bucket}/prod", "InvalidAccessKeyId", "the access key is unknown"),
+        ("azure_dr", "no-such-container/prod", "ResourceNotFoundError", "the container does not exist"),
+        ("azure_bad_key", f"{container}/prod", "HttpResponseError", "access is denied"),
+        ("gcs_dr", "no-such-bucket/prod", "NotFound", "the bucket does not exist"),
+    ]
+    capfd.readouterr()
+    for conn, location, error, cause in final:
+        run = run_dag("verify_retried", conn=conn, location=location)
+        assert tries(run) == {"verify": ("failed", 1)}, (conn, location)  # no retry
+        out = capfd.readouterr().out
+        message = re.findall(r"AirflowFailException: (.*)", out)[-1]
+        scheme = {"azure": "wasb", "gcs": "gs"}.get(conn.split("_")[0], "s3")
+        assert message.startswith(f"listing the location ({scheme}://{location}) failed: "), message
+        assert error in message, message
+        assert f"{cause}, which a retry does not change: check the connection '{conn}'" in out, out[-3000:]
+    # A store that does not answer may answer later: retried.
+    run = run_dag("verify_retried", conn="s3_down", location=f"{bucket}/prod")
+    assert tries(run) == {"verify": ("failed", 2)}
+    out = capfd.readouterr().out
+    assert f"listing the location (s3://{bucket}/prod) failed: EndpointConnectionError" in out
+    assert "which a retry does not change" not in out

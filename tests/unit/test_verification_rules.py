@@ -8,12 +8,13 @@ import uuid as uuidlib
 
 import pytest
 
-from airflow_checkpoint_sync.replication import StoredObject
+from airflow_checkpoint_sync.replication import CATALOG, OWNER, StoredObject
 from airflow_checkpoint_sync.verification import (
     NamedFile,
     Retention,
     deleted_by_next_push,
     manifest_files,
+    read_content_problem,
     verify_location,
 )
 
@@ -95,15 +96,52 @@ def test_the_verdict_names_each_problem_and_the_uncatalogued_pushes() -> None:
     assert verdict.uncatalogued == (late,)
 
 
-def test_a_copy_whose_content_is_not_its_sources_is_named() -> None:
-    md5 = "0" * 32
-    objects = listing(
-        intact=(md5, md5),
-        changed=(md5, "1" * 32),
-        multipart_source=("abc-2", "1" * 32),  # a multipart ETag is no MD5: nothing to compare
+def test_a_copy_whose_content_is_not_what_its_replication_wrote_is_named() -> None:
+    md5, other = "0" * 32, "1" * 32
+    objects = [
+        StoredObject("intact", 5, copied_from=md5, md5=md5),  # an older mark: the source fingerprint is the MD5
+        StoredObject("changed", 5, copied_from=md5, md5=other),
+        StoredObject("marked", 5, copied_from="abc-2", md5=md5, copied_md5=md5),
+        StoredObject("rewritten", 5, copied_from="abc-2", md5=other, copied_md5=md5),  # the mark survived
+        StoredObject("multipart_replica", 5, copied_from="abc-2", md5=None, copied_md5=md5),  # no store MD5
+        StoredObject("multipart_source", 5, copied_from="abc-2", md5=other),  # nothing recorded to compare with
+    ]
+    verdict = verify_location(b"[]", objects, {})
+    assert verdict.problems == [
+        f"changed: its content's MD5 {other} is not the {md5} its replication wrote (it changed after it was "
+        "copied): run the replication again to copy it anew",
+        f"rewritten: its content's MD5 {other} is not the {md5} its replication wrote (it changed after it was "
+        "copied): run the replication again to copy it anew",
+    ]
+    assert verdict.judged_by_size_only == ("multipart_replica", "multipart_source")
+
+
+def test_an_object_without_a_copy_mark_in_a_replica_is_named_and_the_repair_too() -> None:
+    marked = StoredObject(CATALOG, 5, copied_from="c", md5="0" * 32, copied_md5="0" * 32)
+    unmarked = StoredObject("w0-a.feldera", 5, md5="1" * 32)
+    assert verify_location(b"[]", [marked, unmarked], {}).problems == [
+        "w0-a.feldera: it carries no copy mark in a replica, so it was not written by a replication (it was "
+        "written over after the copy, or put there by something else): run the replication again with "
+        "repair=True to copy it anew"
+    ]
+    # Feldera's own sync location carries no marks at all: nothing to say about them.
+    assert verify_location(b"[]", [StoredObject(CATALOG, 5), unmarked, StoredObject(OWNER, 3)], {}).problems == []
+
+
+def test_a_full_read_is_judged_against_the_store_or_else_the_copy_mark() -> None:
+    md5, other = "0" * 32, "1" * 32
+    assert read_content_problem(StoredObject("a", 5, md5=md5), 4, md5) == "a: read 4 of its 5 bytes"
+    assert read_content_problem(StoredObject("a", 5, md5=md5), 5, other) == (
+        f"a: its content's MD5 is {other}, the store's is {md5}"
     )
-    problems = verify_location(b"[]", objects, {}).problems
-    assert problems == [f"changed: its content's MD5 {'1' * 32} is not the {md5} of the source it was copied from"]
+    assert read_content_problem(StoredObject("a", 5, md5=md5), 5, md5) is None
+    multipart = StoredObject("a", 5, "r-2", copied_from="s-2", copied_md5=md5)
+    assert read_content_problem(multipart, 5, md5) is None
+    assert read_content_problem(multipart, 5, other) == (
+        f"a: its content's MD5 is {other}, not the {md5} its replication wrote: run the replication again to copy "
+        "it anew"
+    )
+    assert read_content_problem(StoredObject("a", 5, "s-2"), 5, other) is None  # nothing to compare with
 
 
 @pytest.mark.parametrize(

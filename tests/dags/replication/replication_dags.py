@@ -26,3 +26,5 @@ def replicate_dag(dag_id: str, **kwargs: object) -> DAG:
 
 replicate = replicate_dag("replicate")
 replicate_pruning = replicate_dag("replicate_pruning", delete_removed=True)
+replicate_repairing = replicate_dag("replicate_repairing", repair=True)
+replicate_to_another_store = replicate_dag("replicate_to_another_store", destination_is_another_store=True)

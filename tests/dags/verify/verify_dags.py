@@ -49,3 +49,15 @@ with DAG("verify_one", schedule=None, start_date=START, params={"conn": "s3_dr",
         retention_min_age=0,
         max_checkpoint_age=3600,
     )
+
+# With a retry: a store error a retry cannot change must fail it at once, a passing one be retried.
+with DAG("verify_retried", schedule=None, start_date=START, params={"conn": "s3_dr", "location": "b/p"}):
+    VerifyCheckpointsOperator(
+        task_id="verify",
+        store_conn_id="{{ params.conn }}",
+        location="{{ params.location }}",
+        retention_min_count=1,
+        retention_min_age=0,
+        retries=1,
+        retry_delay=dt.timedelta(seconds=0),
+    )
