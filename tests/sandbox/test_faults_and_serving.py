@@ -83,7 +83,13 @@ def test_api_key_is_required_on_v0_only() -> None:
         assert missing.content == b""
         wrong = httpx.get(f"{sandbox.url}/v0/pipelines", headers={"Authorization": "Bearer apikey:nope"})
         assert wrong.status_code == 401
-        assert wrong.json() == {"message": "Unauthorized API key", "error_code": "AuthenticationFailed"}
+        # Feldera's JSON error, sent as text/plain by actix's ErrorUnauthorized.
+        assert wrong.json() == {
+            "message": "Unauthorized API key",
+            "error_code": "AuthenticationFailed",
+            "details": None,
+        }
+        assert wrong.headers["content-type"].startswith("text/plain")
         right = httpx.get(f"{sandbox.url}/v0/pipelines", headers={"Authorization": f"Bearer apikey:{'s' * 40}"})
         assert right.status_code == 200 and right.json() == []
         assert httpx.get(f"{sandbox.url}/healthz").status_code == 200
