@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow_support import aws_connection, run_dag
-from support import sync_config
+from support import sync_config, wait_until
 
 from airflow_checkpoint_sync.drill import DrillOwner
 from airflow_checkpoint_sync.testing.approvals import answering
@@ -202,6 +202,8 @@ def test_a_mapped_failover_activates_each_standby_on_its_own_approval(feldera: F
         )
         feldera.create(name, {**sync, "pull_interval": 1})
         feldera.start(name, "standby")
+        # Its recovery point is the checkpoint it pulled: wait for the first pull, not only for Standby.
+        wait_until(lambda: feldera.sandbox.control.storage(name)["checkpoints"], bool)  # noqa: B023
     with answering("mapped_approved_activate", "Approve") as requests:
         run = run_dag("mapped_approved_activate", bucket=feldera.bucket)
     states, values = mapped(run)
@@ -222,6 +224,8 @@ def test_mapped_activate_fails_each_standby_over(feldera: Feldera, mode: str) ->
         )
         feldera.create(name, {**sync, "pull_interval": 1})
         feldera.start(name, "standby")
+        # Its recovery point is the checkpoint it pulled: wait for the first pull, not only for Standby.
+        wait_until(lambda: feldera.sandbox.control.storage(name)["checkpoints"], bool)  # noqa: B023
     run = run_dag(f"mapped_activate_{mode}", bucket=feldera.bucket)
     states, values = mapped(run)
     succeeded(states, "activate", 2)
