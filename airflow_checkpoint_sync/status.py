@@ -158,6 +158,35 @@ def deployment_error_message(pipeline: Mapping[str, Any]) -> str | None:
     return str(error)
 
 
+#: Program statuses after which a compilation will not succeed without a change to the program.
+COMPILE_FAILURES = frozenset({"SqlError", "RustError", "SystemError"})
+
+
+def program_error_message(pipeline: Mapping[str, Any], limit: int = 3) -> str | None:
+    """The compiler's own words from ``program_error`` (the first ``limit`` SQL errors, the Rust compiler's last
+    lines, or the system error); None when the payload carries none."""
+    error = pipeline.get("program_error")
+    if not isinstance(error, Mapping):
+        return None
+    if error.get("system_error"):
+        return str(error["system_error"])
+    sql = error.get("sql_compilation")
+    if isinstance(sql, Mapping):
+        found = [m for m in sql.get("messages") or () if isinstance(m, Mapping) and not m.get("warning")]
+        if found:
+            said = [
+                f"{m.get('error_type') or 'error'} at line {m.get('start_line_number', '?')}: {m.get('message')}"
+                for m in found[:limit]
+            ]
+            more = f" (and {len(found) - limit} more)" if len(found) > limit else ""
+            return "; ".join(said) + more
+    rust = error.get("rust_compilation")
+    if isinstance(rust, Mapping) and rust.get("exit_code") not in (None, 0):
+        tail = str(rust.get("stderr") or "").strip().splitlines()[-limit:]
+        return " / ".join(tail) or f"the Rust compiler exited with {rust.get('exit_code')}"
+    return None
+
+
 def uuid7_time(value: str) -> dt.datetime:
     """The creation time inside a UUIDv7 (Feldera's checkpoint uuids), as an aware UTC datetime."""
     parsed = uuidlib.UUID(value)

@@ -13,11 +13,14 @@ and asks :func:`verify_location` for the verdict. What Feldera's closed bucket f
   recorded (a copy damaged after it was made, its metadata kept or not); in a replica (a location some of whose
   objects carry copy marks) an object without one was not written by a replication.
 
-Not checkable: the per-checkpoint state files (``state_files``) of single-host pipelines, whose place in the bucket
-Feldera does not document, and the content of any file beyond its size and the store's own checksum. A copy whose
-store keeps no MD5 of it (an S3 multipart upload, an Azure blob committed from blocks) or whose mark records none
-is judged by presence and size only: the verdict counts those (:attr:`Verification.judged_by_size_only`). The
-multihost layout (a catalog per ``host<N>/`` folder) is named as such and not verified yet.
+Not checkable, and reported as such (``cannot_judge``), never as damage: a location with no manifest under
+``dependencies/`` at all (Feldera documents that layout for multihost pipelines only; a single-host pipeline's is not
+public), a manifest in a format not known here, the per-checkpoint state files (``state_files``) of single-host
+pipelines, whose place in the bucket Feldera does not document, and the content of any file beyond its size and the
+store's own checksum. A copy whose store keeps no MD5 of it (an S3 multipart upload, an Azure blob committed from
+blocks) or whose mark records none is judged by presence and size only: the verdict counts those
+(:attr:`Verification.judged_by_size_only`). The multihost layout (a catalog per ``host<N>/`` folder) is named as such
+and not verified yet.
 """
 
 from __future__ import annotations
@@ -122,6 +125,9 @@ class Verification:
     #: Copies whose content could not be judged (no MD5 from the store, or none recorded by their replication):
     #: judged by presence and size only. Not a problem; said so the report does not claim more than was checked.
     judged_by_size_only: tuple[str, ...] = ()
+    #: What could not be judged because the location's layout is not one known here (Feldera's single-host bucket
+    #: layout is not public): reported, never counted as damage.
+    cannot_judge: list[str] = field(default_factory=list)
 
 
 def verify_location(
@@ -149,8 +155,16 @@ def verify_location(
     result.problems += [
         f"{CATALOG} names {u!r}, which is not a checkpoint uuid (a UUIDv7)" for u in uuids if not is_checkpoint_uuid(u)
     ]
-    for uuid in result.checkpoints:
-        result.problems += _checkpoint_problems(uuid, manifests.get(uuid), objects, result)
+    if result.checkpoints and not any(_is_manifest(name) for name in objects):
+        # Feldera documents dependencies/<uuid>.json for the multihost layout only: a location with no manifest
+        # there at all is a layout not known here, not a location whose every manifest was lost.
+        result.cannot_judge.append(
+            f"no checkpoint has a manifest under {MANIFESTS}/ (the layout Feldera documents): the files of the "
+            f"{len(result.checkpoints)} checkpoint(s) the catalog names cannot be checked, only the catalog itself"
+        )
+    else:
+        for uuid in result.checkpoints:
+            result.problems += _checkpoint_problems(uuid, manifests.get(uuid), objects, result)
     result.problems += _copy_problems(listing, result)
     manifested = {name[len(MANIFESTS) + 1 : -len(".json")] for name in objects if _is_manifest(name)}
     result.uncatalogued = tuple(sorted(manifested - set(result.checkpoints)))
@@ -168,7 +182,8 @@ def _checkpoint_problems(
         return [f"checkpoint {uuid}: its manifest {manifest_name(uuid)} is missing"]
     files = manifest_files(manifest)
     if files is None:
-        return [f"checkpoint {uuid}: its manifest {manifest_name(uuid)} is not a format known here"]
+        result.cannot_judge.append(f"checkpoint {uuid}: its manifest {manifest_name(uuid)} is not a format known here")
+        return []
     problems = []
     for named in files:
         result.files_checked += 1

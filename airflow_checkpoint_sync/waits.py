@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_checkpoint_sync.exceptions import Failure, classify
 from airflow_checkpoint_sync.status import (
+    COMPILE_FAILURES,
     CheckpointState,
     Freshness,
     PipelineGroup,
@@ -24,6 +25,7 @@ from airflow_checkpoint_sync.status import (
     deployment_error_message,
     freshness,
     pipeline_group,
+    program_error_message,
 )
 
 if TYPE_CHECKING:
@@ -225,6 +227,10 @@ def pipeline_wait(
         if stuck is not None:
             message, final = stuck
             return ended("failure", pipeline_name, message, final=final, **where)
+    if field == "program_status" and value in COMPILE_FAILURES:
+        said = program_error_message(pipeline) or "its program_error says why"
+        message = f"pipeline '{pipeline_name}' failed to compile ({value}): {said}"
+        return ended("failure", pipeline_name, message, final=True, **where)
     if now >= end_time:
         message = f"pipeline '{pipeline_name}' was {value}, not {' or '.join(targets)}, at the deadline"
         return ended("timeout", pipeline_name, message, **where)

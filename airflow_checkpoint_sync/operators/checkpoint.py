@@ -32,9 +32,12 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
+    from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
 #: Restarts of the pipeline during one task try after which the operator stops starting new syncs.
 MAX_RESTARTS = 1
+#: The statuses a pipeline takes and syncs checkpoints in: what a restarted or replaying one is waited for.
+READY_STATUSES = ("Running", "Paused")
 #: How long to look for the effect of a checkpoint request whose response was lost.
 LOST_RESPONSE_GRACE_S = 30.0
 
@@ -178,7 +181,17 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
                 f"pipeline '{self.pipeline_name}' is in Standby: a standby pulls checkpoints, it cannot take or push "
                 "them. Sync on the primary, or activate the standby first (ActivateStandbyOperator)."
             )
-        if group not in (PipelineGroup.RUNNING, PipelineGroup.PAUSED):
+        if group is PipelineGroup.TRANSITIONAL and pipeline.get("deployment_desired_status") in READY_STATUSES:
+            # Restarting, replaying, bootstrapping or unreachable for a while: a scheduled sync waits for it within
+            # its timeout, and a timeout leaves the task's retries to try again.
+            self.log.info(
+                "Pipeline '%s' is %s on its way to %s; waiting for it before the checkpoint",
+                self.pipeline_name,
+                status,
+                pipeline.get("deployment_desired_status"),
+            )
+            outcome(self.wait_for(self._running_trigger(0), deferrable=False))
+        elif group not in (PipelineGroup.RUNNING, PipelineGroup.PAUSED):
             raise AirflowFailException(
                 f"pipeline '{self.pipeline_name}' is {status}: it must be Running or Paused to take and sync a "
                 "checkpoint. Start it first."
@@ -270,7 +283,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
             response = self.hook.sync_checkpoint(self.pipeline_name)
         except Exception as exc:
             if classify(exc, idempotent=False) is Failure.MAYBE_APPLIED:
-                return self._adopt_lost_sync(exc)
+                return self._adopt_lost_sync(exc, before)
             if getattr(exc, "status", None) == 400 and "checkpoint" in str(getattr(exc, "message", "")).lower():
                 raise AirflowFailException(
                     f"pipeline '{self.pipeline_name}' has no local checkpoint to sync ({exc}). Use "
@@ -341,13 +354,17 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         outcome(event)
         self.log.info("%s", event["message"])
 
-    def _adopt_lost_sync(self, error: Exception) -> dict[str, Any]:
+    def _adopt_lost_sync(self, error: Exception, before: Mapping[str, Any] | None) -> dict[str, Any]:
         self.log.warning("The answer to the sync request was lost (%s); reading the sync status", error)
         newest = self._newest_local()
         with feldera_errors("reading the sync status after a lost answer", self.pipeline_name):
             incarnation = self.hook.get_stats(self.pipeline_name)["global_metrics"].get("incarnation_uuid")
             status = self.hook.sync_status(self.pipeline_name, incarnation)
-        touched = {status.get("success"), (status.get("failure") or {}).get("uuid"), *(status.get("running") or [])}
+        failure = status.get("failure") or {}
+        # A failure that was there before the request is an earlier push's (Feldera 0.337 keeps it visible while
+        # the same checkpoint is pushed again): no evidence that this request started anything.
+        earlier = failure and failure == ((before or {}).get("failure") or {})
+        touched = {status.get("success"), None if earlier else failure.get("uuid"), *(status.get("running") or [])}
         if newest is not None and newest in touched:
             self.log.info("The sync of %s had started; following it", newest)
             return {"checkpoint_uuid": newest, "incarnation_uuid": incarnation}
@@ -355,6 +372,15 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
             # This Feldera joins a repeated request to a sync already running (PR #6930), so asking again is safe.
             self.log.info("No sync of %s had started; asking again", newest)
             return self._start_sync()
+        if earlier and newest is not None and failure.get("uuid") == newest and failure.get("error") is not None:
+            # Most likely pushing again behind the failure it still shows: follow it, that failure excluded, so the
+            # wait ends on this push's own outcome (or at the deadline, for the task's retry, if none started).
+            self.log.info(
+                "The sync of %s may have started behind an earlier failure of it that Feldera still shows; following "
+                "it, not taking that failure for its outcome",
+                newest,
+            )
+            return {"checkpoint_uuid": newest, "incarnation_uuid": incarnation, "stale_failure": str(failure["error"])}
         raise AirflowException(
             f"the sync request to pipeline '{self.pipeline_name}' got no answer and this Feldera cannot say whether it "
             f"started; not re-sending it blindly. The task will retry. ({error})"
@@ -382,16 +408,47 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         if event["status"] == "restarted":
             if restarts >= MAX_RESTARTS:
                 raise AirflowException(f"{event['message']}; it restarted again after a new sync was started")
-            self.log.warning("%s; starting a new sync for the new process", event["message"])
-            started = self._start_sync()
-            self._publish(context, started)
-            return self._wait(context, started, restarts + 1)
+            # Feldera tells of a restart at once, while the new process may initialize and replay for minutes: wait
+            # for its controller within the task's deadline (in the triggerer when deferrable), then push again.
+            self.log.warning("%s; waiting for the new process to run, then starting a new sync", event["message"])
+            ready = self.wait_for(
+                self._running_trigger(restarts + 1), deferrable=self.deferrable, method_name="resume_after_restart"
+            )
+            return self._sync_again(context, ready)
         outcome(event)
         self.log.info("%s", event["message"])
         self._synced_uuid = str(event["checkpoint_uuid"])
         metrics.sync_ended(self.pipeline_name, self._synced_uuid)
         self._record_asset_event(context, self._synced_uuid)
         return self._synced_uuid
+
+    def resume_after_restart(self, context: Context, event: dict[str, Any] | None = None) -> str:
+        """Resume after the restarted pipeline reached Running or Paused (or did not) in the triggerer."""
+        from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
+
+        checked = validate_event(event, PipelineStatusTrigger)
+        self._end_time = self.hook.deadline = float(checked["echo"]["end_time"])
+        self._bucket = checked["echo"].get("bucket")
+        return self._sync_again(context, checked)
+
+    def _running_trigger(self, restarts: int) -> PipelineStatusTrigger:
+        from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
+
+        return PipelineStatusTrigger(
+            feldera_conn_id=self.feldera_conn_id,
+            pipeline_name=self.pipeline_name,
+            targets=list(READY_STATUSES),
+            end_time=self._end_time,
+            poll_interval=self.poll_interval,
+            echo={"restarts": restarts, "end_time": self._end_time, "bucket": self._bucket},
+        )
+
+    def _sync_again(self, context: Context, ready: dict[str, Any]) -> str:
+        """The restarted pipeline runs again (``ready``'s outcome): push its newest checkpoint and wait for it."""
+        outcome(ready)  # not back by the deadline: a timeout, which the task's retries may outlast
+        started = self._start_sync()
+        self._publish(context, started)
+        return self._wait(context, started, int(ready["echo"]["restarts"]))
 
     # -- helpers -------------------------------------------------------------------------------------------------
     def _publish(self, context: Context, started: dict[str, Any]) -> None:
@@ -408,9 +465,11 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         record_asset_events(context, self.outlets, extra)
 
     def _newest_local(self) -> str | None:
+        from airflow_checkpoint_sync.status import newest_uuid
+
         with feldera_errors("listing local checkpoints", self.pipeline_name):
             checkpoints = self.hook.list_checkpoints(self.pipeline_name)
-        return str(checkpoints[-1]["uuid"]) if checkpoints else None
+        return newest_uuid(entry.get("uuid") for entry in checkpoints)
 
 
 def _failure_of(status: Mapping[str, Any] | None) -> tuple[str, str] | None:

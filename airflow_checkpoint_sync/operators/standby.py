@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from airflow_checkpoint_sync.status import FreshnessReport
 
 TARGET = {"running": "Running", "paused": "Paused"}
+#: Pull intervals an activation may take before the standby initializes (API notes, correction 13).
+ACTIVATION_PULL_INTERVALS = 2
 
 
 def pull_interval(pipeline: dict[str, Any]) -> float:
@@ -238,9 +240,9 @@ class ActivateStandbyOperator(_FailoverOperator):
     :param wait_for_completion: wait until the pipeline reaches ``initial``'s status.
     :param deferrable: wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param poll_interval: seconds between status reads.
-    :param timeout: how long to wait for the activation, in seconds or a timedelta. The standby's
-        ``pull_interval`` is added to it: Feldera activates a standby only when its pull loop next wakes, after a
-        last pull of the newest checkpoint.
+    :param timeout: how long the activation's downloads and initialization may take, in seconds or a timedelta.
+        Twice the standby's ``pull_interval`` is added to it: Feldera activates a standby only after its pull loop
+        has woken twice (it pulls, notices the activation, sleeps and pulls once more).
     :param feldera_conn_id: the ``feldera`` Airflow connection of the standby. (templated)
     :return: ``{"pipeline_name", "status", "already_active"}``; an activation adds the newest checkpoint the standby
         held before it (``checkpoint_uuid``, ``checkpoint_age_seconds``): the recovery point it started from, or an
@@ -305,9 +307,10 @@ class ActivateStandbyOperator(_FailoverOperator):
         if self.primary_pipeline_name:
             self._guard_split_brain()
         pipeline = self.read_pipeline()
-        # Feldera activates a standby when its pull loop next wakes (up to one pull_interval), after one last pull:
-        # the wait allows for that on top of `timeout`.
-        end_time += pull_interval(pipeline)
+        # Feldera activates a standby only after its pull loop has woken twice (one to two pull_intervals: it pulls,
+        # notices the activation, sleeps and pulls once more): the wait allows two on top of `timeout`, which covers
+        # the downloads and the initialization.
+        end_time += ACTIVATION_PULL_INTERVALS * pull_interval(pipeline)
         self.hook.deadline = end_time
         status = str(pipeline.get("deployment_status"))
         step = self.standby_step(pipeline)

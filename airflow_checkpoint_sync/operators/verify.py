@@ -46,6 +46,10 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
       the store's MD5, or where the store has none, against the MD5 its copy mark recorded;
     * with ``max_checkpoint_age``, the newest checkpoint is recent enough.
 
+    What it cannot judge it reports in ``cannot_judge`` and logs, never as damage: a location with no manifest under
+    ``dependencies/`` (Feldera documents that layout for multihost pipelines; a single-host one is not public) has
+    only its catalog checked, and a manifest in an unknown format is named.
+
     Each problem says its remedy: a copy whose content changed is copied anew by running the replication again; an
     object without a copy mark, by running it again with ``repair=True``. A store error that a retry cannot change
     (a bucket or container that does not exist, refused credentials, denied access) fails the task without retries;
@@ -55,7 +59,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
 
         {"location": "s3://bucket/prod", "checkpoints": 3, "newest_checkpoint_uuid": "0199...",
          "newest_checkpoint_age_seconds": 42.0, "objects": 11, "bytes": 52811, "files_checked": 6,
-         "judged_by_size_only": 0, "problems": [], "uncatalogued": [], "retention": {...},
+         "judged_by_size_only": 0, "problems": [], "uncatalogued": [], "cannot_judge": [], "retention": {...},
          "retention_deletes_next": ["0198..."], "ok": true}
 
     ``retention_deletes_next`` are the checkpoints Feldera's retention deletes at the pipeline's next push, from
@@ -151,6 +155,8 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
             report["retention"]["source"],
             ", ".join(report["retention_deletes_next"]) or "nothing",
         )
+        for what in report["cannot_judge"]:
+            self.log.warning("%s: could not judge: %s", store, what)
         return report
 
     def _retention(self) -> Retention:
@@ -242,6 +248,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
             "judged_by_size_only": len(verdict.judged_by_size_only),
             "problems": list(verdict.problems),
             "uncatalogued": list(verdict.uncatalogued),
+            "cannot_judge": list(verdict.cannot_judge),
             "retention": {
                 "min_count": retention.min_count,
                 "min_age_days": retention.min_age_days,

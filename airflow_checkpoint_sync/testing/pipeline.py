@@ -368,12 +368,12 @@ class SandboxPipeline(SyncJobs):
         p = self._process_for("activate")
         target = INITIAL_TO_STATUS[initial]
         if p.phase == "standby" and p.activate_to is None:
-            # Real Feldera stays in Standby until its pull loop wakes (up to one pull_interval), pulls the newest
-            # checkpoint once more, and only then initializes.
+            # Real Feldera stays in Standby until its pull loop has woken twice (one to two pull_intervals), pulls
+            # the newest checkpoint once more, and only then initializes.
             p.activate_to = target
             p.left_standby = True
             self._set_runtime_desired(target)
-            self._note(f"activation to {target} requested; it starts when the pull loop next wakes")
+            self._note(f"activation to {target} requested; it starts when the pull loop next wakes, and pulls again")
             return f"Pipeline transitioning from Standby to {target}"
         if p.left_standby:
             # An activation already happened (or is happening): repeating it changes nothing.
@@ -443,11 +443,9 @@ class SandboxPipeline(SyncJobs):
         return {"checkpoint_sequence_number": seq, "incarnation_uuid": p.incarnation_uuid}
 
     def _process_or_controller(self, request: str) -> ProcessState:
-        # Answered from storage, these need no controller: they answer during Standby too.
-        p = self._process_for(request)
-        if not (p.has_controller or p.phase == "standby"):
-            raise errors.no_controller(p.runtime_status)
-        return p
+        # Answered from storage by the server itself, these need no controller: they answer during Initializing,
+        # Replaying and Standby too (Feldera's server.rs answers them before it asks for the controller).
+        return self._process_for(request)
 
     def checkpoint_status(self, incarnation_uuid: str | None) -> dict[str, Any]:
         p = self._process_or_controller("checkpoint_status")
@@ -480,8 +478,12 @@ class SandboxPipeline(SyncJobs):
 
     def sync_status(self, incarnation_uuid: str | None) -> dict[str, Any]:
         self.runtime.require_enterprise("checkpoint sync to object store (S3)")
-        p = self._controller("checkpoint/sync_status")
+        # A stale incarnation is told at once, before the controller is asked for: while a restarted process is
+        # still initializing or replaying, a caller learns of the restart and waits for the new controller.
+        p = self._process_for("checkpoint/sync_status")
         self._check_incarnation(p, incarnation_uuid)
+        if not p.has_controller:
+            raise errors.no_controller(p.runtime_status)
         body: dict[str, Any] = {
             "success": p.sync_success,
             "failure": copy.deepcopy(p.sync_failure),
@@ -711,11 +713,25 @@ class SandboxPipeline(SyncJobs):
                 p.phase = "standby"
                 p.next_pull = now
                 self._set_runtime_status("Standby", reason="pulling the latest checkpoint from object storage")
+            elif kind == "replay":
+                # A fault-tolerant pipeline replays its log after a restart before its controller answers again.
+                p.phase, p.phase_due, p.outcome = "replaying", now + self.runtime.timings.replay_s, ("open", value)
+                self._set_runtime_status("Replaying", reason="replaying the journal after a restart")
             else:
+                self._open(p, value, now)
+        elif p.phase == "replaying":
+            if now >= p.phase_due and p.outcome is not None:
+                _, value = p.outcome
+                p.outcome = None
                 self._open(p, value, now)
         elif p.phase == "standby":
             if not p.job_running and now >= p.next_pull:
-                if p.activate_to is not None:
+                if p.activate_to is not None and not p.activation_noticed:
+                    # The loop wakes, pulls as usual and only then notices the activation; it sleeps once more
+                    # before its final pull (Feldera's controller/sync.rs): one to two pull_intervals in all.
+                    p.activation_noticed = True
+                    self._submit_pull(p, final=False)
+                elif p.activate_to is not None:
                     p.phase = "activating"
                     self._set_runtime_status("Initializing", reason="activating: pulling the newest checkpoint")
                     p.outcome = None
@@ -882,7 +898,7 @@ class SandboxPipeline(SyncJobs):
             return
         if restart_state is not None and restart_state[0] is not None:
             live, counters = restart_state
-            p.outcome = ("open", Checkpoint("", self.fingerprint, counters[1], counters[0], live))
+            p.outcome = ("replay", Checkpoint("", self.fingerprint, counters[1], counters[0], live))
             return
         if sync and sync.get("start_from_checkpoint") is not None:
             self._set_runtime_status("Initializing", reason="downloading checkpoint from object storage")

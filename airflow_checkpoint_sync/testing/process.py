@@ -48,7 +48,8 @@ class ProcessState:
     runtime_desired_status_since: float = 0.0
     reason: str | None = None
     approval_diff: Any = None
-    phase: str = "initializing"  # initializing | standby | activating | awaiting_approval | ready | suspending
+    # initializing | replaying | standby | activating | awaiting_approval | bootstrapping | ready | suspending
+    phase: str = "initializing"
     phase_due: float = 0.0
     outcome: tuple[str, Any] | None = None  # result of the job the current phase waits for
     job_running: bool = False
@@ -77,6 +78,7 @@ class ProcessState:
     standby_pulls: int = 0
     left_standby: bool = False
     activate_to: str | None = None  # an activation waiting for the standby's pull loop to wake
+    activation_noticed: bool = False  # the pull loop has seen the activation; its next wake is the final pull
     unavailable_until: float = 0.0  # the runner cannot reach the process until then (runtime status Unavailable)
     last_auto_checkpoint: float = 0.0
     suspend_seq: int | None = None

@@ -13,6 +13,8 @@ class Timings:
     compile_s: float = 0.2
     provision_s: float = 0.1
     initialize_s: float = 0.1
+    #: A fault-tolerant pipeline's replay after a restart (Runtime status ``Replaying``): minutes for a large state.
+    replay_s: float = 0.1
     stop_s: float = 0.1
     checkpoint_s: float = 0.05
     clear_s: float = 0.05

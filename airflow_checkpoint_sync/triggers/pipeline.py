@@ -55,7 +55,8 @@ class PipelineStatusTrigger(FelderaPollingTrigger):
     def reads(self) -> Flow[Any]:
         from airflow_checkpoint_sync.hooks.feldera_api import read_pipeline
 
-        return read_pipeline(self.pipeline_name)
+        # A compilation's errors are in program_error, which only the full view carries.
+        return read_pipeline(self.pipeline_name, "all" if self.field == "program_status" else "status")
 
     def decide(self, result: Any, error: BaseException | None, now: float) -> dict[str, Any] | None:
         return pipeline_wait(

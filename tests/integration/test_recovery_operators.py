@@ -551,10 +551,11 @@ def test_a_standby_may_wait_for_a_checkpoint_that_is_not_synced_yet(
     assert feldera.pipeline("staging")["deployment_status"] == "Standby"
 
 
-def test_an_activation_is_given_the_standby_s_pull_interval_on_top_of_its_timeout(feldera: Feldera) -> None:
-    # Feldera activates a standby when its pull loop next wakes. The standby's first pull sets the loop's phase: the
-    # activation comes a few seconds after it, so the pipeline leaves Standby some 10 s later, long after the 3 s
-    # timeout alone would have ended the wait. The margin above the timeout absorbs a loaded machine's slow last pull.
+def test_an_activation_is_given_two_pull_intervals_on_top_of_its_timeout(feldera: Feldera) -> None:
+    # Feldera activates a standby after its pull loop has woken twice: it pulls, notices the activation, sleeps and
+    # pulls once more. The standby's first pull sets the loop's phase: the activation comes a few seconds after it,
+    # so the pipeline leaves Standby some 35 s later, long after the 3 s timeout plus one pull_interval (23 s) would
+    # have ended the wait; two pull intervals (43 s) cover it, the margin absorbing a loaded machine's slow pull.
     synced_prod(feldera, 3)
     standby_staging(feldera, pull_interval=20)
     wait_until(lambda: feldera.sandbox.control.storage("staging")["standby_pulls"], bool)

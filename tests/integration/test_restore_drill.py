@@ -444,3 +444,23 @@ def test_two_overlapping_drills_of_one_pipeline_both_pass_and_neither_removes_th
     for o in (first, second):
         assert feldera.s3.keys(feldera.bucket, f"prod-drill-{o.suffix}/") == []
     assert untouched(feldera) == before
+
+
+def test_a_scratch_pipeline_that_does_not_compile_ends_the_drill_with_the_compiler_s_words(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # The source's program was changed (stopped, edited) into one that does not compile: the scratch copy of it
+    # stops at SqlError, and the drill ends there, not at its deadline.
+    feldera.http.post("/pipelines/prod/stop", params={"force": "true"})
+    wait_until(lambda: feldera.pipeline("prod"), lambda p: p["deployment_status"] == "Stopped")
+    edited = feldera.http.patch("/pipelines/prod", json={"program_code": "SELECT broken FROM nowhere"})
+    assert edited.status_code == 200, edited.text
+    capfd.readouterr()
+    run = run_dag("drill_worker", scratch=f"{feldera.bucket}/drill")
+    assert task_states(run) == {"drill": "failed"}
+    scratch = f"prod-drill-{owner_of(run).suffix}"
+    out = capfd.readouterr().out
+    assert f"pipeline '{scratch}' failed to compile (SqlError): Error parsing SQL at line 1: " in out
+    assert "at the deadline" not in out
+    assert feldera.mutating_requests().count(f"POST /v0/pipelines/{scratch}/start") == 0
+    assert_nothing_left(feldera, scratch)

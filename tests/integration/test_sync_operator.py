@@ -95,7 +95,7 @@ def test_restart_mid_sync_starts_one_new_sync(feldera: Feldera, dag_id: str, cap
     assert len(requests_to(feldera, "POST", SYNC)) == 2
     uuid = xcoms(run)[("sync", "return_value")]
     assert uuid in feldera.catalog("prod")
-    assert "starting a new sync for the new process" in capfd.readouterr().out
+    assert "waiting for the new process to run, then starting a new sync" in capfd.readouterr().out
 
 
 def test_bursts_of_503_and_429_are_ridden_out_without_duplicates(feldera: Feldera) -> None:
@@ -278,6 +278,30 @@ def test_on_a_0337_feldera_a_failure_shown_before_the_push_is_not_its_outcome(
         assert feldera.http.get(status).json()["failure"]["uuid"] == uuid  # still shown: 0.337 keeps it
 
 
+def test_on_a_0337_feldera_a_lost_answer_never_adopts_an_earlier_failure(
+    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The push is accepted but its answer lost; Feldera 0.337 still shows an earlier failure of the same checkpoint.
+    with FelderaSandbox(sync_running_field=False) as sandbox:
+        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
+        feldera = Feldera(sandbox, moto_s3, s3_bucket)
+        feldera.running_pipeline("prod", records=3)
+        feldera.http.post("/pipelines/prod/checkpoint")
+        wait_until(lambda: sandbox.control.storage("prod")["checkpoints"], bool)
+        sandbox.control.fail_next_sync("prod", "SlowDown: please reduce your request rate")
+        uuid = feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"]
+        status = "/pipelines/prod/checkpoint/sync_status"
+        wait_until(lambda: feldera.http.get(status).json()["failure"], bool)
+        sandbox.control.set_timings(sync_delay_s=1.0)
+        sandbox.control.drop(SYNC, method="POST", after=True)
+        sandbox.control.clear_requests()
+        run = run_dag("sync_existing_checkpoint", pipeline="prod")
+        assert task_states(run) == {"sync": "success"}
+        assert xcoms(run)[("sync", "return_value")] == uuid
+        assert len(requests_to(feldera, "POST", SYNC)) == 1  # not re-sent
+        assert feldera.catalog("prod") == [uuid]
+
+
 def once_the_task_sends(feldera: Feldera, request: str, action: Callable[[], T]) -> Future[T]:
     """Run ``action`` the moment this run's task has sent ``request`` (a DAG run spends seconds parsing before its
     task starts: anything done before ``run_dag`` would be over by then)."""
@@ -372,3 +396,48 @@ def test_a_pipeline_unavailable_for_a_moment_is_ridden_out(feldera: Feldera) -> 
     assert 503 in statuses and statuses[-1] == 200
     assert task_states(run) == {"sync": "success"}
     assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")
+
+
+@pytest.mark.parametrize("dag_id", ["sync_patient", "sync_patient_deferred"])
+def test_a_restart_whose_process_initializes_for_longer_than_the_request_backoff_is_waited_out(
+    feldera: Feldera, dag_id: str, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # Feldera tells of the restart at once (400 IncarnationUuidMismatch) while the new process initializes; here it
+    # initializes for 25 s, longer than the hook's request backoff (about 15 s), as a large state's replay does.
+    feldera.running_pipeline("prod", records=5)
+    feldera.sandbox.control.set_timings(sync_delay_s=0.5, initialize_s=25)
+    feldera.sandbox.control.restart_on(SYNC_STATUS, method="GET", skip=1)
+    capfd.readouterr()
+    run = run_dag(dag_id, pipeline="prod")
+    out = capfd.readouterr().out
+    assert task_states(run) == {"sync": "success"}, out[-3000:]
+    # One checkpoint taken, one new sync for the new process, and that sync in the catalog.
+    assert len(requests_to(feldera, "POST", "/v0/pipelines/prod/checkpoint")) == 1
+    assert len(requests_to(feldera, "POST", SYNC)) == 2
+    refused = [r for r in requests_to(feldera, "POST", SYNC) if r["status"] >= 400]
+    assert refused == []  # the new sync was asked for once the controller was back, not pushed against a 503
+    assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")
+    assert "waiting for the new process to run, then starting a new sync" in out
+
+
+def test_a_scheduled_sync_that_meets_a_replaying_pipeline_waits_for_it(feldera: Feldera) -> None:
+    feldera.running_pipeline("prod", records=3)
+    feldera.sandbox.control.set_timings(initialize_s=3)
+    feldera.sandbox.control.restart("prod")  # the pipeline is Initializing for 3 s when the task starts
+    assert feldera.pipeline("prod")["deployment_status"] == "Initializing"
+    run = run_dag("sync_in_worker", pipeline="prod")
+    assert task_states(run) == {"sync": "success"}
+    assert xcoms(run)[("sync", "return_value")] in feldera.catalog("prod")
+
+
+def test_a_scheduled_sync_whose_pipeline_stays_unavailable_fails_for_a_retry(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    feldera.running_pipeline("prod", records=3)
+    feldera.sandbox.control.unavailable("prod", 30)
+    run = run_dag("sync_short_timeout", pipeline="prod")
+    assert task_states(run) == {"sync": "failed"}
+    out = capfd.readouterr().out
+    assert "is Unavailable on its way to Running; waiting for it" in out
+    assert "AirflowFailException" not in out  # a retryable failure: the task's retries may outlast the outage
+    assert requests_to(feldera, "POST", "/v0/pipelines/prod/checkpoint") == []

@@ -173,3 +173,50 @@ def test_rbac_a_read_key_reads_and_every_change_is_403_and_a_bad_key_is_json_as_
         rejected = stranger.get("/pipelines/p")
         assert rejected.status_code == 401 and rejected.headers["content-type"].startswith("text/plain")
         assert rejected.json()["error_code"] == "AuthenticationFailed"
+
+
+def test_a_restart_is_told_at_once_while_the_new_process_initializes(
+    api: Api, moto_s3: MotoS3Server, s3_bucket: str
+) -> None:
+    synced_primary(api, moto_s3, s3_bucket)
+    old = api.http.post("/pipelines/primary/checkpoint").json()["incarnation_uuid"]
+    api.sandbox.control.set_timings(initialize_s=3)
+    api.sandbox.control.restart("primary")
+    assert api.pipeline("primary")["deployment_status"] == "Initializing"
+    # A stale incarnation: 400 at once, before the controller is asked for (correction 12).
+    stale = api.http.get("/pipelines/primary/checkpoint/sync_status", params={"incarnation_uuid": old})
+    assert (stale.status_code, stale.json()["error_code"]) == (400, "IncarnationUuidMismatch")
+    # Reads answered from storage need no controller; requests that act wait for it.
+    assert api.http.get("/pipelines/primary/checkpoints").status_code == 200
+    assert api.http.get("/pipelines/primary/checkpoint_status").status_code == 200
+    acting = api.http.post("/pipelines/primary/checkpoint/sync")
+    assert (acting.status_code, acting.json()["error_code"]) == (503, "Initializing")
+    assert api.http.get("/pipelines/primary/checkpoint/sync_status").status_code == 503
+    api.wait_status("primary", "Running", timeout=20)
+    assert api.http.post("/pipelines/primary/checkpoint/sync").status_code == 202
+
+
+def test_a_fault_tolerant_pipeline_replays_after_a_restart(api: Api, moto_s3: MotoS3Server, s3_bucket: str) -> None:
+    api.create("ft", sync_config(moto_s3, s3_bucket, "ft"), fault_tolerance={"model": "at_least_once"})
+    api.start("ft")
+    api.sandbox.control.set_timings(replay_s=2)
+    api.sandbox.control.restart("ft")
+    wait_until(lambda: api.pipeline("ft")["deployment_status"], lambda status: status == "Replaying")
+    assert api.http.post("/pipelines/ft/checkpoint").status_code == 503
+    api.wait_status("ft", "Running", timeout=20)
+    assert api.http.post("/pipelines/ft/checkpoint").status_code == 200
+
+
+def test_activation_takes_two_wakes_of_the_pull_loop(api: Api, moto_s3: MotoS3Server, s3_bucket: str) -> None:
+    synced_primary(api, moto_s3, s3_bucket)
+    api.create("standby", standby_sync(moto_s3, s3_bucket, pull_interval=2))
+    api.start("standby", "standby")
+    wait_until(lambda: api.sandbox.control.storage("standby")["checkpoints"], bool)
+    pulls = api.sandbox.control.storage("standby")["standby_pulls"]
+    asked = time.monotonic()
+    assert api.http.post("/pipelines/standby/activate").status_code == 202
+    assert api.http.post("/pipelines/standby/activate").status_code == 202  # repeated while it waits: accepted
+    api.wait_status("standby", "Running", timeout=30)
+    # It pulled, noticed, slept and pulled once more: more than one pull_interval, and two pulls.
+    assert time.monotonic() - asked > 2.0
+    assert api.sandbox.control.storage("standby")["standby_pulls"] >= pulls + 2

@@ -161,3 +161,27 @@ def test_the_multihost_layout_is_named_for_what_it_is() -> None:
         "this is the multihost layout (a checkpoints.feldera in each of host0, host1, none at the root): verifying "
         "it is not supported yet"
     ]
+
+
+def test_a_layout_not_known_here_cannot_be_judged_and_is_never_called_damaged() -> None:
+    first, second = uuid7(1, 1), uuid7(0.5, 2)
+    catalog = json.dumps([{"uuid": first}, {"uuid": second}]).encode()
+    # A single-host location as Feldera may lay it out: manifests inside each checkpoint's folder, none at the root.
+    objects = listing(
+        ("checkpoints.feldera", len(catalog)),
+        (f"{first}/dependencies.json", 40),
+        (f"{second}/dependencies.json", 40),
+        ("w0-a.feldera", 100),
+    )
+    verdict = verify_location(catalog, objects, {first: None, second: None})
+    assert verdict.problems == []
+    assert verdict.checkpoints == (first, second)
+    (said,) = verdict.cannot_judge
+    assert "no checkpoint has a manifest under dependencies/" in said and "2 checkpoint(s)" in said
+    # Where the known layout is in use, a missing manifest is damage, and one in an unknown format cannot be judged.
+    objects = listing(("checkpoints.feldera", len(catalog)), (f"dependencies/{first}.json", 40))
+    verdict = verify_location(catalog, objects, {first: b'{"checkpoints": []}', second: None})
+    assert verdict.problems == [f"checkpoint {second}: its manifest dependencies/{second}.json is missing"]
+    assert verdict.cannot_judge == [
+        f"checkpoint {first}: its manifest dependencies/{first}.json is not a format known here"
+    ]

@@ -42,3 +42,57 @@ def test_a_status_it_cannot_read_or_without_running_never_blocks_the_push() -> N
     for event in (decide(None, error=ConnectionError("reset")), decide({"success": THEIRS}), decide({"running": 3})):
         assert event is not None
         assert event["status"] == "success"
+
+
+def test_a_compilation_that_failed_ends_its_wait_with_the_compiler_s_words() -> None:
+    from airflow_checkpoint_sync.waits import pipeline_wait
+
+    error = {
+        "sql_compilation": {
+            "exit_code": 1,
+            "messages": [
+                {"warning": True, "message": "unused view", "start_line_number": 2},
+                {"error_type": "Error parsing SQL", "message": "unexpected token", "start_line_number": 3},
+            ],
+        },
+        "rust_compilation": None,
+        "system_error": None,
+    }
+    ended = pipeline_wait(
+        pipeline_name="p",
+        pipeline={"program_status": "SqlError", "program_error": error, "deployment_status": "Stopped"},
+        error=None,
+        targets=["Success"],
+        end_time=10**12,
+        now=0,
+        field="program_status",
+    )
+    assert ended is not None
+    assert (ended["status"], ended["final"]) == ("failure", True)
+    assert (
+        ended["message"] == "pipeline 'p' failed to compile (SqlError): Error parsing SQL at line 3: unexpected token"
+    )
+    rust = {"rust_compilation": {"exit_code": 101, "stderr": "warning\nerror[E0308]: mismatched types\n"}}
+    ended = pipeline_wait(
+        pipeline_name="p",
+        pipeline={"program_status": "RustError", "program_error": rust},
+        error=None,
+        targets=["Success"],
+        end_time=10**12,
+        now=0,
+        field="program_status",
+    )
+    assert ended is not None and "failed to compile (RustError): warning / error[E0308]: mismatched types" in str(
+        ended["message"]
+    )
+    # Still compiling: the wait goes on.
+    still = pipeline_wait(
+        pipeline_name="p",
+        pipeline={"program_status": "CompilingRust"},
+        error=None,
+        targets=["Success"],
+        end_time=10**12,
+        now=0,
+        field="program_status",
+    )
+    assert still is None

@@ -30,6 +30,9 @@ sync_in_worker = sync_dag("sync_in_worker", deferrable=False)
 sync_short_timeout = sync_dag("sync_short_timeout", deferrable=False, timeout=3)
 sync_deferred = sync_dag("sync_deferred", deferrable=True)
 sync_deferred_short_timeout = sync_dag("sync_deferred_short_timeout", deferrable=True, timeout=3)
+# Long enough to wait out a restarted process that initializes for a while.
+sync_patient = sync_dag("sync_patient", deferrable=False, timeout=90)
+sync_patient_deferred = sync_dag("sync_patient_deferred", deferrable=True, timeout=90)
 sync_existing = sync_dag("sync_existing_checkpoint", deferrable=False, take_checkpoint=False)
 sync_retried = sync_dag("sync_with_retries", deferrable=False, retries=1, retry_delay=dt.timedelta(seconds=0))
 
