@@ -455,6 +455,7 @@ def test_a_scratch_pipeline_that_does_not_compile_ends_the_drill_with_the_compil
     wait_until(lambda: feldera.pipeline("prod"), lambda p: p["deployment_status"] == "Stopped")
     edited = feldera.http.patch("/pipelines/prod", json={"program_code": "SELECT broken FROM nowhere"})
     assert edited.status_code == 200, edited.text
+    feldera.sandbox.control.clear_requests()
     capfd.readouterr()
     run = run_dag("drill_worker", scratch=f"{feldera.bucket}/drill")
     assert task_states(run) == {"drill": "failed"}
