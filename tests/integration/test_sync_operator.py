@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 import pytest
@@ -256,10 +257,15 @@ def test_a_retry_that_finds_the_sync_done_publishes_what_the_status_sensor_reads
     assert results[("sync", "incarnation_uuid")]
 
 
-def test_on_a_0337_feldera_a_failure_shown_before_the_push_is_not_its_outcome(
-    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Feldera 0.337 has no `running` and keeps an older failure of a checkpoint visible while it is pushed again.
+STATUS = "/pipelines/prod/checkpoint/sync_status"
+
+
+@contextmanager
+def a_0337_feldera_showing_a_failed_push(
+    moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Feldera, str]]:
+    """A Feldera 0.337 (no `running`; an older failure of a checkpoint stays visible while it is pushed again) whose
+    running 'prod' shows a failed push of its newest checkpoint; its pushes then take a second."""
     with FelderaSandbox(sync_running_field=False) as sandbox:
         monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
         feldera = Feldera(sandbox, moto_s3, s3_bucket)
@@ -268,33 +274,29 @@ def test_on_a_0337_feldera_a_failure_shown_before_the_push_is_not_its_outcome(
         wait_until(lambda: sandbox.control.storage("prod")["checkpoints"], bool)
         sandbox.control.fail_next_sync("prod", "SlowDown: please reduce your request rate")
         uuid = feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"]
-        status = "/pipelines/prod/checkpoint/sync_status"
-        wait_until(lambda: feldera.http.get(status).json()["failure"], bool)
+        wait_until(lambda: feldera.http.get(STATUS).json()["failure"], bool)
         sandbox.control.set_timings(sync_delay_s=1.0)
+        yield feldera, uuid
+
+
+def test_on_a_0337_feldera_a_failure_shown_before_the_push_is_not_its_outcome(
+    airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with a_0337_feldera_showing_a_failed_push(moto_s3, s3_bucket, monkeypatch) as (feldera, uuid):
         run = run_dag("sync_existing_checkpoint", pipeline="prod")  # pushes the same checkpoint again
         assert task_states(run) == {"sync": "success"}
         assert xcoms(run)[("sync", "return_value")] == uuid
         assert feldera.catalog("prod") == [uuid]
-        assert feldera.http.get(status).json()["failure"]["uuid"] == uuid  # still shown: 0.337 keeps it
+        assert feldera.http.get(STATUS).json()["failure"]["uuid"] == uuid  # still shown: 0.337 keeps it
 
 
 def test_on_a_0337_feldera_a_lost_answer_never_adopts_an_earlier_failure(
     airflow_db: str, moto_s3: MotoS3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The push is accepted but its answer lost; Feldera 0.337 still shows an earlier failure of the same checkpoint.
-    with FelderaSandbox(sync_running_field=False) as sandbox:
-        monkeypatch.setenv("AIRFLOW_CONN_FELDERA_DEFAULT", feldera_connection(sandbox.url))
-        feldera = Feldera(sandbox, moto_s3, s3_bucket)
-        feldera.running_pipeline("prod", records=3)
-        feldera.http.post("/pipelines/prod/checkpoint")
-        wait_until(lambda: sandbox.control.storage("prod")["checkpoints"], bool)
-        sandbox.control.fail_next_sync("prod", "SlowDown: please reduce your request rate")
-        uuid = feldera.http.post("/pipelines/prod/checkpoint/sync").json()["checkpoint_uuid"]
-        status = "/pipelines/prod/checkpoint/sync_status"
-        wait_until(lambda: feldera.http.get(status).json()["failure"], bool)
-        sandbox.control.set_timings(sync_delay_s=1.0)
-        sandbox.control.drop(SYNC, method="POST", after=True)
-        sandbox.control.clear_requests()
+    with a_0337_feldera_showing_a_failed_push(moto_s3, s3_bucket, monkeypatch) as (feldera, uuid):
+        feldera.sandbox.control.drop(SYNC, method="POST", after=True)
+        feldera.sandbox.control.clear_requests()
         run = run_dag("sync_existing_checkpoint", pipeline="prod")
         assert task_states(run) == {"sync": "success"}
         assert xcoms(run)[("sync", "return_value")] == uuid
