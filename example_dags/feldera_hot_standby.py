@@ -104,6 +104,10 @@ with DAG(
         initial="{{ params.initial }}",
         max_checkpoint_age=RPO,  # refused when older, unless the approver set allow_stale_checkpoint
         approval_task_id="approve_failover",
+        # Runs even if the approval task failed after its answer was recorded (Airflow 3.3.2 can fail a resumed
+        # approval right after a person answered, apache/airflow#67287): the recorded answer decides, and the
+        # activation refuses without an Approve. A Reject skips it, as ever.
+        trigger_rule="all_done",
         outlets=[FAILOVERS],
     )
     check >> approve >> activate

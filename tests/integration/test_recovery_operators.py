@@ -349,6 +349,16 @@ def test_the_approve_command_answers_from_another_process(feldera: Feldera) -> N
     assert asset_event_extras(run)[0]["approved_by"] == "night-shift"
 
 
+def test_an_approval_answered_once_is_not_lost_when_its_task_fails_after_the_answer(feldera: Feldera) -> None:
+    uuid = stopped_primary_and_standby(feldera)
+    run = run_dag("failover_approval_raced", pipeline="staging", primary="prod")
+    # The approval task failed after recording its answer (the deferral race): the activation still acts on it.
+    assert task_states(run) == {"approve": "failed", "activate": "success"}
+    result = xcoms(run)[("activate", "return_value")]
+    assert (result["status"], result["approved_by"], result["checkpoint_uuid"]) == ("Running", "night-shift", uuid)
+    assert mutating(feldera, "staging") == ["POST /v0/pipelines/staging/activate"]
+
+
 def test_an_activation_that_needs_approval_refuses_without_one(feldera: Feldera) -> None:
     stopped_primary_and_standby(feldera)
     # Only the activation runs (as when someone marks the approval task success, or runs the task alone).

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, Param
+from airflow.sdk.exceptions import AirflowException
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
 from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
@@ -148,5 +150,33 @@ def approved_failover_dag(dag_id: str, max_checkpoint_age: float) -> DAG:
 
 
 failover_approved = approved_failover_dag("failover_approved", max_checkpoint_age=3600)
+
+
+class RacedApproval(ApprovalOperator):
+    """An approval whose answer was recorded and whose task then failed: the state Airflow 3.3.2's deferral race
+    (apache/airflow#67287) leaves when it fails a resumed approval right after the person answered. No server here
+    can make that race happen on demand, so this stands in for its outcome, answer and failure as Airflow records
+    them."""
+
+    def execute(self, context: Any) -> Any:
+        answer = {
+            "chosen_options": ["Approve"],
+            "params_input": {"allow_stale_checkpoint": False},
+            "responded_by_user": {"id": "u1", "name": "night-shift"},
+            "responded_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+        context["ti"].xcom_push(key="return_value", value=answer)
+        raise AirflowException("finished with state success, but the task instance's state attribute is queued")
+
+
+with dag("failover_approval_raced") as failover_approval_raced:
+    RacedApproval(task_id="approve", subject="Fail over?", retries=0) >> ActivateStandbyOperator(
+        task_id="activate",
+        pipeline_name="{{ params.pipeline }}",
+        primary_pipeline_name="{{ params.primary }}",
+        approval_task_id="approve",
+        trigger_rule="all_done",  # as the example does: the recorded answer decides, not the approval task's state
+        **FAST,  # type: ignore[arg-type]
+    )
 # Any checkpoint is older than a millisecond by the time the task looks: only the approver's override activates.
 failover_approved_rpo = approved_failover_dag("failover_approved_rpo", max_checkpoint_age=0.001)
