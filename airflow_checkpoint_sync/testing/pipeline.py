@@ -31,6 +31,26 @@ COMPILING = ("Pending", "CompilingSql", "SqlCompiled", "CompilingRust")
 INITIAL_TO_STATUS = {"running": "Running", "paused": "Paused", "standby": "Standby"}
 
 
+#: Runtime settings the stored state depends on: changed only while storage is cleared (Feldera's
+#: EditRestrictedToClearedStorage).
+RESTRICTED_UNLESS_CLEARED = (
+    "workers",
+    "hosts",
+    "fault_tolerance",
+    "resources.storage_mb_max",
+    "resources.namespace",
+    "resources.storage_class",
+    "clock_timezone_offset",
+)
+
+
+def _at(config: dict[str, Any], path: str) -> Any:
+    value: Any = config
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
 def rfc3339(wall: float) -> str:
     return dt.datetime.fromtimestamp(wall, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
@@ -88,6 +108,9 @@ class SandboxPipeline(SyncJobs):
         runtime_config = with_runtime_defaults(body.get("runtime_config"))
         validate_runtime_config(runtime_config)
         check_edition_allows(self.runtime, runtime_config)
+        if not creating:
+            self._require_cleared_storage_for(runtime_config)
+        before = self._edited_fields()
         self.name = body["name"]
         self.description = body.get("description") or ""
         self.tags = list(body.get("tags") or [])
@@ -96,16 +119,19 @@ class SandboxPipeline(SyncJobs):
         self.program_config = dict(body.get("program_config") or {})
         self.runtime_config = runtime_config
         self._set_program(body.get("program_code") or "", force=creating)
-        if not creating:
+        if not creating and self._edited_fields() != before:
             self.version += 1
 
     def patch(self, body: dict[str, Any]) -> None:
-        """PATCH semantics: only the top-level fields given (non-null) change; runtime_config is taken whole."""
+        """PATCH semantics: only the top-level fields given (non-null) change; runtime_config is taken whole. A PATCH
+        that changes nothing keeps the version."""
         self._require_stopped_for_update(False)
+        before = self._edited_fields()
         if body.get("runtime_config") is not None:
             runtime_config = with_runtime_defaults(body["runtime_config"])
             validate_runtime_config(runtime_config)
             check_edition_allows(self.runtime, runtime_config)
+            self._require_cleared_storage_for(runtime_config)
             self.runtime_config = runtime_config
         for key in ("description", "udf_rust", "udf_toml"):
             if body.get(key) is not None:
@@ -118,7 +144,37 @@ class SandboxPipeline(SyncJobs):
             self.name = body["name"]
         if body.get("program_code") is not None:
             self._set_program(body["program_code"], force=False)
-        self.version += 1
+        if self._edited_fields() != before:
+            self.version += 1
+
+    def _edited_fields(self) -> tuple[Any, ...]:
+        return (
+            self.name,
+            self.description,
+            tuple(self.tags),
+            self.udf_rust,
+            self.udf_toml,
+            json.dumps(self.program_config, sort_keys=True),
+            json.dumps(self.runtime_config, sort_keys=True),
+            self.program_code,
+        )
+
+    def _require_cleared_storage_for(self, runtime_config: dict[str, Any]) -> None:
+        """Feldera refuses to change what the stored state depends on unless storage is cleared
+        (``db/operations/pipeline.rs``: EditRestrictedToClearedStorage)."""
+        if self.storage_status == "Cleared":
+            return
+        changed = [
+            path for path in RESTRICTED_UNLESS_CLEARED if _at(runtime_config, path) != _at(self.runtime_config, path)
+        ]
+        if changed:
+            raise FelderaError(
+                400,
+                "EditRestrictedToClearedStorage",
+                f"Cannot change {', '.join(changed)} while the pipeline's storage is not cleared: clear storage "
+                "first ('/clear')",
+                {"fields": changed},
+            )
 
     def _require_stopped_for_update(self, creating: bool) -> None:
         if not creating and (self.resources_status != "Stopped" or self.resources_desired_status != "Stopped"):
@@ -284,6 +340,20 @@ class SandboxPipeline(SyncJobs):
                     None,
                 )
             return "Pipeline is already starting or started"
+        if self.program_status in ("SqlError", "RustError", "SystemError"):
+            raise FelderaError(
+                400,
+                "CannotStartWithCompilationError",
+                f"Cannot start the pipeline: its program failed to compile ({self.program_status})",
+                {"program_status": self.program_status},
+            )
+        if self.storage_status == "Clearing":
+            raise FelderaError(
+                400,
+                "CannotStartWhileClearingStorage",
+                "Cannot start the pipeline while its storage is being cleared: wait until it is Cleared",
+                None,
+            )
         if initial == "standby" and not self.sync_config():
             raise FelderaError(
                 400,

@@ -220,3 +220,31 @@ def test_activation_takes_two_wakes_of_the_pull_loop(api: Api, moto_s3: MotoS3Se
     # It pulled, noticed, slept and pulled once more: more than one pull_interval, and two pulls.
     assert time.monotonic() - asked > 2.0
     assert api.sandbox.control.storage("standby")["standby_pulls"] >= pulls + 2
+
+
+def test_edits_the_stored_state_depends_on_need_cleared_storage(api: Api) -> None:
+    api.create("p", workers=2)
+    api.start("p")
+    assert api.http.post("/pipelines/p/stop", params={"force": "true"}).status_code == 202
+    api.wait_status("p", "Stopped")
+    config = api.pipeline("p", "all")["runtime_config"]
+    version = api.pipeline("p", "all")["version"]
+    refused = api.http.patch("/pipelines/p", json={"runtime_config": {**config, "workers": 4}})
+    assert (refused.status_code, refused.json()["error_code"]) == (400, "EditRestrictedToClearedStorage")
+    # A PATCH that changes nothing keeps the version; one that changes what the state does not depend on is taken.
+    assert api.http.patch("/pipelines/p", json={"runtime_config": config}).status_code == 200
+    assert api.pipeline("p", "all")["version"] == version
+    assert api.http.patch("/pipelines/p", json={"description": "new"}).status_code == 200
+    assert api.pipeline("p", "all")["version"] == version + 1
+    # Once storage is cleared, the edit is allowed.
+    assert api.http.post("/pipelines/p/clear").status_code == 202
+    wait_until(lambda: api.pipeline("p")["storage_status"], lambda status: status == "Cleared")
+    assert api.http.patch("/pipelines/p", json={"runtime_config": {**config, "workers": 4}}).status_code == 200
+
+
+def test_start_is_refused_at_once_for_a_program_that_does_not_compile(api: Api) -> None:
+    r = api.http.put("/pipelines/broken", json={"name": "broken", "program_code": "SELECT nonsense"})
+    assert r.status_code in (200, 201)
+    wait_until(lambda: api.pipeline("broken")["program_status"], lambda status: status == "SqlError")
+    refused = api.http.post("/pipelines/broken/start")
+    assert (refused.status_code, refused.json()["error_code"]) == (400, "CannotStartWithCompilationError")
