@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError
-from airflow_checkpoint_sync.status import PipelineGroup, pipeline_group
+from airflow_checkpoint_sync.status import PipelineGroup, newest_uuid, pipeline_group
 
 #: The option of Airflow's ApprovalOperator that approves.
 APPROVE = "Approve"
@@ -156,6 +156,25 @@ def standby_step(
     )
 
 
+def followed_location(bucket: str | None, read_bucket: str | None, own: Sequence[str] | None) -> str | None:
+    """Which location a standby really pulls from, as a phrase for the approver: Feldera reads ``read_bucket`` only
+    while the standby's own ``bucket`` holds no checkpoint (``own``: the uuids listed there; None when it could not
+    be listed)."""
+    if not bucket:
+        return None
+    if not read_bucket:
+        return f"its own bucket {bucket}"
+    if own is None:
+        return f"{bucket} if that holds any checkpoint, else read_bucket {read_bucket} (its bucket could not be listed)"
+    if own:
+        newest = newest_uuid(own)
+        return (
+            f"its own bucket {bucket} ({len(own)} checkpoint(s), newest {newest}), NOT read_bucket {read_bucket}: "
+            "Feldera reads read_bucket only while bucket holds no checkpoint"
+        )
+    return f"read_bucket {read_bucket} (its own bucket {bucket} holds no checkpoint)"
+
+
 class FailoverReadiness(NamedTuple):
     """What a failover from ``primary`` to ``standby`` would do, read just before someone decides on it: the facts,
     judged by the rules the activation follows (:func:`primary_reading`, :func:`standby_step`)."""
@@ -179,6 +198,8 @@ class FailoverReadiness(NamedTuple):
     max_checkpoint_age_seconds: float | None
     #: The freshness rule's verdict on that checkpoint against the bound (True without a bound).
     within_bound: bool
+    #: Which location the standby really pulls from (:func:`followed_location`), when known.
+    follows: str | None = None
 
     @property
     def step(self) -> StandbyStep:
@@ -234,6 +255,7 @@ class FailoverReadiness(NamedTuple):
             f"- Primary: {primary}",
             f"- Standby: `{self.standby}`: **{self.standby_status}**" + standby_note.get(self.step.step, ""),
             f"- Recovery point (newest checkpoint the standby holds): {point}",
+            *([f"- Pulls from: {self.follows}"] if self.follows else []),
             f"- Recovery-point bound (max_checkpoint_age): {bound}",
             "",
         ]
@@ -258,6 +280,7 @@ class FailoverReadiness(NamedTuple):
             "checkpoint_uuid": self.checkpoint_uuid,
             "checkpoint_age_seconds": self.checkpoint_age_seconds,
             "max_checkpoint_age_seconds": self.max_checkpoint_age_seconds,
+            "follows": self.follows,
             "ready": not self.concerns(),
             "concerns": self.concerns(),
             "summary": self.summary(),

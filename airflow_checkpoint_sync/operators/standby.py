@@ -155,8 +155,9 @@ class FailoverReadinessOperator(_FailoverOperator):
     :param max_checkpoint_age: the recovery-point bound the activation will apply, in seconds or a timedelta.
     :param feldera_conn_id: the ``feldera`` Airflow connection of the standby. (templated)
     :return: ``{"standby_pipeline_name", "standby_status", "primary_pipeline_name", "primary_status", "primary_state",
-        "checkpoint_uuid", "checkpoint_age_seconds", "max_checkpoint_age_seconds", "ready", "concerns",
-        "summary"}``; ``summary`` is Markdown.
+        "checkpoint_uuid", "checkpoint_age_seconds", "max_checkpoint_age_seconds", "follows", "ready", "concerns",
+        "summary"}``; ``summary`` is Markdown. ``follows`` says which location the standby really pulls from:
+        Feldera reads ``read_bucket`` only while the standby's own ``bucket`` holds no checkpoint.
     """
 
     def __init__(
@@ -173,6 +174,22 @@ class FailoverReadinessOperator(_FailoverOperator):
         self.set_failover_fields(
             pipeline_name, feldera_conn_id, primary_pipeline_name, primary_conn_id, max_checkpoint_age
         )
+
+    def _follows(self, pipeline: dict[str, Any]) -> str | None:
+        """Which location the standby really pulls from: its bucket's listing (``GET /checkpoints/remote``, which
+        answers during Standby) tells whether Feldera reads ``read_bucket`` at all."""
+        from airflow_checkpoint_sync.exceptions import FelderaApiError
+        from airflow_checkpoint_sync.failover import followed_location
+        from airflow_checkpoint_sync.sync_config import current_sync
+
+        sync = current_sync(pipeline.get("runtime_config")) or {}
+        own: list[str] | None = None
+        if sync.get("read_bucket"):
+            try:
+                own = self.hook.remote_checkpoints(self.pipeline_name)
+            except FelderaApiError as exc:
+                self.log.warning("Could not list the standby's own bucket: %s", exc)
+        return followed_location(sync.get("bucket"), sync.get("read_bucket"), own)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_checkpoint_sync.failover import FailoverReadiness
@@ -195,6 +212,7 @@ class FailoverReadinessOperator(_FailoverOperator):
             checkpoint_age_seconds=point.age_seconds if point else None,
             max_checkpoint_age_seconds=self.max_checkpoint_age,
             within_bound=self.within_bound(point) if point else True,
+            follows=self._follows(pipeline) if point else None,
         )
         for concern in readiness.concerns():
             self.log.warning("%s", concern)

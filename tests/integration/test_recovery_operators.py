@@ -280,6 +280,8 @@ def test_an_approved_failover_shows_the_approver_what_it_read_and_records_who_ap
     assert set(request["params"]) == {"allow_stale_checkpoint"}
     readiness = xcoms(run)[("check", "return_value")]
     assert (readiness["ready"], readiness["concerns"], readiness["checkpoint_uuid"]) == (True, [], uuid)
+    follows = f"read_bucket {feldera.bucket}/prod (its own bucket {feldera.bucket}/staging holds no checkpoint)"
+    assert readiness["follows"] == follows and f"Pulls from: {follows}" in body
     result = xcoms(run)[("activate", "return_value")]
     assert result["status"] == "Running" and result["checkpoint_uuid"] == uuid
     assert result["approved_by"] == "oncall" and result["accepted_stale_checkpoint"] is False

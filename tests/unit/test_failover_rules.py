@@ -199,3 +199,20 @@ def test_an_approval_answer_is_read_with_who_and_when() -> None:
 @pytest.mark.parametrize("value", [None, "Approve", {"chosen_options": "Approve"}, {}, ["Approve"]])
 def test_anything_but_an_approval_answer_is_no_answer(value: object) -> None:
     assert approval_of(value) is None
+
+
+def test_the_report_says_which_location_the_standby_really_pulls_from() -> None:
+    from airflow_checkpoint_sync.failover import followed_location
+
+    assert followed_location("b/standby", None, None) == "its own bucket b/standby"
+    assert (
+        followed_location("b/standby", "b/prod", [])
+        == "read_bucket b/prod (its own bucket b/standby holds no checkpoint)"
+    )
+    stale = followed_location("b/standby", "b/prod", [UUID])
+    assert stale is not None and stale.startswith(f"its own bucket b/standby (1 checkpoint(s), newest {UUID}), NOT")
+    assert "could not be listed" in str(followed_location("b/standby", "b/prod", None))
+    assert followed_location(None, "b/prod", []) is None
+    report = readiness(follows=stale)
+    assert f"- Pulls from: {stale}" in report.summary()
+    assert report.as_dict()["follows"] == stale and report.concerns() == []  # said, not a blocker: the bound decides
