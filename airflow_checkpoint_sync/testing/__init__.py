@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .hostile import HostileFeldera
     from .moto_server import MotoS3Server
     from .server import FelderaSandbox
-    from .settings import Timings
+    from .settings import Timings, production_timings
 
 __all__ = [
     "AzuriteServer",
@@ -34,6 +34,7 @@ __all__ = [
     "MotoS3Server",
     "SandboxControl",
     "Timings",
+    "production_timings",
 ]
 
 _EXPORTS = {
@@ -44,6 +45,7 @@ _EXPORTS = {
     "MotoS3Server": "moto_server",
     "SandboxControl": "control",
     "Timings": "settings",
+    "production_timings": "settings",
 }
 
 

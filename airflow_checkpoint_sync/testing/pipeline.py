@@ -867,7 +867,7 @@ class SandboxPipeline(SyncJobs):
         newest = self.storage.newest()
         if newest is None or newest.uuid == p.last_synced_uuid:
             return
-        if now - p.last_sync_done >= float(push_interval):
+        if now - p.last_sync_done >= float(push_interval) * self.runtime.timings.interval_scale:
             self._start_push(p, newest, manual=False)
 
     # ------------------------------------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ class Timings:
     clear_s: float = 0.05
     sync_delay_s: float = 0.0
     tick_s: float = 0.01
+    #: What the pipelines' own intervals (``pull_interval``, ``push_interval``) are multiplied by: below 1 compresses
+    #: production-shaped time (see :func:`production_timings`).
+    interval_scale: float = 1.0
 
     def update(self, values: dict[str, Any]) -> None:
         known = {f.name for f in fields(self)}
@@ -30,6 +33,27 @@ class Timings:
             if not isinstance(value, int | float) or value < 0:
                 raise ValueError(f"timing {key} must be a non-negative number, got {value!r}")
             setattr(self, key, float(value))
+
+
+def production_timings(speed: float = 1.0) -> Timings:
+    """Timings shaped like a production Feldera's, run ``speed`` times faster: a compile of 20 s, provisioning of 5 s,
+    an initialization of 10 s after every start or restart, a fault-tolerant pipeline's replay of 2 minutes after a
+    restart, checkpoints of 2 s and pushes of 5 s; a standby's ``pull_interval`` and the push timer's
+    ``push_interval`` pass ``speed`` times faster too. ``speed=1`` is real time; tests compress it (``speed=8``
+    replays for 15 s) and keep its proportions, which is what the provider's waits meet."""
+    if not speed > 0:
+        raise ValueError(f"speed must be above 0, got {speed!r}")
+    return Timings(
+        compile_s=20 / speed,
+        provision_s=5 / speed,
+        initialize_s=10 / speed,
+        replay_s=120 / speed,
+        stop_s=3 / speed,
+        checkpoint_s=2 / speed,
+        clear_s=2 / speed,
+        sync_delay_s=5 / speed,
+        interval_scale=1 / speed,
+    )
 
 
 @dataclass(frozen=True)

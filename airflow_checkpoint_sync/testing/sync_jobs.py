@@ -154,7 +154,7 @@ class SyncJobs:
     def _submit_pull(self, p: ProcessState, *, final: bool) -> None:
         sync = copy.deepcopy(self.sync_config() or {})
         wanted = str(sync.get("start_from_checkpoint") or "latest")
-        pull_interval = float(sync.get("pull_interval", 10))
+        pull_interval = float(sync.get("pull_interval", 10)) * self.runtime.timings.interval_scale
         p.job_running = True
 
         def pull() -> Checkpoint:

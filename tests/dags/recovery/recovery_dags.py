@@ -93,6 +93,7 @@ failover = failover_dag("failover")
 failover_deferred = failover_dag("failover_deferred", deferrable=True, initial="paused")
 failover_split_brain = failover_dag("failover_split_brain", allow_split_brain=True)
 failover_short_timeout = failover_dag("failover_short_timeout", timeout=3)
+failover_60s_pull = failover_dag("failover_60s_pull", timeout=30)
 # Any checkpoint is older than a millisecond by the time the task looks: the bound always refuses.
 failover_rpo = failover_dag("failover_rpo", max_checkpoint_age=0.001)
 failover_rpo_override = failover_dag("failover_rpo_override", max_checkpoint_age=0.001, allow_stale_checkpoint=True)
