@@ -183,7 +183,9 @@ class SandboxEngine:
             self.pipelines[pipeline.name] = pipeline
 
     def describe(self) -> dict[str, Any]:
-        return {"settings": {**asdict(self.settings), "api_key": None}, "timings": asdict(self.timings)}
+        # The control API never echoes a key: it says only how many there are of each role.
+        keys = {"api_key": None, "read_api_keys": len(self.settings.read_api_keys)}
+        return {"settings": {**asdict(self.settings), **keys}, "timings": asdict(self.timings)}
 
 
 def _valid_name(body: dict[str, Any]) -> str:

@@ -173,6 +173,8 @@ def test_rbac_a_read_key_reads_and_every_change_is_403_and_a_bad_key_is_json_as_
         rejected = stranger.get("/pipelines/p")
         assert rejected.status_code == 401 and rejected.headers["content-type"].startswith("text/plain")
         assert rejected.json()["error_code"] == "AuthenticationFailed"
+        settings = sandbox.control.state()["settings"]  # the control API echoes no key
+        assert (settings["api_key"], settings["read_api_keys"]) == (None, 1)
 
 
 def test_a_restart_is_told_at_once_while_the_new_process_initializes(
