@@ -76,7 +76,7 @@ def send(kind: Kind, name: str, value: float, pipeline: str, tag: str = "pipelin
 def checkpoint_age(pipeline: str, uuid: str) -> float | None:
     """Seconds since checkpoint ``uuid`` was made, by the freshness rule's own reading of its time; None when the
     uuid carries no trustworthy time (not a UUIDv7, dated in the future, not a uuid at all)."""
-    from airflow_checkpoint_sync.status import freshness
+    from airflow_checkpoint_sync.rules.status import freshness
 
     try:
         return freshness(pipeline, uuid, float("inf"), dt.datetime.now(dt.UTC)).age_seconds

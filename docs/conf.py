@@ -11,7 +11,7 @@ os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="acs-docs-airflow-
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 sys.path.insert(0, os.path.abspath(".."))
 
-from airflow_checkpoint_sync import __version__  # noqa: E402
+from airflow_checkpoint_sync import __version__
 
 project = "airflow-checkpoint-sync"
 author = "airflow-checkpoint-sync developers"

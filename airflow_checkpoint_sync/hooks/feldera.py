@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Connection
 
-    from airflow_checkpoint_sync.status import SyncResult
+    from airflow_checkpoint_sync.rules.status import SyncResult
 
 __all__ = ["FelderaAsyncSession", "FelderaConnectionConfigError", "FelderaConnectionSettings", "FelderaHook"]
 

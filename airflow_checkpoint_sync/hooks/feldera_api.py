@@ -20,7 +20,7 @@ from airflow_checkpoint_sync.exceptions import (
     FelderaConnectionError,
     classify,
 )
-from airflow_checkpoint_sync.status import SyncResult, SyncState, newest_uuid, resolve_unknown, sync_result
+from airflow_checkpoint_sync.rules.status import SyncResult, SyncState, newest_uuid, resolve_unknown, sync_result
 
 __all__ = ["BackoffPolicy", "FelderaApiError", "FelderaConnectionError", "FelderaRequest"]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, BinaryIO
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
-    from airflow_checkpoint_sync.replication import EndpointIdentity, StoredObject
+    from airflow_checkpoint_sync.rules.replication import EndpointIdentity, StoredObject
 
 #: Bytes per read while streaming an object; with the stores' part sizes this bounds a copy's memory.
 CHUNK = 1024 * 1024
@@ -24,7 +24,7 @@ SINGLE_REQUEST_MAX = 16 * 1024 * 1024
 def copy_mark(copied_from: str | None, written_md5: str | None, *, sep: str = "-") -> dict[str, str]:
     """The metadata of a copy: the source's fingerprint ('' when it has none) and, when known, the MD5 (hex) of the
     content written; ``sep`` is '_' for Azure, whose metadata names must be C# identifiers."""
-    from airflow_checkpoint_sync.replication import CONTENT_MD5, SOURCE_FINGERPRINT
+    from airflow_checkpoint_sync.rules.replication import CONTENT_MD5, SOURCE_FINGERPRINT
 
     mark = {SOURCE_FINGERPRINT.replace("-", sep): copied_from or ""}
     if written_md5:
@@ -71,8 +71,8 @@ class ObjectStore(ABC):
 
     def identity(self) -> EndpointIdentity:
         """What store :attr:`endpoint` reaches, however the connection spells it (see
-        :func:`~airflow_checkpoint_sync.replication.endpoint_identity`)."""
-        from airflow_checkpoint_sync.replication import endpoint_identity
+        :func:`~airflow_checkpoint_sync.rules.replication.endpoint_identity`)."""
+        from airflow_checkpoint_sync.rules.replication import endpoint_identity
 
         return endpoint_identity(self.endpoint, self.container)
 

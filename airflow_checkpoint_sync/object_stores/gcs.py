@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_checkpoint_sync.object_stores.base import CHUNK, ObjectStore, copy_mark
-from airflow_checkpoint_sync.replication import CONTENT_MD5, SOURCE_FINGERPRINT, StoredObject
+from airflow_checkpoint_sync.rules.replication import CONTENT_MD5, SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator

@@ -15,7 +15,7 @@ from airflow_checkpoint_sync.object_stores.base import (
     content_md5_header,
     copy_mark,
 )
-from airflow_checkpoint_sync.replication import CONTENT_MD5, SOURCE_FINGERPRINT, StoredObject
+from airflow_checkpoint_sync.rules.replication import CONTENT_MD5, SOURCE_FINGERPRINT, StoredObject
 
 if TYPE_CHECKING:
     import builtins

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.exceptions import Failure, classify
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
-from airflow_checkpoint_sync.status import PipelineGroup, pipeline_group
+from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
 from airflow_checkpoint_sync.task_support import (
     check_pipeline_name,
     check_positive_seconds,
@@ -196,7 +196,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
                 f"pipeline '{self.pipeline_name}' is {status}: it must be Running or Paused to take and sync a "
                 "checkpoint. Start it first."
             )
-        from airflow_checkpoint_sync.sync_config import current_sync
+        from airflow_checkpoint_sync.rules.sync_config import current_sync
 
         sync = current_sync(pipeline.get("runtime_config"))
         if sync is None:
@@ -234,7 +234,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
 
     def _checkpoint_look(self, seq: int, incarnation: str | None) -> dict[str, Any] | None:
         from airflow_checkpoint_sync.hooks.feldera_api import read_checkpoint_status
-        from airflow_checkpoint_sync.waits import checkpoint_wait, look
+        from airflow_checkpoint_sync.rules.waits import checkpoint_wait, look
 
         return look(
             lambda: self.hook.run(read_checkpoint_status(self.pipeline_name, incarnation)),
@@ -250,7 +250,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
 
     def _adopt_lost_checkpoint(self, baseline: str | None, error: Exception) -> None:
         """The checkpoint request may have reached Feldera: look for its effect instead of sending it again."""
-        from airflow_checkpoint_sync.waits import look, new_checkpoint_wait
+        from airflow_checkpoint_sync.rules.waits import look, new_checkpoint_wait
 
         self.log.warning("The answer to the checkpoint request was lost (%s); looking for a new checkpoint", error)
         end_time = min(time.time() + LOST_RESPONSE_GRACE_S, self._end_time)
@@ -313,7 +313,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         Feldera 0.347+ lists the manual pushes under way (``running``); older servers do not, and two runs' pushes
         may then overlap, as Feldera itself allows.
         """
-        from airflow_checkpoint_sync.waits import look, other_pushes_wait
+        from airflow_checkpoint_sync.rules.waits import look, other_pushes_wait
 
         running = (before or {}).get("running")
         if not isinstance(running, list) or not running:
@@ -465,7 +465,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         record_asset_events(context, self.outlets, extra)
 
     def _newest_local(self) -> str | None:
-        from airflow_checkpoint_sync.status import newest_uuid
+        from airflow_checkpoint_sync.rules.status import newest_uuid
 
         with feldera_errors("listing local checkpoints", self.pipeline_name):
             checkpoints = self.hook.list_checkpoints(self.pipeline_name)

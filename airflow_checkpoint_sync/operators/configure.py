@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
-from airflow_checkpoint_sync.status import PipelineGroup, pipeline_group
+from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
 from airflow_checkpoint_sync.task_support import check_pipeline_name, feldera_errors
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_checkpoint_sync.sync_config import SyncConfig
+    from airflow_checkpoint_sync.rules.sync_config import SyncConfig
 
 
 def build_sync_config(
@@ -24,7 +24,7 @@ def build_sync_config(
 ) -> SyncConfig:
     """A validated SyncConfig from operator parameters and a bucket connection; a final failure names the problem."""
     from airflow_checkpoint_sync.hooks.bucket_credentials import BucketCredentialsError, bucket_credentials
-    from airflow_checkpoint_sync.sync_config import SyncConfig, SyncConfigError
+    from airflow_checkpoint_sync.rules.sync_config import SyncConfig, SyncConfigError
 
     if options is not None and not isinstance(options, Mapping):
         raise AirflowFailException(
@@ -138,7 +138,7 @@ def check_bucket_owner(
     """
     import json
 
-    from airflow_checkpoint_sync.replication import OWNER
+    from airflow_checkpoint_sync.rules.replication import OWNER
 
     if not bucket_conn_id:
         task.log.info("Who owns %s is checked by Feldera at its first push (no bucket_conn_id to read it)", sync.bucket)
@@ -187,7 +187,7 @@ def _hex(text: str) -> str:
 
 def write_sync_config(task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
     """PATCH the pipeline's runtime config with ``sync`` merged in, unless it already says exactly that."""
-    from airflow_checkpoint_sync.sync_config import SyncConfigError, merge_sync_config
+    from airflow_checkpoint_sync.rules.sync_config import SyncConfigError, merge_sync_config
 
     try:
         merged = merge_sync_config(pipeline.get("runtime_config"), sync)

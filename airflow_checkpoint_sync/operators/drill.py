@@ -12,10 +12,10 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_checkpoint_sync import metrics
+from airflow_checkpoint_sync.object_stores import store_step
 
 # Pure and cheap: checks are parsed when the DAG is, so that a malformed one is an import error naming it.
-from airflow_checkpoint_sync.drill import CAUSES, parse_checks
-from airflow_checkpoint_sync.object_stores import store_step
+from airflow_checkpoint_sync.rules.drill import CAUSES, parse_checks
 from airflow_checkpoint_sync.task_support import (
     SUCCESS_STATUSES,
     FelderaTaskMixin,
@@ -35,16 +35,16 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
-    from airflow_checkpoint_sync.drill import DrillOwner, SqlCheck
     from airflow_checkpoint_sync.hooks.feldera import FelderaHook
     from airflow_checkpoint_sync.object_stores.base import ObjectStore
+    from airflow_checkpoint_sync.rules.drill import DrillOwner, SqlCheck
 
 #: Seconds the teardown of a scratch pipeline may take (stop, clear, delete), on top of the drill's own timeout.
 TEARDOWN_S = 300.0
 #: Sync fields of the source that the scratch pipeline must not inherit: where it writes, what it starts from, and
 #: anything that would make it push.
 NOT_INHERITED = {"bucket", "read_bucket", "start_from_checkpoint", "fail_if_no_checkpoint", "push_interval", "standby"}
-#: How :func:`~airflow_checkpoint_sync.replication.location_overlap` words an overlap, said of a scratch location.
+#: How :func:`~airflow_checkpoint_sync.rules.replication.location_overlap` words an overlap, said of a scratch location.
 OVERLAPS = {
     "they are the same location": "it is the same location",
     "the destination lies inside the source": "it lies inside it",
@@ -249,7 +249,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         return self._owner
 
     def _start_record(self, context: Context) -> None:
-        from airflow_checkpoint_sync.drill import DrillOwner
+        from airflow_checkpoint_sync.rules.drill import DrillOwner
 
         self._owner = DrillOwner.of(context["ti"])
         self._facts = {"pipeline_name": self.pipeline_name}
@@ -294,15 +294,15 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
 
     def _plan(self, context: Context) -> dict[str, Any]:
         """Everything checked, and the scratch pipeline's body built, before the first request that changes anything."""
-        from airflow_checkpoint_sync.drill import (
+        from airflow_checkpoint_sync.rules.drill import (
             check_selection,
             default_scratch_names,
             pick_checkpoint,
             scratch_description,
         )
-        from airflow_checkpoint_sync.replication import location_overlap, split_location
-        from airflow_checkpoint_sync.status import uuid7_time
-        from airflow_checkpoint_sync.sync_config import current_sync, merge_sync_config
+        from airflow_checkpoint_sync.rules.replication import location_overlap, split_location
+        from airflow_checkpoint_sync.rules.status import uuid7_time
+        from airflow_checkpoint_sync.rules.sync_config import current_sync, merge_sync_config
 
         owner = self._me
         source = check_pipeline_name(self.pipeline_name)
@@ -383,7 +383,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         Both are checked before either is touched: a pipeline or objects an earlier try of this task instance left
         are removed; anything else (another drill's, anybody's) refuses the drill. Then the location's marker is
         written, before the scratch pipeline exists, so that whatever the pipeline writes there is provably ours."""
-        from airflow_checkpoint_sync.drill import MARKER, location_claim, marker_body, pipeline_claim
+        from airflow_checkpoint_sync.rules.drill import MARKER, location_claim, marker_body, pipeline_claim
 
         try:
             leftover_pipeline = pipeline_claim(scratch, self._find(scratch), self._me)
@@ -418,9 +418,9 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     def _pick(
         self, wanted: str, within: float | None, location: str, context: Context, pick: Callable[..., str]
     ) -> str:
-        from airflow_checkpoint_sync.catalog import CATALOG
         from airflow_checkpoint_sync.operators.configure import read_at_location
-        from airflow_checkpoint_sync.verification import named_checkpoints
+        from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+        from airflow_checkpoint_sync.rules.verification import named_checkpoints
 
         if not self.bucket_conn_id:
             return wanted  # Feldera resolves 'latest' itself; a uuid it cannot find fails the start
@@ -538,8 +538,8 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     def _say_why_not_restored(self, event: Mapping[str, Any], plan: Mapping[str, Any]) -> None:
         """A checkpoint the catalog names whose files Feldera could not find: say that the location is damaged
         (the uuid came from the catalog, so there is no uuid to check)."""
-        from airflow_checkpoint_sync.drill import missing_files_cause
-        from airflow_checkpoint_sync.status import deployment_error_message
+        from airflow_checkpoint_sync.rules.drill import missing_files_cause
+        from airflow_checkpoint_sync.rules.status import deployment_error_message
 
         if event.get("status") != "failure" or not plan.get("from_catalog"):
             return
@@ -554,8 +554,8 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             raise AirflowException(f"pipeline '{plan['scratch_pipeline_name']}' failed to start: {said}")
 
     def _run_check(self, scratch: str, check: SqlCheck) -> dict[str, Any]:
-        from airflow_checkpoint_sync.drill import judge
         from airflow_checkpoint_sync.exceptions import FelderaApiError
+        from airflow_checkpoint_sync.rules.drill import judge
 
         try:
             rows = self.hook.query(scratch, check.sql)
@@ -652,7 +652,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         self._scratch = None
 
     def _teardown_pipeline(self, scratch: str) -> None:
-        from airflow_checkpoint_sync.drill import scratch_owner
+        from airflow_checkpoint_sync.rules.drill import scratch_owner
         from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
         deadline = self.hook.deadline = time.time() + TEARDOWN_S
@@ -703,7 +703,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             raise AirflowFailException(str(exc)) from None
 
     def _marker_owner(self, store: ObjectStore) -> DrillOwner | None:
-        from airflow_checkpoint_sync.drill import MARKER, marker_owner
+        from airflow_checkpoint_sync.rules.drill import MARKER, marker_owner
 
         try:
             body, _ = store.read(MARKER)
@@ -714,7 +714,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     def _empty_scratch_location(self) -> None:
         """Delete the scratch location's objects, the marker last, if the marker still names this task instance;
         otherwise leave everything there (it is not provably ours) and say so."""
-        from airflow_checkpoint_sync.drill import MARKER
+        from airflow_checkpoint_sync.rules.drill import MARKER
 
         store = self._scratch_store()
         if store is None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.object_stores.base import ObjectStore, VerifyingReader
-    from airflow_checkpoint_sync.replication import ReplicationPlan, StoredObject
+    from airflow_checkpoint_sync.rules.replication import ReplicationPlan, StoredObject
 
 
 class ReplicateCheckpointsOperator(BaseOperator):
@@ -145,7 +145,7 @@ class ReplicateCheckpointsOperator(BaseOperator):
         the store's identity asked about (and, when the names do not decide it, the hosts looked up).
         """
         from airflow_checkpoint_sync.object_stores import endpoint_addresses
-        from airflow_checkpoint_sync.replication import location_overlap, same_store
+        from airflow_checkpoint_sync.rules.replication import location_overlap, same_store
 
         with store_step("connecting to the source", source):
             source_location, source_endpoint = source.location(), source.endpoint
@@ -191,7 +191,7 @@ def replicate(
 ) -> dict[str, Any]:
     """Make ``destination`` a restorable copy of ``source``; the catalog is written last (see the operator).
     ``repair``: read every replica's copy mark and copy anew what has none or does not match (see the operator)."""
-    from airflow_checkpoint_sync.replication import CATALOG, missing_after_copy, newest_in_catalog
+    from airflow_checkpoint_sync.rules.replication import CATALOG, missing_after_copy, newest_in_catalog
 
     catalog_body, catalog_fingerprint, plan = _snapshot(source, destination, delete_removed, repair=repair)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:
@@ -232,7 +232,7 @@ def _snapshot(
     The catalog is read first: everything it names was in place when Feldera wrote it. If the listing then shows
     another catalog, a sync landed in between (and its retention may delete objects): read both again.
     """
-    from airflow_checkpoint_sync.replication import CATALOG, plan_replication
+    from airflow_checkpoint_sync.rules.replication import CATALOG, plan_replication
 
     for _ in range(attempts):
         try:
@@ -262,7 +262,7 @@ def _list_both(
 ) -> tuple[list[StoredObject], list[StoredObject]]:
     """Both listings, taken at the same time (each mostly waits on its store); the replica's with the copy marks
     its listing alone cannot show (every one with ``repair``)."""
-    from airflow_checkpoint_sync.replication import copy_marks_needed
+    from airflow_checkpoint_sync.rules.replication import copy_marks_needed
 
     def list_source() -> list[StoredObject]:
         with store_step("listing the source", source):

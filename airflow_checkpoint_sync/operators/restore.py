@@ -19,7 +19,7 @@ from airflow_checkpoint_sync.operators.configure import (
     read_at_location,
     write_sync_config,
 )
-from airflow_checkpoint_sync.status import PipelineGroup, is_checkpoint_uuid, pipeline_group
+from airflow_checkpoint_sync.rules.status import PipelineGroup, is_checkpoint_uuid, pipeline_group
 from airflow_checkpoint_sync.task_support import (
     check_bool,
     check_pipeline_name,
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from airflow.providers.openlineage.extractors import OperatorLineage
     from airflow.sdk import Context
 
-    from airflow_checkpoint_sync.sync_config import SyncConfig
+    from airflow_checkpoint_sync.rules.sync_config import SyncConfig
 
 __all__ = ["ConfigureCheckpointSyncOperator", "RestoreCheckpointOperator"]
 
@@ -193,7 +193,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
 
     def _check_source(self, pipeline: Mapping[str, Any], sync: SyncConfig) -> None:
         """Refuse, before anything changes, a restore whose checkpoint no source holds (see ``restore_source``)."""
-        from airflow_checkpoint_sync.catalog import CATALOG, CatalogLook, catalog_uuids, restore_source
+        from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, CatalogLook, catalog_uuids, restore_source
 
         locations = [sync.bucket, *([sync.read_bucket] if sync.read_bucket else [])]
         if not self.bucket_conn_id:
@@ -229,7 +229,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
 
     def _started_earlier(self, context: Context, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
         """Whether an earlier try of this task recorded this very start and the pipeline has its sync config."""
-        from airflow_checkpoint_sync.sync_config import SyncConfigError, merge_sync_config
+        from airflow_checkpoint_sync.rules.sync_config import SyncConfigError, merge_sync_config
 
         store = context.get("task_state_store")  # type: ignore[call-overload]
         if store is None or store.get(STARTED_KEY) != self._start_marker():

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.object_stores.base import ObjectStore
-    from airflow_checkpoint_sync.replication import StoredObject
-    from airflow_checkpoint_sync.verification import Retention, Verification
+    from airflow_checkpoint_sync.rules.replication import StoredObject
+    from airflow_checkpoint_sync.rules.verification import Retention, Verification
 
 #: Problems quoted in the task's error; the report in XCom has them all.
 QUOTED_PROBLEMS = 10
@@ -65,7 +65,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
     ``retention_deletes_next`` are the checkpoints Feldera's retention deletes at the pipeline's next push, from
     ``retention_min_count`` and ``retention_min_age``: given here, or read from ``pipeline_name``'s sync
     configuration, or Feldera's defaults (10 checkpoints, 30 days). Feldera's bucket format is not public; what this
-    can and cannot check of it is in :mod:`airflow_checkpoint_sync.verification` and the docs.
+    can and cannot check of it is in :mod:`airflow_checkpoint_sync.rules.verification` and the docs.
 
     .. seealso::
         :ref:`howto/operator:VerifyCheckpointsOperator`
@@ -161,8 +161,8 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
 
     def _retention(self) -> Retention:
         """The retention settings to forecast with: given, else the pipeline's, else Feldera's defaults."""
-        from airflow_checkpoint_sync.sync_config import EFFECTIVE_DEFAULTS, current_sync, effective_sync
-        from airflow_checkpoint_sync.verification import Retention
+        from airflow_checkpoint_sync.rules.sync_config import EFFECTIVE_DEFAULTS, current_sync, effective_sync
+        from airflow_checkpoint_sync.rules.verification import Retention
 
         count, age, source = self.retention_min_count, self.retention_min_age, "given"
         if (count is None or age is None) and self.pipeline_name:
@@ -185,11 +185,11 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
 
     def report(self, store: ObjectStore, retention: Retention) -> dict[str, Any]:
         """Read ``store`` and judge it: the report the task returns."""
-        from airflow_checkpoint_sync.catalog import CATALOG
         from airflow_checkpoint_sync.object_stores import store_step
-        from airflow_checkpoint_sync.replication import written_md5
-        from airflow_checkpoint_sync.status import freshness, newest_uuid
-        from airflow_checkpoint_sync.verification import (
+        from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+        from airflow_checkpoint_sync.rules.replication import written_md5
+        from airflow_checkpoint_sync.rules.status import freshness, newest_uuid
+        from airflow_checkpoint_sync.rules.verification import (
             manifest_files,
             manifest_name,
             named_checkpoints,
@@ -234,7 +234,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
         age: float | None,
         now: dt.datetime,
     ) -> dict[str, Any]:
-        from airflow_checkpoint_sync.verification import deleted_by_next_push
+        from airflow_checkpoint_sync.rules.verification import deleted_by_next_push
 
         return {
             "location": str(store),
@@ -271,7 +271,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
     def _content_problems(self, store: ObjectStore, objects: list[StoredObject]) -> list[str]:
         from airflow_checkpoint_sync.object_stores import store_step
         from airflow_checkpoint_sync.object_stores.base import VerifyingReader
-        from airflow_checkpoint_sync.verification import read_content_problem
+        from airflow_checkpoint_sync.rules.verification import read_content_problem
 
         def check(obj: StoredObject) -> str | None:
             reader = VerifyingReader(store.chunks(obj.name))

@@ -9,7 +9,7 @@ from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
 
 from airflow_checkpoint_sync.links import FelderaPipelineLink
-from airflow_checkpoint_sync.status import is_checkpoint_uuid, is_uuid
+from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, is_uuid
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
     check_pipeline_name,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_checkpoint_sync.rules.waits import SYNC_STATUSES, sync_wait
 from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
-from airflow_checkpoint_sync.waits import SYNC_STATUSES, sync_wait
 
 if TYPE_CHECKING:
     from airflow_checkpoint_sync.hooks.feldera_api import Flow
@@ -15,7 +15,7 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
     """Wait in the triggerer until a checkpoint's sync succeeds, fails, or the deadline passes.
 
     It fires once with ``{"status": "success" | "failure" | "timeout" | "error" | "restarted", ...}``, decided by
-    :func:`airflow_checkpoint_sync.waits.sync_wait`.
+    :func:`airflow_checkpoint_sync.rules.waits.sync_wait`.
 
     :param feldera_conn_id: the ``feldera`` Airflow connection.
     :param pipeline_name: the pipeline that is syncing.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_checkpoint_sync.rules.waits import FRESHNESS_STATUSES, freshness_wait
 from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
-from airflow_checkpoint_sync.waits import FRESHNESS_STATUSES, freshness_wait
 
 if TYPE_CHECKING:
     from airflow_checkpoint_sync.hooks.feldera_api import Flow
@@ -15,7 +15,7 @@ class CheckpointFreshnessTrigger(FelderaPollingTrigger):
     """Wait until a pipeline's newest synced checkpoint is younger than ``max_age_seconds``.
 
     It fires once with ``{"status": "fresh" | "stale" | "none" | "error", ...}`` (``stale`` and ``none`` only at
-    the deadline), decided by :func:`airflow_checkpoint_sync.waits.freshness_wait`.
+    the deadline), decided by :func:`airflow_checkpoint_sync.rules.waits.freshness_wait`.
 
     :param feldera_conn_id: the ``feldera`` Airflow connection.
     :param pipeline_name: the pipeline whose synced checkpoints are watched.

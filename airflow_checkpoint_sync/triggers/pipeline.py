@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow_checkpoint_sync.rules.waits import PIPELINE_STATUSES, pipeline_wait
 from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
-from airflow_checkpoint_sync.waits import PIPELINE_STATUSES, pipeline_wait
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -17,7 +17,7 @@ class PipelineStatusTrigger(FelderaPollingTrigger):
     """Wait until a pipeline's ``field`` (its deployment status by default) is one of ``targets``.
 
     It fires once with ``{"status": "success" | "failure" | "timeout" | "error", ...}``, decided by
-    :func:`airflow_checkpoint_sync.waits.pipeline_wait`.
+    :func:`airflow_checkpoint_sync.rules.waits.pipeline_wait`.
 
     :param feldera_conn_id: the ``feldera`` Airflow connection.
     :param pipeline_name: the pipeline.

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_checkpoint_sync.waits import look, read_failed
+from airflow_checkpoint_sync.rules.waits import look, read_failed
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -27,8 +27,8 @@ class FelderaPollingTrigger(BaseTrigger):
 
     A subclass names its own constructor arguments in ``fields``, says what one look reads in :meth:`reads` (a
     request flow, so the worker's sync hook and the triggerer's async session run the very same reads) and decides
-    with a rule from :mod:`airflow_checkpoint_sync.waits`. :meth:`look` is the worker-side twin of one iteration of
-    :meth:`run`, for pokes and worker waits.
+    with a rule from :mod:`airflow_checkpoint_sync.rules.waits`. :meth:`look` is the worker-side twin of one
+    iteration of :meth:`run`, for pokes and worker waits.
 
     :param feldera_conn_id: the ``feldera`` Airflow connection.
     :param pipeline_name: the pipeline being watched.

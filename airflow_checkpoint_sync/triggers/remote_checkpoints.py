@@ -24,7 +24,7 @@ PERSIST_AFTER_S = 3.0
 def checkpoint_event(pipeline_name: str, uuid: str) -> dict[str, Any]:
     """The event (and so the asset event's extra) for one new remote checkpoint: its uuid and the time inside it
     (Feldera lists remote checkpoints by uuid only: ``RemoteCheckpoint`` has no other field)."""
-    from airflow_checkpoint_sync.status import is_checkpoint_uuid, uuid7_time
+    from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, uuid7_time
 
     made = uuid7_time(uuid).isoformat() if is_checkpoint_uuid(uuid) else None
     return {"pipeline_name": pipeline_name, "checkpoint_uuid": uuid, "checkpoint_time": made}
@@ -97,7 +97,7 @@ class RemoteCheckpointTrigger(BaseEventTrigger):
         from airflow_checkpoint_sync.exceptions import Failure, FelderaWatchError, classify
         from airflow_checkpoint_sync.hooks import feldera_api as api
         from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-        from airflow_checkpoint_sync.status import newer_uuids
+        from airflow_checkpoint_sync.rules.status import newer_uuids
 
         watermark = await self._watermark()
         started = watermark is not None

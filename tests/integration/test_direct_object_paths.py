@@ -21,7 +21,7 @@ from airflow_support import aws_connection
 from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
 from airflow_checkpoint_sync.object_stores.azure_direct import DirectAzureBlob
 from airflow_checkpoint_sync.object_stores.s3_direct import DirectS3
-from airflow_checkpoint_sync.replication import CONTENT_MD5, SOURCE_FINGERPRINT
+from airflow_checkpoint_sync.rules.replication import CONTENT_MD5, SOURCE_FINGERPRINT
 
 if TYPE_CHECKING:
     from airflow_checkpoint_sync.object_stores.azure import AzureBlobStore

@@ -10,7 +10,7 @@ import pytest
 from airflow_support import feldera_connection, run_dag, task_states, xcoms
 from support import wait_until
 
-from airflow_checkpoint_sync.status import uuid7_time
+from airflow_checkpoint_sync.rules.status import uuid7_time
 from airflow_checkpoint_sync.testing.server import LOOPBACK, free_port
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import pytest
 from airflow_support import aws_connection, run_dag
 from support import sync_config, wait_until
 
-from airflow_checkpoint_sync.drill import DrillOwner
+from airflow_checkpoint_sync.rules.drill import DrillOwner
 from airflow_checkpoint_sync.testing.approvals import answering
 
 if TYPE_CHECKING:

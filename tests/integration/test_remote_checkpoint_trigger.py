@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_checkpoint_sync.exceptions import FelderaWatchError
-from airflow_checkpoint_sync.status import uuid7_time
+from airflow_checkpoint_sync.rules.status import uuid7_time
 from airflow_checkpoint_sync.triggers import remote_checkpoints
 from airflow_checkpoint_sync.triggers.remote_checkpoints import WATERMARK_KEY, RemoteCheckpointTrigger
 

@@ -388,7 +388,7 @@ def test_a_streamed_copy_of_a_multipart_source_records_the_md5_it_wrote(stores: 
     from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
     from airflow_checkpoint_sync.object_stores.base import SINGLE_REQUEST_MAX
     from airflow_checkpoint_sync.operators.replicate import _copy
-    from airflow_checkpoint_sync.replication import up_to_date
+    from airflow_checkpoint_sync.rules.replication import up_to_date
 
     client, bucket = stores.s3.client(), stores.bucket
     data = random.Random(2).randbytes(SINGLE_REQUEST_MAX + 1024)

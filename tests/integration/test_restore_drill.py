@@ -22,7 +22,13 @@ from stores_support import s3_objects
 from support import wait_until
 
 from airflow_checkpoint_sync import metrics
-from airflow_checkpoint_sync.drill import MARKER, DrillOwner, default_scratch_names, marker_body, scratch_description
+from airflow_checkpoint_sync.rules.drill import (
+    MARKER,
+    DrillOwner,
+    default_scratch_names,
+    marker_body,
+    scratch_description,
+)
 
 if TYPE_CHECKING:
     from feldera_setup import Feldera

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_checkpoint_sync.catalog import CatalogLook, catalog_uuids, restore_source
+from airflow_checkpoint_sync.rules.bucket_layout import CatalogLook, catalog_uuids, restore_source
 
 OLD = "01890000-0000-7000-8000-000000000001"
 NEW = "01990000-0000-7000-8000-000000000002"

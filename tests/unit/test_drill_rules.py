@@ -8,7 +8,9 @@ import uuid as uuidlib
 
 import pytest
 
-from airflow_checkpoint_sync.drill import (
+from airflow_checkpoint_sync.exceptions import FelderaApiError
+from airflow_checkpoint_sync.hooks.feldera_api import adhoc_query, query_rows
+from airflow_checkpoint_sync.rules.drill import (
     MARKER,
     DrillOwner,
     check_selection,
@@ -26,8 +28,6 @@ from airflow_checkpoint_sync.drill import (
     scratch_owner,
     select_problem,
 )
-from airflow_checkpoint_sync.exceptions import FelderaApiError
-from airflow_checkpoint_sync.hooks.feldera_api import adhoc_query, query_rows
 from airflow_checkpoint_sync.task_support import PIPELINE_NAME
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError
-from airflow_checkpoint_sync.failover import (
+from airflow_checkpoint_sync.rules.failover import (
     Approval,
     FailoverReadiness,
     PrimaryReading,
@@ -202,7 +202,7 @@ def test_anything_but_an_approval_answer_is_no_answer(value: object) -> None:
 
 
 def test_the_report_says_which_location_the_standby_really_pulls_from() -> None:
-    from airflow_checkpoint_sync.failover import followed_location
+    from airflow_checkpoint_sync.rules.failover import followed_location
 
     assert followed_location("b/standby", None, None) == "its own bucket b/standby"
     assert (

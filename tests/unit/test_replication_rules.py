@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from airflow_checkpoint_sync.replication import (
+from airflow_checkpoint_sync.rules.replication import (
     CATALOG,
     OWNER,
     EndpointIdentity,

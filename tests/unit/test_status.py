@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from airflow_checkpoint_sync.status import (
+from airflow_checkpoint_sync.rules.status import (
     CheckpointState,
     PipelineGroup,
     SyncState,
@@ -115,7 +115,7 @@ def test_uuid7_time_and_uuid_check() -> None:
 
 
 def test_newer_uuids_are_the_ones_after_the_watermark_oldest_first_each_once() -> None:
-    from airflow_checkpoint_sync.status import newer_uuids
+    from airflow_checkpoint_sync.rules.status import newer_uuids
 
     old, mid, new = (f"0190{n:04x}-0000-7000-8000-000000000000" for n in (1, 2, 3))
     listed = [new, "not-a-uuid", old, mid, new, None, mid.upper()]

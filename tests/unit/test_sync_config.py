@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_checkpoint_sync.sync_config import SyncConfig, SyncConfigError, current_sync, merge_sync_config
+from airflow_checkpoint_sync.rules.sync_config import SyncConfig, SyncConfigError, current_sync, merge_sync_config
 
 UUID7 = "01a216d5-781d-7000-ac06-4bdf123181e6"
 
@@ -210,7 +210,7 @@ def test_random_runtime_configs_keep_every_field_but_the_sync_block(config: dict
 
 
 def test_configs_are_compared_by_meaning_as_feldera_returns_them_normalized() -> None:
-    from airflow_checkpoint_sync.sync_config import EFFECTIVE_DEFAULTS
+    from airflow_checkpoint_sync.rules.sync_config import EFFECTIVE_DEFAULTS
 
     written = SyncConfig.from_dict({"bucket": "b/p/", "retention_min_count": 3})
     # What Feldera returns for it: every field, the optional ones null, the rest their defaults.

@@ -8,8 +8,8 @@ import uuid as uuidlib
 
 import pytest
 
-from airflow_checkpoint_sync.replication import CATALOG, OWNER, StoredObject
-from airflow_checkpoint_sync.verification import (
+from airflow_checkpoint_sync.rules.replication import CATALOG, OWNER, StoredObject
+from airflow_checkpoint_sync.rules.verification import (
     NamedFile,
     Retention,
     deleted_by_next_push,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_checkpoint_sync.waits import other_pushes_wait
+from airflow_checkpoint_sync.rules.waits import other_pushes_wait
 
 MINE, THEIRS = "01990000-0000-7000-8000-000000000002", "01990000-0000-7000-8000-000000000001"
 
@@ -45,7 +45,7 @@ def test_a_status_it_cannot_read_or_without_running_never_blocks_the_push() -> N
 
 
 def test_a_compilation_that_failed_ends_its_wait_with_the_compiler_s_words() -> None:
-    from airflow_checkpoint_sync.waits import pipeline_wait
+    from airflow_checkpoint_sync.rules.waits import pipeline_wait
 
     error = {
         "sql_compilation": {

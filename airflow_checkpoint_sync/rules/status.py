@@ -1,5 +1,5 @@
 """Pure readings of Feldera's status payloads: sync and checkpoint states, pipeline groups, UUIDv7 time,
-freshness. No I/O, no Airflow. The wait rules built on them are in :mod:`airflow_checkpoint_sync.waits`.
+freshness. No I/O, no Airflow. The wait rules built on them are in :mod:`airflow_checkpoint_sync.rules.waits`.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 # CATALOG is re-exported: a replica may name only objects that are already in place.
-from airflow_checkpoint_sync.catalog import CATALOG as CATALOG
-from airflow_checkpoint_sync.catalog import catalog_uuids
-from airflow_checkpoint_sync.status import newest_uuid
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG as CATALOG
+from airflow_checkpoint_sync.rules.bucket_layout import catalog_uuids
+from airflow_checkpoint_sync.rules.status import newest_uuid
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable

@@ -30,9 +30,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_checkpoint_sync.catalog import CATALOG, catalog_uuids
-from airflow_checkpoint_sync.replication import OWNER, StoredObject, content_changed, written_md5
-from airflow_checkpoint_sync.status import is_checkpoint_uuid, uuid7_time
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, catalog_uuids
+from airflow_checkpoint_sync.rules.replication import OWNER, StoredObject, content_changed, written_md5
+from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, uuid7_time
 
 if TYPE_CHECKING:
     import datetime as dt

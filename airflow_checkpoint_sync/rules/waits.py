@@ -14,7 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_checkpoint_sync.exceptions import Failure, classify
-from airflow_checkpoint_sync.status import (
+from airflow_checkpoint_sync.rules.status import (
     COMPILE_FAILURES,
     CheckpointState,
     Freshness,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_checkpoint_sync.status import is_checkpoint_uuid, uuid7_time
+from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, uuid7_time
 
 if TYPE_CHECKING:
     import datetime as dt

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_checkpoint_sync.replication import normalize_location
-from airflow_checkpoint_sync.status import is_checkpoint_uuid
+from airflow_checkpoint_sync.rules.replication import normalize_location
+from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError
-from airflow_checkpoint_sync.status import PipelineGroup, newest_uuid, pipeline_group
+from airflow_checkpoint_sync.rules.status import PipelineGroup, newest_uuid, pipeline_group
 
 #: The option of Airflow's ApprovalOperator that approves.
 APPROVE = "Approve"
