@@ -2,6 +2,22 @@
 
 Pure: no I/O, no Airflow. The hook's retries, the task's error mapping, the recovery of a lost answer and every
 wait rule ask :func:`classify`, so a worker that meets an error and a trigger that meets the same error decide alike.
+
+Every exception the provider raises of its own is in this one tree::
+
+    FelderaError                        anything the provider raises of its own
+    ├── FelderaConfigError (ValueError)    a bad parameter or connection: FINAL, nothing was changed
+    │   ├── FelderaParameterError            one parameter: names it, the value (unless secret), what is accepted
+    │   │   └── SyncConfigError                a sync setting Feldera would reject or that cannot work
+    │   ├── FelderaConnectionConfigError     the ``feldera`` connection is filled in wrongly
+    │   └── BucketCredentialsError           a bucket connection cannot become sync credentials
+    ├── FelderaApiError                    a failed call to Feldera (status, error_code, message, details)
+    │   └── FelderaConnectionError           no response arrived
+    ├── FelderaWatchError                  a watch that cannot work as set up (its trigger fails)
+    └── FelderaTriggerEventError           a trigger event this task cannot read
+
+Only the task layer's two translators (``task_support.feldera_errors`` and ``store_errors``) turn these into Airflow
+exceptions, by :func:`classify`: a final failure fails the task without retries, anything else lets them run.
 """
 
 from __future__ import annotations
@@ -17,9 +33,53 @@ NOT_ACTED_STATUSES = frozenset({408, 429})
 UNEXPECTED_RESPONSE = "UnexpectedResponse"
 #: 503s that prove the request never reached a pipeline that could act on it.
 NOT_APPLIED_503 = frozenset({"PipelineInteractionNotDeployed", "Initializing", "AwaitingApproval"})
+#: The sync settings that are secrets: never shown, in a message or anywhere else.
+SECRET_SYNC_FIELDS = ("access_key", "secret_key")
 
 
-class FelderaApiError(Exception):
+class FelderaError(Exception):
+    """Base of every exception the provider raises of its own (the tree is in this module's docstring)."""
+
+
+class FelderaConfigError(FelderaError, ValueError):
+    """A parameter or a connection is filled in wrongly: the same call would fail the same way, and nothing was
+    changed (every check runs before the first request that changes anything). Raised as a ``ValueError`` when a DAG
+    is parsed, so its author sees it as an import error; a task fails with it for good (no retry)."""
+
+
+class FelderaParameterError(FelderaConfigError):
+    """One parameter has a value that is not accepted.
+
+    :param parameter: the parameter's name, as the DAG author wrote it.
+    :param value: the value given (shown as ``***`` when ``secret``).
+    :param accepted: what would be accepted, in words.
+    :param secret: the value is a secret and must not appear in the message.
+    """
+
+    def __init__(self, parameter: str, value: Any, accepted: str, *, secret: bool = False) -> None:
+        shown = "***" if secret else repr(value)
+        super().__init__(f"{parameter}={shown} is not valid: {accepted}")
+        self.parameter = parameter
+
+
+class SyncConfigError(FelderaParameterError):
+    """A sync setting Feldera would reject, or that cannot work; the message names the field and what is accepted
+    (never the value of a secret field)."""
+
+    def __init__(self, name: str, value: Any, accepted: str) -> None:
+        super().__init__(name, value, accepted, secret=name in SECRET_SYNC_FIELDS)
+        self.field = name
+
+
+class FelderaConnectionConfigError(FelderaConfigError):
+    """The ``feldera`` connection is filled in wrongly; the message names the field and what it accepts."""
+
+
+class BucketCredentialsError(FelderaConfigError):
+    """The bucket connection cannot be turned into Feldera sync credentials; the message says what to change."""
+
+
+class FelderaApiError(FelderaError):
     """Any failed call to Feldera: HTTP status, Feldera's ``error_code``, message and details.
 
     ``status`` is None when no response arrived (see :class:`FelderaConnectionError`). The text never contains
@@ -78,13 +138,18 @@ class FelderaConnectionError(FelderaApiError):
         self.tls = tls
 
 
-class FelderaConnectionConfigError(ValueError):
-    """The ``feldera`` connection is filled in wrongly; the message names the field and what it accepts."""
-
-
-class FelderaWatchError(Exception):
+class FelderaWatchError(FelderaError):
     """A watch that cannot work as it is set up (an unknown pipeline, a rejected key): the same request would fail
     the same way, so its trigger fails, visibly, instead of polling quietly."""
+
+
+class FelderaTriggerEventError(FelderaError):
+    """A trigger event that is missing, malformed or of another version of the provider.
+
+    Events cross the metadata database between the triggerer and the worker, and the two may run different
+    versions: an event that does not look like one this task can read fails the task loudly instead of being
+    guessed at.
+    """
 
 
 class Failure(enum.StrEnum):
@@ -105,7 +170,7 @@ def classify(error: BaseException, *, idempotent: bool = True) -> Failure:
 
     Any other exception than the provider's own (a bug, say) counts as RETRYABLE, as Airflow treats it.
     """
-    if isinstance(error, FelderaConnectionConfigError):
+    if isinstance(error, FelderaConfigError):
         return Failure.FINAL
     if not isinstance(error, FelderaApiError):
         return Failure.RETRYABLE

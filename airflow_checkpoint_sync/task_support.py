@@ -19,8 +19,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_checkpoint_sync.exceptions import (
     Failure,
     FelderaApiError,
-    FelderaConnectionConfigError,
+    FelderaConfigError,
     FelderaConnectionError,
+    FelderaTriggerEventError,
     classify,
 )
 
@@ -88,7 +89,7 @@ def task_error(error: BaseException, action: str, pipeline_name: str, *, idempot
     says FINAL; anything else is a plain ``AirflowException``, so the task's own retries apply. Exceptions that are
     not Feldera's go through unchanged.
     """
-    if isinstance(error, FelderaConnectionConfigError):
+    if isinstance(error, FelderaConfigError):
         return AirflowFailException(str(error))
     if not isinstance(error, FelderaApiError):
         return error
@@ -152,15 +153,6 @@ def record_asset_events(context: Context, outlets: Iterable[Any], extra: Mapping
     for outlet in outlets:
         if type(outlet).__name__ == "Asset":
             outlet_events[outlet].extra.update(extra)
-
-
-class FelderaTriggerEventError(AirflowException):
-    """A trigger event that is missing, malformed or of another version of the provider.
-
-    Events cross the metadata database between the triggerer and the worker, and the two may run different
-    versions: an event that does not look like one this task can read fails the task loudly instead of being
-    guessed at.
-    """
 
 
 def validate_event(event: Any, trigger: type[FelderaPollingTrigger]) -> dict[str, Any]:

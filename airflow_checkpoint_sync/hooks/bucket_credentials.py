@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_checkpoint_sync.exceptions import BucketCredentialsError
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -33,10 +35,6 @@ KEYLESS_HINT = (
     "leave bucket_conn_id unset so Feldera uses its own environment credentials (an IAM role or workload identity "
     "on its pods)"
 )
-
-
-class BucketCredentialsError(ValueError):
-    """The bucket connection cannot be turned into Feldera sync credentials; the message says what to change."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ def store_for(
     (the connection) and ``location_parameter`` (the location; by default ``parameter`` without ``_conn_id``)."""
     from airflow.sdk import BaseHook
 
-    from airflow_checkpoint_sync.rules.replication import split_location
+    from airflow_checkpoint_sync.rules.locations import split_location
 
     container, prefix = split_location(location, location_parameter or parameter.replace("_conn_id", ""))
     try:
@@ -51,7 +51,7 @@ def endpoint_addresses(url: str) -> frozenset[str] | None:
     import socket
     from urllib.parse import urlsplit
 
-    from airflow_checkpoint_sync.rules.replication import LOOPBACK
+    from airflow_checkpoint_sync.rules.locations import LOOPBACK
 
     parts = urlsplit(url if "://" in url else f"https://{url}")
     try:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, BinaryIO
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
-    from airflow_checkpoint_sync.rules.replication import EndpointIdentity, StoredObject
+    from airflow_checkpoint_sync.rules.locations import EndpointIdentity
+    from airflow_checkpoint_sync.rules.replication import StoredObject
 
 #: Bytes per read while streaming an object; with the stores' part sizes this bounds a copy's memory.
 CHUNK = 1024 * 1024
@@ -71,8 +72,8 @@ class ObjectStore(ABC):
 
     def identity(self) -> EndpointIdentity:
         """What store :attr:`endpoint` reaches, however the connection spells it (see
-        :func:`~airflow_checkpoint_sync.rules.replication.endpoint_identity`)."""
-        from airflow_checkpoint_sync.rules.replication import endpoint_identity
+        :func:`~airflow_checkpoint_sync.rules.locations.endpoint_identity`)."""
+        from airflow_checkpoint_sync.rules.locations import endpoint_identity
 
         return endpoint_identity(self.endpoint, self.container)
 

@@ -23,8 +23,9 @@ def build_sync_config(
     *, bucket: Any, bucket_conn_id: str | None, options: Mapping[str, Any] | None, **fields: Any
 ) -> SyncConfig:
     """A validated SyncConfig from operator parameters and a bucket connection; a final failure names the problem."""
-    from airflow_checkpoint_sync.hooks.bucket_credentials import BucketCredentialsError, bucket_credentials
-    from airflow_checkpoint_sync.rules.sync_config import SyncConfig, SyncConfigError
+    from airflow_checkpoint_sync.exceptions import BucketCredentialsError, SyncConfigError
+    from airflow_checkpoint_sync.hooks.bucket_credentials import bucket_credentials
+    from airflow_checkpoint_sync.rules.sync_config import SyncConfig
 
     if options is not None and not isinstance(options, Mapping):
         raise AirflowFailException(
@@ -138,7 +139,7 @@ def check_bucket_owner(
     """
     import json
 
-    from airflow_checkpoint_sync.rules.replication import OWNER
+    from airflow_checkpoint_sync.rules.bucket_layout import OWNER
 
     if not bucket_conn_id:
         task.log.info("Who owns %s is checked by Feldera at its first push (no bucket_conn_id to read it)", sync.bucket)
@@ -187,7 +188,8 @@ def _hex(text: str) -> str:
 
 def write_sync_config(task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
     """PATCH the pipeline's runtime config with ``sync`` merged in, unless it already says exactly that."""
-    from airflow_checkpoint_sync.rules.sync_config import SyncConfigError, merge_sync_config
+    from airflow_checkpoint_sync.exceptions import SyncConfigError
+    from airflow_checkpoint_sync.rules.sync_config import merge_sync_config
 
     try:
         merged = merge_sync_config(pipeline.get("runtime_config"), sync)

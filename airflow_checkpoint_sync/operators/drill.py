@@ -44,12 +44,8 @@ TEARDOWN_S = 300.0
 #: Sync fields of the source that the scratch pipeline must not inherit: where it writes, what it starts from, and
 #: anything that would make it push.
 NOT_INHERITED = {"bucket", "read_bucket", "start_from_checkpoint", "fail_if_no_checkpoint", "push_interval", "standby"}
-#: How :func:`~airflow_checkpoint_sync.rules.replication.location_overlap` words an overlap, said of a scratch location.
-OVERLAPS = {
-    "they are the same location": "it is the same location",
-    "the destination lies inside the source": "it lies inside it",
-    "the source lies inside the destination": "it holds it",
-}
+#: An overlap of the scratch location with a kept one (:func:`~.rules.locations.location_overlap`), in words.
+OVERLAPS = {"same": "it is the same location", "inside": "it lies inside it", "holds": "it holds it"}
 #: Sync fields a ``bucket_conn_id`` supplies instead of the source's.
 FROM_CONNECTION = {"endpoint", "region", "provider", "access_key", "secret_key"}
 #: What a failed drill's result says of its plan (what the drill was: which pipeline, where, which checkpoint).
@@ -300,7 +296,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             pick_checkpoint,
             scratch_description,
         )
-        from airflow_checkpoint_sync.rules.replication import location_overlap, split_location
+        from airflow_checkpoint_sync.rules.locations import location_overlap, split_location
         from airflow_checkpoint_sync.rules.status import uuid7_time
         from airflow_checkpoint_sync.rules.sync_config import current_sync, merge_sync_config
 
@@ -348,7 +344,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             if overlap:
                 raise AirflowFailException(
                     f"scratch_bucket={self.scratch_bucket!r} overlaps {what} ({'/'.join(filter(None, other))}): "
-                    f"{OVERLAPS.get(overlap, overlap)}. A drill never writes where checkpoints are kept: give it a "
+                    f"{OVERLAPS[overlap]}. A drill never writes where checkpoints are kept: give it a "
                     "location of its own"
                 )
         tested_text = "/".join(filter(None, tested))

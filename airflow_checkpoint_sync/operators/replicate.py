@@ -22,6 +22,13 @@ if TYPE_CHECKING:
     from airflow_checkpoint_sync.object_stores.base import ObjectStore, VerifyingReader
     from airflow_checkpoint_sync.rules.replication import ReplicationPlan, StoredObject
 
+#: An overlap of the destination with the source (:func:`~.rules.locations.location_overlap`), in words.
+OVERLAPS = {
+    "same": "they are the same location",
+    "inside": "the destination lies inside the source",
+    "holds": "the source lies inside the destination",
+}
+
 
 class ReplicateCheckpointsOperator(BaseOperator):
     """Copy a pipeline's checkpoint sync location to a replica in S3, GCS or Azure Blob Storage.
@@ -145,7 +152,7 @@ class ReplicateCheckpointsOperator(BaseOperator):
         the store's identity asked about (and, when the names do not decide it, the hosts looked up).
         """
         from airflow_checkpoint_sync.object_stores import endpoint_addresses
-        from airflow_checkpoint_sync.rules.replication import location_overlap, same_store
+        from airflow_checkpoint_sync.rules.locations import location_overlap, same_store
 
         with store_step("connecting to the source", source):
             source_location, source_endpoint = source.location(), source.endpoint
@@ -172,7 +179,8 @@ class ReplicateCheckpointsOperator(BaseOperator):
         if same is False or (self.destination_is_another_store and source_identity != destination_identity):
             return
         where = (
-            f"destination={self.destination!r} overlaps source={self.source!r} in one store: {overlap}. The source's "
+            f"destination={self.destination!r} overlaps source={self.source!r} in one store: {OVERLAPS[overlap]}. The "
+            f"source's "
             f"connection '{self.source_conn_id}' reaches {source_endpoint}, the destination's "
             f"'{self.destination_conn_id}' reaches {destination_endpoint}: {evidence}"
         )
@@ -191,7 +199,8 @@ def replicate(
 ) -> dict[str, Any]:
     """Make ``destination`` a restorable copy of ``source``; the catalog is written last (see the operator).
     ``repair``: read every replica's copy mark and copy anew what has none or does not match (see the operator)."""
-    from airflow_checkpoint_sync.rules.replication import CATALOG, missing_after_copy, newest_in_catalog
+    from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+    from airflow_checkpoint_sync.rules.replication import missing_after_copy, newest_in_catalog
 
     catalog_body, catalog_fingerprint, plan = _snapshot(source, destination, delete_removed, repair=repair)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:
@@ -232,7 +241,8 @@ def _snapshot(
     The catalog is read first: everything it names was in place when Feldera wrote it. If the listing then shows
     another catalog, a sync landed in between (and its retention may delete objects): read both again.
     """
-    from airflow_checkpoint_sync.rules.replication import CATALOG, plan_replication
+    from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+    from airflow_checkpoint_sync.rules.replication import plan_replication
 
     for _ in range(attempts):
         try:

@@ -229,7 +229,8 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
 
     def _started_earlier(self, context: Context, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
         """Whether an earlier try of this task recorded this very start and the pipeline has its sync config."""
-        from airflow_checkpoint_sync.rules.sync_config import SyncConfigError, merge_sync_config
+        from airflow_checkpoint_sync.exceptions import SyncConfigError
+        from airflow_checkpoint_sync.rules.sync_config import merge_sync_config
 
         store = context.get("task_state_store")  # type: ignore[call-overload]
         if store is None or store.get(STARTED_KEY) != self._start_marker():

@@ -1,4 +1,5 @@
-"""Pure rules about a sync location's catalog: which checkpoints it names, and whether a restore can find its own.
+"""What Feldera writes in a sync location: its catalog and which checkpoints it names, the writer's lock file,
+and whether a restore can find its own checkpoint.
 
 No I/O. Feldera writes its catalog ``checkpoints.feldera`` last, after every state file of a push, as the JSON list
 of ``CheckpointMetadata`` its checkpointer keeps (``[{"uuid": ..., "fingerprint": ..., ...}, ...]``): a location with
@@ -14,6 +15,8 @@ from typing import Any
 
 #: Feldera's catalog of synced checkpoints, at the root of the configured prefix (single host).
 CATALOG = "checkpoints.feldera"
+#: The writer's lock file: it belongs to the pipeline that owns the bucket, never to a replica.
+OWNER = "owner.json"
 
 
 def catalog_uuids(body: bytes) -> tuple[str, ...] | None:

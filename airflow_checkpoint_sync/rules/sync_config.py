@@ -13,7 +13,8 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from airflow_checkpoint_sync.rules.replication import normalize_location
+from airflow_checkpoint_sync.exceptions import SECRET_SYNC_FIELDS, SyncConfigError
+from airflow_checkpoint_sync.rules.locations import normalize_location
 from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 U32_MAX = 2**32 - 1
 U8_MAX = 255
 SIZE = re.compile(r"^[0-9]+(\.[0-9]+)?[kMGT]?$")
-SECRET_FIELDS = ("access_key", "secret_key")
 
 
 #: What each sync field means when it is left out (Feldera's ``SyncConfig`` and rclone's defaults). Feldera returns
@@ -67,15 +67,6 @@ def effective_sync(sync: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if meaning["flags"] is not None:
         meaning["flags"] = list(meaning["flags"])
     return meaning
-
-
-class SyncConfigError(ValueError):
-    """A sync setting Feldera would reject, or that cannot work; the message names the field and what is accepted."""
-
-    def __init__(self, name: str, value: Any, accepted: str) -> None:
-        shown = "***" if name in SECRET_FIELDS else repr(value)
-        super().__init__(f"{name}={shown} is not valid: {accepted}")
-        self.field = name
 
 
 @dataclass(frozen=True)
@@ -217,7 +208,7 @@ class SyncConfig:
 
     def redacted(self) -> dict[str, Any]:
         """:meth:`to_dict` with the keys hidden, for logs and task results."""
-        return {k: ("***" if k in SECRET_FIELDS else v) for k, v in self.to_dict().items()}
+        return {k: ("***" if k in SECRET_SYNC_FIELDS else v) for k, v in self.to_dict().items()}
 
 
 def _check_bucket(name: str, value: Any) -> str:

@@ -30,8 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, catalog_uuids
-from airflow_checkpoint_sync.rules.replication import OWNER, StoredObject, content_changed, written_md5
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, OWNER, catalog_uuids
+from airflow_checkpoint_sync.rules.replication import StoredObject, content_changed, written_md5
 from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, uuid7_time
 
 if TYPE_CHECKING:

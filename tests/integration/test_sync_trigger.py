@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from airflow_checkpoint_sync.task_support import FelderaTriggerEventError, validate_event
+from airflow_checkpoint_sync.exceptions import FelderaTriggerEventError
+from airflow_checkpoint_sync.task_support import validate_event
 from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from airflow_checkpoint_sync.hooks.buckets import BucketCredentialsError, bucket_credentials
+from airflow_checkpoint_sync.exceptions import BucketCredentialsError
+from airflow_checkpoint_sync.hooks.bucket_credentials import bucket_credentials
 
 
 def conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> str:
@@ -139,7 +140,7 @@ def test_no_cloud_sdk_until_a_connection_of_its_type_is_resolved() -> None:
     code = (
         "import sys, airflow.sdk\n"
         "before = set(sys.modules)\n"
-        "import airflow_checkpoint_sync.hooks.buckets, airflow_checkpoint_sync.operators.restore\n"
+        "import airflow_checkpoint_sync.hooks.bucket_credentials, airflow_checkpoint_sync.operators.restore\n"
         "import airflow_checkpoint_sync.operators.standby\n"
         "print(sorted(m for m in set(sys.modules) - before if m.split('.')[0] in ('boto3', 'botocore', 'google', "
         "'azure') or m.startswith('airflow.providers.amazon')))\n"

@@ -6,20 +6,22 @@ import json
 
 import pytest
 
-from airflow_checkpoint_sync.rules.replication import (
-    CATALOG,
-    OWNER,
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, OWNER
+from airflow_checkpoint_sync.rules.locations import (
     EndpointIdentity,
-    StoredObject,
-    copy_marks_needed,
+    Overlap,
     endpoint_identity,
     location_overlap,
-    missing_after_copy,
-    newest_in_catalog,
     normalize_location,
-    plan_replication,
     same_store,
     split_location,
+)
+from airflow_checkpoint_sync.rules.replication import (
+    StoredObject,
+    copy_marks_needed,
+    missing_after_copy,
+    newest_in_catalog,
+    plan_replication,
     up_to_date,
 )
 
@@ -113,18 +115,18 @@ def test_a_location_has_one_spelling() -> None:
 @pytest.mark.parametrize(
     ("source", "destination", "overlap"),
     [
-        (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", "p"), "they are the same location"),
-        (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", "p/replica"), "the destination lies inside the source"),
-        (("S3Store", "c", "b", ""), ("S3Store", "c", "b", "p"), "the destination lies inside the source"),
-        (("S3Store", "c", "b", "p/q"), ("S3Store", "c", "b", "p"), "the source lies inside the destination"),
-        (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", ""), "the source lies inside the destination"),
+        (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", "p"), Overlap.SAME),
+        (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", "p/replica"), Overlap.INSIDE),
+        (("S3Store", "c", "b", ""), ("S3Store", "c", "b", "p"), Overlap.INSIDE),
+        (("S3Store", "c", "b", "p/q"), ("S3Store", "c", "b", "p"), Overlap.HOLDS),
+        (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", ""), Overlap.HOLDS),
         (("S3Store", "c", "b", "p"), ("S3Store", "c", "b", "p2"), None),  # a shared start is not nesting
         (("S3Store", "c", "b", "p"), ("S3Store", "c", "other", "p"), None),
         (("S3Store", "c", "b", "p"), ("S3Store", "d", "b", "p"), None),
         (("S3Store", "c", "b", "p"), ("AzureStore", "c", "b", "p"), None),
     ],
 )
-def test_overlapping_locations(source: tuple[str, ...], destination: tuple[str, ...], overlap: str | None) -> None:
+def test_overlapping_locations(source: tuple[str, ...], destination: tuple[str, ...], overlap: Overlap | None) -> None:
     assert location_overlap(source, destination) == overlap
 
 

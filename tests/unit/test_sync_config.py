@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from airflow_checkpoint_sync.rules.sync_config import SyncConfig, SyncConfigError, current_sync, merge_sync_config
+from airflow_checkpoint_sync.exceptions import SyncConfigError
+from airflow_checkpoint_sync.rules.sync_config import SyncConfig, current_sync, merge_sync_config
 
 UUID7 = "01a216d5-781d-7000-ac06-4bdf123181e6"
 

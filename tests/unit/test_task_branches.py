@@ -13,14 +13,13 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
-from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError, FelderaTriggerEventError
 from airflow_checkpoint_sync.hooks.feldera import FelderaConnectionSettings, FelderaHook
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
 from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
 from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor
 from airflow_checkpoint_sync.sensors.freshness import CheckpointFreshnessSensor
-from airflow_checkpoint_sync.task_support import FelderaTriggerEventError
 from airflow_checkpoint_sync.triggers.checkpoint import CheckpointSyncTrigger
 
 UUID = "0199a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b"

@@ -8,7 +8,8 @@ import uuid as uuidlib
 
 import pytest
 
-from airflow_checkpoint_sync.rules.replication import CATALOG, OWNER, StoredObject
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, OWNER
+from airflow_checkpoint_sync.rules.replication import StoredObject
 from airflow_checkpoint_sync.rules.verification import (
     NamedFile,
     Retention,
