@@ -2,8 +2,8 @@
 
 Registered in the provider info (``asset-uris``), so Airflow sanitizes every ``feldera://`` asset with
 :func:`sanitize_uri`: a URI that names no Feldera host or no valid pipeline is refused when the DAG is parsed, and
-the scheme and host are lower-cased so one pipeline has one asset. Cheap to import: the pipeline name rule comes
-from ``task_support``, which every operator module loads anyway.
+the scheme and host are lower-cased so one pipeline has one asset. Cheap to import: the pipeline name rule is pure
+(:mod:`airflow_checkpoint_sync.rules.params`).
 
 Any scheme without an ``x-`` prefix makes Airflow load every installed provider's asset handlers when the first
 asset is built, and the Amazon provider's ``s3`` handler imports boto3; the example DAGs therefore keep
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_checkpoint_sync.task_support import PIPELINE_NAME
+from airflow_checkpoint_sync.rules.params import PIPELINE_NAME
 
 if TYPE_CHECKING:
     from urllib.parse import SplitResult

@@ -36,6 +36,13 @@ def pipeline_name(value: object, parameter: str = "pipeline_name") -> str:
     return value
 
 
+def conn_id(value: object, parameter: str) -> str:
+    """``value`` if it can be the id of an Airflow connection (a non-empty string)."""
+    if not isinstance(value, str) or not value.strip():
+        raise FelderaParameterError(parameter, value, "the id of an Airflow connection")
+    return value
+
+
 def checkpoint_reference(value: object, parameter: str = "checkpoint") -> str:
     """``value`` if it is ``'latest'`` or a checkpoint uuid."""
     if not isinstance(value, str) or not (value == LATEST or is_checkpoint_uuid(value)):

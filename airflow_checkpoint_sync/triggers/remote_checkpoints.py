@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from airflow_checkpoint_sync.rules import params
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
@@ -64,15 +66,11 @@ class RemoteCheckpointTrigger(BaseEventTrigger):
     """
 
     def __init__(self, *, pipeline_name: str, feldera_conn_id: str = "feldera_default", poll_interval: float = 30.0):
-        from airflow_checkpoint_sync.task_support import check_pipeline_name, check_positive_seconds
-
         super().__init__()  # type: ignore[no-untyped-call]
         # Checked when the DAG file is parsed: a watcher with a bad argument would otherwise fail quietly, forever.
-        self.pipeline_name = check_pipeline_name(pipeline_name)
-        if not isinstance(feldera_conn_id, str) or not feldera_conn_id:
-            raise ValueError(f"feldera_conn_id={feldera_conn_id!r} is not valid: the id of a feldera connection")
-        self.feldera_conn_id = feldera_conn_id
-        self.poll_interval = check_positive_seconds(poll_interval, "poll_interval")
+        self.pipeline_name = params.pipeline_name(pipeline_name)
+        self.feldera_conn_id = params.conn_id(feldera_conn_id, "feldera_conn_id")
+        self.poll_interval = params.positive_seconds(poll_interval, "poll_interval")
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         kwargs = {

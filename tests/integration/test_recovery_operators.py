@@ -471,7 +471,7 @@ def test_restore_refuses_a_running_pipeline_unless_told_to_stop_it(
         ({"bucket_conn": "azure_dr"}, "S3-compatible stores only"),
         ({"bucket_conn": "no_such_conn"}, "no_such_conn"),
         ({"read_bucket": "BUCKET_SAME"}, "different location than bucket"),
-        ({"pipeline": "not a name"}, "is not a Feldera pipeline name"),
+        ({"pipeline": "not a name"}, "is not valid: a Feldera pipeline name"),
     ],
 )
 def test_bad_input_fails_before_any_change(

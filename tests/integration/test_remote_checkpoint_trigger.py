@@ -72,8 +72,8 @@ def test_serialize_round_trip() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "refusal"),
     [
-        ({"pipeline_name": "not a name"}, r"pipeline_name='not a name' is not a Feldera pipeline name"),
-        ({"pipeline_name": "prod", "poll_interval": 0}, r"poll_interval=0 is not valid: expected a positive number"),
+        ({"pipeline_name": "not a name"}, r"pipeline_name='not a name' is not valid: a Feldera pipeline name"),
+        ({"pipeline_name": "prod", "poll_interval": 0}, r"poll_interval=0 is not valid: a positive number"),
         ({"pipeline_name": "prod", "poll_interval": "10"}, r"poll_interval='10' is not valid"),
         ({"pipeline_name": "prod", "feldera_conn_id": ""}, r"feldera_conn_id='' is not valid"),
     ],

@@ -159,7 +159,7 @@ def test_old_servers_without_running_field(
         ("stopped", "is Stopped: it must be Running or Paused"),
         ("no_checkpoint", "has no local checkpoint to sync"),
         ("missing", "there is no pipeline named 'prod'"),
-        ("bad_name", "is not a Feldera pipeline name"),
+        ("bad_name", "is not valid: a Feldera pipeline name"),
     ],
 )
 def test_error_cases_fail_at_once_and_change_nothing(
