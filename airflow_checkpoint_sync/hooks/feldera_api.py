@@ -1,8 +1,9 @@
 """Feldera's REST API without the transport: requests, response parsing, errors, retry rules and multi-step reads.
 
-The hook's sync (``httpx.Client``) and async (``httpx.AsyncClient``) paths both use everything here, so the two can
-only differ in how bytes move. A multi-step read is a generator that yields :class:`FelderaRequest` objects and
-receives their parsed results (see :func:`run_flow`), written once for both transports.
+The worker's transport (httpx) and the triggerer's (a shared aiohttp pool), both in
+:mod:`~airflow_checkpoint_sync.hooks.transport`, use everything here, so the two can only differ in how bytes move.
+A multi-step read is a generator that yields :class:`FelderaRequest` objects and receives their parsed results (see
+:func:`run_flow`), written once for both transports.
 """
 
 from __future__ import annotations
