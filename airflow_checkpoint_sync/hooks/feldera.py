@@ -2,27 +2,37 @@
 
 The connection is read in :mod:`~airflow_checkpoint_sync.hooks.connection`, bytes move in
 :mod:`~airflow_checkpoint_sync.hooks.transport`, requests are built and answers read in
-:mod:`~airflow_checkpoint_sync.hooks.feldera_api`; here are the endpoints, the retries and the connection test.
+:mod:`~airflow_checkpoint_sync.hooks.feldera_api`; here are the endpoints, the retries, the connection test, and
+the waits that ``@task`` code can call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import math
 import time
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
 
-from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionConfigError, FelderaConnectionError
+from airflow_checkpoint_sync.exceptions import (
+    FelderaApiError,
+    FelderaConnectionConfigError,
+    FelderaConnectionError,
+    FelderaWaitError,
+)
 from airflow_checkpoint_sync.hooks import feldera_api as api
 from airflow_checkpoint_sync.hooks import transport
 from airflow_checkpoint_sync.hooks.connection import settings_of
 from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaRequest, Flow
+from airflow_checkpoint_sync.rules.status import is_uuid
+from airflow_checkpoint_sync.rules.waits import pipeline_wait, sync_wait
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    from collections.abc import AsyncIterator, Callable, Sequence
 
     import httpx
 
@@ -33,6 +43,9 @@ if TYPE_CHECKING:
 __all__ = ["FelderaAsyncSession", "FelderaConnectionConfigError", "FelderaHook"]
 
 T = TypeVar("T")
+
+#: The pipeline fields :meth:`FelderaHook.wait_for_pipeline_status` can watch.
+PIPELINE_STATUS_FIELDS = ("deployment_status", "program_status", "storage_status")
 
 
 class _Attempts:
@@ -304,6 +317,163 @@ class FelderaHook(BaseHook):
         request = api.adhoc_query(pipeline_name, sql)
         return api.query_rows(self.send(request), request)
 
+    # -- waits, for @task code ----------------------------------------------------------------------------------
+    def wait_for_pipeline_status(
+        self,
+        pipeline_name: str,
+        targets: str | Sequence[str],
+        *,
+        timeout: float | dt.timedelta = 1800.0,
+        poll_interval: float | dt.timedelta = 2.0,
+        field: str = "deployment_status",
+    ) -> dict[str, Any]:
+        """Read the pipeline every ``poll_interval`` until its ``field`` is one of ``targets``.
+
+        Decided by :func:`~airflow_checkpoint_sync.rules.waits.pipeline_wait`, as for the operators and
+        :class:`~airflow_checkpoint_sync.triggers.pipeline.PipelineStatusTrigger`: a deployment error,
+        AwaitingApproval (unless a target), a standby start that skipped Standby, a pipeline stopped meanwhile, or a
+        failed compilation (``field="program_status"``) ends the wait at once.
+
+        :param pipeline_name: the pipeline.
+        :param targets: the value, or values, that end the wait well: ``"Running"``, ``["Running", "Paused"]``.
+        :param timeout: how long to wait, in seconds or a timedelta.
+        :param poll_interval: how long between reads, in seconds or a timedelta.
+        :param field: the field to watch: ``deployment_status``, ``program_status`` or ``storage_status``.
+        :return: the pipeline as last read (``selector=all`` when watching ``program_status``, else ``status``).
+        :raises ~airflow_checkpoint_sync.exceptions.FelderaWaitError: the wait failed or timed out (``outcome``).
+        :raises ~airflow_checkpoint_sync.exceptions.FelderaApiError: the pipeline could not be read after the
+            hook's retries (an unknown pipeline, a rejected key, Feldera unreachable).
+        :raises ValueError: an argument is not valid; nothing was sent.
+        """
+        _check_name(pipeline_name, "pipeline_name")
+        wanted = [targets] if isinstance(targets, str) else targets
+        if isinstance(wanted, Mapping) or not wanted or not all(isinstance(t, str) and t for t in wanted):
+            raise ValueError(f"targets={targets!r} is not valid: expected a status, or a list of them, e.g. 'Running'")
+        if field not in PIPELINE_STATUS_FIELDS:
+            raise ValueError(f"field={field!r} is not valid: expected one of {', '.join(PIPELINE_STATUS_FIELDS)}")
+        end_time = time.time() + _check_seconds(timeout, "timeout")
+        wait_s = _check_seconds(poll_interval, "poll_interval")
+        selector = "all" if field == "program_status" else "status"  # only the full view has program_error
+
+        def decide(pipeline: Any, error: BaseException | None, now: float) -> dict[str, Any] | None:
+            return pipeline_wait(
+                pipeline_name=pipeline_name,
+                pipeline=pipeline,
+                error=error,
+                targets=list(wanted),
+                end_time=end_time,
+                now=now,
+                field=field,
+            )
+
+        pipeline: dict[str, Any] = self._wait(
+            lambda: api.read_pipeline(pipeline_name, selector), decide, end_time=end_time, poll_interval=wait_s
+        )
+        return pipeline
+
+    def wait_for_checkpoint_sync(
+        self,
+        pipeline_name: str,
+        checkpoint_uuid: str,
+        *,
+        incarnation_uuid: str | None = None,
+        timeout: float | dt.timedelta = 3600.0,
+        poll_interval: float | dt.timedelta = 5.0,
+        unknown_grace: float | dt.timedelta | None = 60.0,
+    ) -> SyncResult:
+        """Read the sync of ``checkpoint_uuid`` every ``poll_interval`` until it succeeds, fails or times out.
+
+        Decided by :func:`~airflow_checkpoint_sync.rules.waits.sync_wait`, as for
+        :class:`~airflow_checkpoint_sync.operators.checkpoint.SyncCheckpointOperator` and
+        :class:`~airflow_checkpoint_sync.sensors.checkpoint.CheckpointStatusSensor`: a uuid in the sync status's
+        ``success`` or ``periodic``, or listed in the bucket, is synced.
+
+        :param pipeline_name: the pipeline that syncs.
+        :param checkpoint_uuid: the checkpoint, e.g. the ``checkpoint_uuid`` :meth:`sync_checkpoint` answered.
+        :param incarnation_uuid: the pipeline process that started the sync (``sync_checkpoint`` answers it too):
+            a restart since then ends the wait (outcome ``restarted``) instead of leaving it on a status that is
+            gone. None reads the status of the current process.
+        :param timeout: how long to wait, in seconds or a timedelta.
+        :param poll_interval: how long between reads, in seconds or a timedelta.
+        :param unknown_grace: how long a uuid that Feldera neither syncs nor lists in the bucket may stay so before
+            the wait fails for good (a uuid of another pipeline, a typo), in seconds or a timedelta; None waits for
+            it until ``timeout``.
+        :return: the sync's last reading, its ``state`` ``success`` and its ``evidence`` how that was established.
+        :raises ~airflow_checkpoint_sync.exceptions.FelderaWaitError: the sync failed (Feldera's error in the
+            message and ``event["error"]``), the pipeline restarted, or the wait timed out (``outcome``).
+        :raises ~airflow_checkpoint_sync.exceptions.FelderaApiError: the status could not be read after the hook's
+            retries.
+        :raises ValueError: an argument is not valid; nothing was sent.
+        """
+        _check_name(pipeline_name, "pipeline_name")
+        if not is_uuid(checkpoint_uuid):
+            raise ValueError(f"checkpoint_uuid={checkpoint_uuid!r} is not valid: expected a uuid in lower case")
+        if incarnation_uuid is not None and not is_uuid(incarnation_uuid):
+            raise ValueError(f"incarnation_uuid={incarnation_uuid!r} is not valid: expected None or a uuid")
+        started = time.time()
+        end_time = started + _check_seconds(timeout, "timeout")
+        wait_s = _check_seconds(poll_interval, "poll_interval")
+        grace_until = None if unknown_grace is None else started + _check_seconds(unknown_grace, "unknown_grace")
+
+        def decide(result: Any, error: BaseException | None, now: float) -> dict[str, Any] | None:
+            return sync_wait(
+                pipeline_name=pipeline_name,
+                checkpoint_uuid=checkpoint_uuid,
+                incarnation_uuid=incarnation_uuid,
+                result=result,
+                error=error,
+                end_time=end_time,
+                now=now,
+                unknown_grace_until=grace_until,
+            )
+
+        progress: SyncResult = self._wait(
+            lambda: api.read_sync_progress(pipeline_name, checkpoint_uuid, incarnation_uuid),
+            decide,
+            end_time=end_time,
+            poll_interval=wait_s,
+        )
+        return progress
+
+    def _wait(
+        self,
+        reads: Callable[[], Flow[Any]],
+        decide: Callable[[Any, BaseException | None, float], dict[str, Any] | None],
+        *,
+        end_time: float,
+        poll_interval: float,
+    ) -> Any:
+        """Run ``reads`` until ``decide`` (a rule of :mod:`~airflow_checkpoint_sync.rules.waits`) ends the wait; the
+        last reading when it ended well, else the read's own error or a FelderaWaitError."""
+        settings = self.settings  # a connection filled in wrongly fails here, before any request
+        outer = self.deadline
+        # No read, retries included, outlives the wait's deadline by more than a second.
+        self.deadline = end_time if outer is None else min(outer, end_time)
+        try:
+            while True:
+                result, error = None, None
+                try:
+                    result = self.run(reads())
+                except Exception as exc:  # the rule decides what a failed read means
+                    error = exc
+                event = decide(result, error, time.time())
+                if event is not None:
+                    break
+                time.sleep(max(0.0, min(poll_interval, end_time - time.time())))
+        finally:
+            self.deadline = outer
+        if event["status"] == "success":
+            return result
+        if event["status"] == "error" and error is not None:
+            raise error  # what the hook's own call would have raised: Feldera's status and error code
+        raise FelderaWaitError(
+            event["message"],
+            outcome=str(event["status"]),
+            final=bool(event.get("final")),
+            event=event,
+            server=settings.base_url,
+        ) from error
+
     # -- connection test -----------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
         """Check the connection in a few seconds: reachable, TLS, API key, edition. Never raises."""
@@ -343,3 +513,16 @@ class FelderaHook(BaseHook):
         if can_write is None:
             return True, f"{connected}; whether the API key may change pipelines could not be told"
         return True, f"{connected}; the API key may change pipelines (Write role)"
+
+
+def _check_name(value: object, parameter: str) -> None:
+    # Feldera's own answer (404 UnknownPipelineName) says the rest; this only keeps a wrong type from the request.
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{parameter}={value!r} is not valid: expected a pipeline name")
+
+
+def _check_seconds(value: object, parameter: str) -> float:
+    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < math.inf:
+        raise ValueError(f"{parameter}={value!r} is not valid: expected a positive number of seconds or a timedelta")
+    return float(seconds)
