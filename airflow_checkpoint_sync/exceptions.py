@@ -12,7 +12,8 @@ Every exception the provider raises of its own is in this one tree::
     │   ├── FelderaConnectionConfigError     the ``feldera`` connection is filled in wrongly
     │   └── BucketCredentialsError           a bucket connection cannot become sync credentials
     ├── FelderaApiError                    a failed call to Feldera (status, error_code, message, details)
-    │   └── FelderaConnectionError           no response arrived
+    │   ├── FelderaConnectionError           no response arrived
+    │   └── FelderaWaitError                 a wait on the hook ended without success (its rule decided)
     ├── FelderaWatchError                  a watch that cannot work as set up (its trigger fails)
     └── FelderaTriggerEventError           a trigger event this task cannot read
 
@@ -138,6 +139,40 @@ class FelderaConnectionError(FelderaApiError):
         self.tls = tls
 
 
+class FelderaWaitError(FelderaApiError):
+    """A wait on the hook (``FelderaHook.wait_for_pipeline_status``, ``FelderaHook.wait_for_checkpoint_sync``) that
+    ended without success: Feldera reported a failure, the pipeline restarted, or the deadline passed.
+
+    The wait's rule in :mod:`airflow_checkpoint_sync.rules.waits` decided it, as it decides for the operators, the
+    sensors and the triggers; ``event`` is what the rule said. No request failed, so ``status`` (an HTTP status) is
+    None. :func:`classify` calls it final exactly when the rule did.
+
+    :param message: the rule's words.
+    :param outcome: how the wait ended: ``failure``, ``restarted`` or ``timeout``.
+    :param final: whether the rule called it final (trying again would meet the same answer).
+    :param event: the rule's whole event (plain values: status, pipeline_name, message, final and the wait's
+        fields).
+    :param server: the base URL of the server waited on.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        outcome: str,
+        final: bool,
+        event: dict[str, Any] | None = None,
+        server: str | None = None,
+    ) -> None:
+        super().__init__(message, server=server)
+        self.outcome = outcome
+        self.final = final
+        self.event = dict(event or {})
+
+    def __str__(self) -> str:
+        return self.message
+
+
 class FelderaWatchError(FelderaError):
     """A watch that cannot work as it is set up (an unknown pipeline, a rejected key): the same request would fail
     the same way, so its trigger fails, visibly, instead of polling quietly."""
@@ -176,6 +211,11 @@ def classify(error: BaseException, *, idempotent: bool = True) -> Failure:
         return Failure.RETRYABLE
     if error.error_code == INCARNATION_MISMATCH:
         return Failure.RESTARTED
+    if isinstance(error, FelderaWaitError):
+        # The wait's rule already said what its end means.
+        if error.outcome == "restarted":
+            return Failure.RESTARTED
+        return Failure.FINAL if error.final else Failure.RETRYABLE
     if isinstance(error, FelderaConnectionError):
         if error.tls:
             return Failure.FINAL

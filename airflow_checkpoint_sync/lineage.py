@@ -48,14 +48,17 @@ def location_behind(conn_id: str | None, where: str) -> Dataset:
 
 
 def pipeline(conn_id: str, name: str) -> Dataset:
-    """A Feldera pipeline, its namespace the API host of connection ``conn_id``."""
-    host = conn_id
+    """A Feldera pipeline, its namespace the host (and port) of the base URL the hook uses for connection
+    ``conn_id``; the connection id itself when the connection cannot be read."""
     try:
         from airflow.sdk import BaseHook
 
-        netloc = urlsplit(str(BaseHook.get_connection(conn_id).host or "")).netloc
-        host = netloc.rpartition("@")[2] or conn_id  # never user info (it could hold a key)
-    except Exception:
+        from airflow_checkpoint_sync.hooks.connection import settings_of
+
+        # The hook's own reading: a host given without a scheme, or with the port apart, names the same server.
+        # Its base URL never holds user info (the reading refuses a key before '@').
+        host = urlsplit(settings_of(conn_id, BaseHook.get_connection(conn_id)).base_url).netloc or conn_id
+    except Exception:  # lineage never fails a task
         host = conn_id
     return Dataset(f"feldera://{host}", name)
 

@@ -1,287 +1,49 @@
-"""FelderaHook: the Feldera REST API through an Airflow ``feldera`` connection, for workers and triggers alike."""
+"""FelderaHook: the Feldera REST API through an Airflow ``feldera`` connection, for workers and triggers alike.
+
+The connection is read in :mod:`~airflow_checkpoint_sync.hooks.connection`, bytes move in
+:mod:`~airflow_checkpoint_sync.hooks.transport`, requests are built and answers read in
+:mod:`~airflow_checkpoint_sync.hooks.feldera_api`; here are the endpoints, the retries, the connection test, and
+the waits that ``@task`` code can call.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import math
-import os
-import ssl
 import time
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote, urlsplit
 
-import httpx
 from airflow.sdk import BaseHook
 
-from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionConfigError, FelderaConnectionError
-from airflow_checkpoint_sync.hooks import feldera_api as api
-from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaRequest, Flow
-from airflow_checkpoint_sync.hooks.shared_clients import (
-    AnswerTooSlow,
-    SharedClient,
-    TransportFailure,
-    exchange,
-    shared_client,
+from airflow_checkpoint_sync.exceptions import (
+    FelderaApiError,
+    FelderaConnectionError,
+    FelderaParameterError,
+    FelderaWaitError,
 )
+from airflow_checkpoint_sync.hooks import feldera_api as api
+from airflow_checkpoint_sync.hooks import transport
+from airflow_checkpoint_sync.hooks.connection import settings_of
+from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaRequest, Flow
+from airflow_checkpoint_sync.rules import params
+from airflow_checkpoint_sync.rules.status import is_uuid
+from airflow_checkpoint_sync.rules.waits import pipeline_wait, sync_wait
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Mapping
+    import datetime as dt
+    from collections.abc import AsyncIterator, Callable, Sequence
 
-    from airflow.sdk import Connection
+    import httpx
 
+    from airflow_checkpoint_sync.hooks.connection import FelderaConnectionSettings
     from airflow_checkpoint_sync.rules.status import SyncResult
-
-__all__ = ["FelderaAsyncSession", "FelderaConnectionConfigError", "FelderaConnectionSettings", "FelderaHook"]
 
 T = TypeVar("T")
 
-DEFAULT_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class FelderaConnectionSettings:
-    """What a ``feldera`` connection says, checked.
-
-    :param base_url: the API's base URL, e.g. ``https://feldera.example.com`` (no ``/v0``).
-    :param api_key: the API key (``apikey:...``) or a JWT; sent as ``Authorization: Bearer <key>``.
-    :param verify: TLS verification: True, False, or the path of a CA bundle.
-    :param timeout: seconds for each HTTP request.
-    :param tenant: sent as ``Feldera-Tenant`` when set.
-    :param console_url: where the Feldera web console is, for links; defaults to ``base_url``.
-    :param conn_id: the Airflow connection these settings came from, for error messages.
-    """
-
-    base_url: str
-    api_key: str | None
-    verify: bool | str
-    timeout: float
-    tenant: str | None
-    console_url: str
-    conn_id: str = ""
-
-    def __repr__(self) -> str:
-        # Never print the key, not even by accident in a debugger or a log line.
-        return (
-            f"FelderaConnectionSettings(base_url={self.base_url!r}, api_key={'***' if self.api_key else None}, "
-            f"verify={self.verify!r}, timeout={self.timeout!r}, tenant={self.tenant!r})"
-        )
-
-    def pipeline_url(self, pipeline_name: str) -> str:
-        """The pipeline's page in the Feldera web console."""
-        return f"{self.console_url.rstrip('/')}/pipelines/{quote(pipeline_name, safe='')}/"
-
-    def scrub(self, error: FelderaApiError) -> FelderaApiError:
-        """``error`` naming this server, with the API key cut out of everything it quotes (a server or proxy may
-        echo request headers in its answer, and a header library its refusal)."""
-        error.server = self.base_url
-        if self.api_key:
-            error.message = error.message.replace(self.api_key, "***")
-            if error.details is not None and self.api_key in json.dumps(error.details, default=str):
-                error.details = json.loads(json.dumps(error.details, default=str).replace(self.api_key, "***"))
-        return error
-
-    def client_options(self) -> dict[str, Any]:
-        headers = {"Accept": "application/json", "User-Agent": "airflow-checkpoint-sync"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        if self.tenant:
-            headers["Feldera-Tenant"] = self.tenant
-        return {
-            "base_url": self.base_url,
-            "headers": headers,
-            "verify": self._tls(),
-            "timeout": httpx.Timeout(self.timeout, connect=min(self.timeout, 10.0)),
-            "follow_redirects": False,
-        }
-
-    def _tls(self) -> ssl.SSLContext | bool:
-        try:
-            return ssl_context(self.verify)
-        except (OSError, ssl.SSLError) as exc:
-            # The CA path is read only here, on the worker that connects: that is where it has to exist.
-            raise FelderaConnectionConfigError(
-                f"Airflow connection '{self.conn_id}': extra 'verify' {self.verify!r} is not valid; expected true, "
-                f"false or the path of a CA bundle readable on this worker ({exc.strerror or exc})"
-            ) from None
-
-
-@functools.lru_cache(maxsize=16)
-def ssl_context(verify: bool | str) -> ssl.SSLContext | bool:
-    """One TLS context per ``verify`` setting, shared by every client of the process.
-
-    Building a context loads a whole CA bundle (hundreds of KB); a triggerer running a thousand waits would
-    otherwise hold a thousand copies.
-    """
-    if verify is False:
-        return False
-    if verify is True:
-        return httpx.create_ssl_context()
-    if os.path.isdir(verify):
-        return ssl.create_default_context(capath=verify)
-    return ssl.create_default_context(cafile=verify)
-
-
-def settings_from_connection(
-    conn_id: str,
-    *,
-    host: str | None,
-    port: int | None,
-    schema: str | None,
-    password: str | None,
-    extra: Mapping[str, Any],
-    conn_type: str | None = "feldera",
-) -> FelderaConnectionSettings:
-    """Check and normalise a ``feldera`` connection's fields (pure; the hook fetches them)."""
-
-    def bad(field: str, value: object, accepted: str) -> FelderaConnectionConfigError:
-        return FelderaConnectionConfigError(
-            f"Airflow connection '{conn_id}': {field} {value!r} is not valid; expected {accepted}"
-        )
-
-    if conn_type and conn_type != "feldera":
-        # Another provider's connection (an aws one, say) would otherwise fail later with a misleading message.
-        raise bad("conn_type", conn_type, "'feldera': create the connection with the Feldera connection type")
-    if not host:
-        raise FelderaConnectionConfigError(
-            f"Airflow connection '{conn_id}': host is empty; set it to the Feldera API URL, "
-            "e.g. https://feldera.example.com or http://127.0.0.1:8080"
-        )
-    raw = host.strip()
-    if "://" not in raw:
-        scheme = (schema or "").lower() if (schema or "").lower() in ("http", "https") else "https"
-        raw = f"{scheme}://{raw}"
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise bad("host", host, "an http:// or https:// URL of the Feldera API")
-    if parts.username is not None or parts.password is not None:
-        # Never echo it: the part before '@' is a credential.
-        raise FelderaConnectionConfigError(
-            f"Airflow connection '{conn_id}': host carries a user or password before '@'; put the API key in the "
-            "connection's password and leave the host as scheme://name[:port]"
-        )
-    if parts.query or parts.fragment:
-        raise bad(
-            "host", host, "a URL without '?query' or '#fragment': the API's base URL, e.g. https://feldera.example.com"
-        )
-    try:
-        url_port = parts.port
-    except ValueError:
-        url_port = -1
-    if url_port == -1 or (port is not None and not 0 < port < 65536):
-        raise bad("port", port if url_port != -1 else host, "a port from 1 to 65535")
-    netloc = parts.netloc
-    if port and url_port is None:
-        netloc = f"{netloc}:{port}"
-    path = parts.path.rstrip("/")
-    if path.endswith("/v0"):
-        path = path[: -len("/v0")]
-    base_url = f"{parts.scheme}://{netloc}{path}"
-
-    verify: bool | str = _field(extra, "verify", True)
-    if isinstance(verify, str) and verify.strip().lower() in ("true", "false"):
-        verify = verify.strip().lower() == "true"
-    if not isinstance(verify, bool) and not (isinstance(verify, str) and verify.strip()):
-        raise bad("extra 'verify'", verify, "true, false or the path of a CA bundle")
-
-    timeout_raw = _field(extra, "timeout", DEFAULT_TIMEOUT_S)
-    try:
-        timeout = float(timeout_raw)
-    except (TypeError, ValueError):
-        raise bad("extra 'timeout'", timeout_raw, "a number of seconds greater than 0") from None
-    if not timeout > 0:
-        raise bad("extra 'timeout'", timeout_raw, "a number of seconds greater than 0")
-
-    tenant = _field(extra, "tenant", None) or None
-    console_url = str(_field(extra, "console_url", None) or base_url)
-    if not console_url.startswith(("http://", "https://")):
-        raise bad("extra 'console_url'", console_url, "an http:// or https:// URL")
-    return FelderaConnectionSettings(
-        base_url=base_url,
-        api_key=_api_key(conn_id, password),
-        verify=verify,
-        timeout=timeout,
-        tenant=str(tenant) if tenant else None,
-        console_url=console_url,
-        conn_id=conn_id,
-    )
-
-
-def _api_key(conn_id: str, password: str | None) -> str | None:
-    """The API key without the white space a secret file or a paste leaves around it; anything else in it that an
-    HTTP header cannot carry is refused, without showing the key."""
-    key = (password or "").strip()
-    if not key:
-        return None
-    if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
-        raise FelderaConnectionConfigError(
-            f"Airflow connection '{conn_id}': the password (the API key) has spaces, line breaks or other characters "
-            "an HTTP header cannot carry inside it; set it to the key alone (apikey:... or a JWT)"
-        )
-    return key
-
-
-def _field(extra: Mapping[str, Any], name: str, default: Any) -> Any:
-    # Older connection forms store custom fields as extra__<conn_type>__<name>.
-    for key in (name, f"extra__feldera__{name}"):
-        if key in extra and extra[key] not in (None, ""):
-            return extra[key]
-    return default
-
-
-def _transport_error(exc: httpx.TransportError, request: FelderaRequest) -> FelderaConnectionError:
-    """Map httpx's failure (the worker's path) to ours."""
-    if isinstance(exc, httpx.ConnectError):
-        kind = "connect"
-    elif isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-        kind = "connect_timeout"
-    elif isinstance(exc, httpx.TimeoutException):
-        kind = "read_timeout"
-    else:
-        kind = "broken"
-    return _connection_error(TransportFailure(kind, str(exc) or type(exc).__name__, _server_of(exc)), request)
-
-
-def _connection_error(failure: TransportFailure, request: FelderaRequest) -> FelderaConnectionError:
-    """Our error for a failure below HTTP (from either client library), recording whether the request could have
-    reached Feldera."""
-    where, text, server = request.describe(), failure.text, failure.server
-    if failure.kind == "connect":
-        if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text or "packet length too long" in text:
-            return FelderaConnectionError(
-                f"{server} does not speak TLS: its answer to the TLS handshake was plain HTTP; use http:// in the "
-                "connection's host (or fix the port)",
-                sent=False,
-                tls=True,
-                request=where,
-            )
-        if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text or "certificate" in text.lower():
-            return FelderaConnectionError(
-                f"TLS handshake with {server} failed: {text}; if the server's certificate comes from a private CA, "
-                "set the connection's 'verify' extra to its CA bundle",
-                sent=False,
-                tls=True,
-                request=where,
-            )
-        return FelderaConnectionError(
-            f"cannot connect to {server} (the connection's host): {text}", sent=False, request=where
-        )
-    if failure.kind == "connect_timeout":
-        return FelderaConnectionError(f"timed out connecting: {text}", sent=False, request=where)
-    if failure.kind == "read_timeout":
-        return FelderaConnectionError(f"no response in time: {text}", sent=True, request=where)
-    return FelderaConnectionError(f"the connection broke before a full response: {text}", sent=True, request=where)
-
-
-def _server_of(exc: httpx.TransportError) -> str:
-    try:
-        url = exc.request.url
-    except RuntimeError:  # httpx raises when the error has no request attached
-        return "the Feldera server"
-    return f"{url.scheme}://{url.netloc.decode()}"
+#: The pipeline fields :meth:`FelderaHook.wait_for_pipeline_status` can watch.
+PIPELINE_STATUS_FIELDS = ("deployment_status", "program_status", "storage_status")
 
 
 class _Attempts:
@@ -325,7 +87,7 @@ def _may_write(client: httpx.Client, timeout: float) -> bool | None:
     import secrets
 
     try:
-        _send_once(client, api.write_probe(secrets.token_hex(8)), timeout)
+        transport.send_once(client, api.write_probe(secrets.token_hex(8)), timeout)
     except FelderaApiError as exc:
         if exc.status == 403:
             return False
@@ -333,49 +95,12 @@ def _may_write(client: httpx.Client, timeout: float) -> bool | None:
     return None  # a pipeline of that name exists after all: the answer tells nothing
 
 
-def _too_slow(request: FelderaRequest, timeout: float) -> FelderaConnectionError:
-    return FelderaConnectionError(
-        f"no complete answer within {timeout:g}s (the connection's timeout): the server is too slow or stalled",
-        sent=True,
-        request=request.describe(),
-    )
-
-
-def _send_once(client: httpx.Client, request: FelderaRequest, timeout: float) -> Any:
-    began = time.monotonic()
-    limits = httpx.Timeout(timeout, connect=min(timeout, 10.0))
-    try:
-        with client.stream(
-            request.method, request.path, params=request.params, json=request.json, timeout=limits
-        ) as response:
-            body = bytearray()
-            # httpx's timeouts bound each network read; the whole answer is bounded here, so a server that drips
-            # its body cannot hold the task.
-            for chunk in response.iter_bytes():
-                body += chunk
-                if time.monotonic() - began > timeout:
-                    raise _too_slow(request, timeout)
-    except httpx.TransportError as exc:
-        raise _transport_error(exc, request) from exc
-    return api.parse_response(response.status_code, response.headers, bytes(body), request)
-
-
-async def _asend_once(shared: SharedClient, request: FelderaRequest, timeout: float) -> Any:
-    try:
-        status, headers, body = await exchange(shared, request, timeout)
-    except (TimeoutError, AnswerTooSlow):
-        raise _too_slow(request, timeout) from None
-    except TransportFailure as failure:
-        raise _connection_error(failure, request) from failure
-    return api.parse_response(status, headers, body, request)
-
-
 class FelderaAsyncSession:
     """Async access to Feldera over the event loop's shared client for the connection (see
-    :mod:`~airflow_checkpoint_sync.hooks.shared_clients`: every wait in a triggerer on one Feldera shares a pool of
+    :mod:`~airflow_checkpoint_sync.hooks.transport`: every wait in a triggerer on one Feldera shares a pool of
     at most 20 connections)."""
 
-    def __init__(self, shared: SharedClient, hook: FelderaHook, settings: FelderaConnectionSettings) -> None:
+    def __init__(self, shared: transport.SharedClient, hook: FelderaHook, settings: FelderaConnectionSettings) -> None:
         self._shared = shared
         self._hook = hook
         self._settings = settings
@@ -390,7 +115,7 @@ class FelderaAsyncSession:
         attempts = _Attempts(self._hook, self._settings, request)
         while True:
             try:
-                return await _asend_once(self._shared, request, attempts.timeout())
+                return await transport.asend_once(self._shared, request, attempts.timeout())
             except FelderaApiError as error:
                 await asyncio.sleep(attempts.backoff(error))
 
@@ -435,8 +160,7 @@ class FelderaHook(BaseHook):
     def settings(self) -> FelderaConnectionSettings:
         """The checked connection settings (fetched once per hook)."""
         if self._settings is None:
-            conn = self.get_connection(self.feldera_conn_id)
-            self._settings = self._parse(conn, conn.extra_dejson)
+            self._settings = settings_of(self.feldera_conn_id, self.get_connection(self.feldera_conn_id))
             if self._settings.api_key:
                 from airflow.sdk.log import mask_secret
 
@@ -450,19 +174,8 @@ class FelderaHook(BaseHook):
             from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
             conn = await get_async_connection(self.feldera_conn_id, hook=self)
-            self._settings = self._parse(conn, await get_async_extra_dejson(conn))
+            self._settings = settings_of(self.feldera_conn_id, conn, await get_async_extra_dejson(conn))
         return self._settings
-
-    def _parse(self, conn: Connection, extra: Mapping[str, Any]) -> FelderaConnectionSettings:
-        return settings_from_connection(
-            self.feldera_conn_id,
-            host=conn.host,
-            port=conn.port,
-            schema=conn.schema,
-            password=conn.password,
-            extra=extra,
-            conn_type=conn.conn_type,
-        )
 
     def pipeline_url(self, pipeline_name: str) -> str:
         """The pipeline's page in the Feldera web console."""
@@ -474,7 +187,7 @@ class FelderaHook(BaseHook):
             settings = self.settings
             if settings.verify is False:
                 self.log.warning("TLS verification is off for Feldera connection '%s'", self.feldera_conn_id)
-            self._client = httpx.Client(**settings.client_options())
+            self._client = transport.http_client(settings)
         return self._client
 
     def close(self) -> None:
@@ -494,7 +207,7 @@ class FelderaHook(BaseHook):
         attempts = _Attempts(self, self.settings, request)
         while True:
             try:
-                return _send_once(self._http(), request, attempts.timeout())
+                return transport.send_once(self._http(), request, attempts.timeout())
             except FelderaApiError as error:
                 time.sleep(attempts.backoff(error))
 
@@ -506,7 +219,7 @@ class FelderaHook(BaseHook):
     async def async_session(self) -> AsyncIterator[FelderaAsyncSession]:
         """An async session over the loop's shared client for this connection, given back when the block ends."""
         settings = await self.async_settings()
-        async with shared_client(settings) as shared:
+        async with transport.shared_client(settings) as shared:
             yield FelderaAsyncSession(shared, self, settings)
 
     # -- endpoints -----------------------------------------------------------------------------------------------
@@ -602,6 +315,165 @@ class FelderaHook(BaseHook):
         request = api.adhoc_query(pipeline_name, sql)
         return api.query_rows(self.send(request), request)
 
+    # -- waits, for @task code ----------------------------------------------------------------------------------
+    def wait_for_pipeline_status(
+        self,
+        pipeline_name: str,
+        targets: str | Sequence[str],
+        *,
+        timeout: float | dt.timedelta = 1800.0,
+        poll_interval: float | dt.timedelta = 2.0,
+        field: str = "deployment_status",
+    ) -> dict[str, Any]:
+        """Read the pipeline every ``poll_interval`` until its ``field`` is one of ``targets``.
+
+        Decided by :func:`~airflow_checkpoint_sync.rules.waits.pipeline_wait`, as for the operators and
+        :class:`~airflow_checkpoint_sync.triggers.pipeline.PipelineStatusTrigger`: a deployment error,
+        AwaitingApproval (unless a target), a standby start that skipped Standby, a pipeline stopped meanwhile, or a
+        failed compilation (``field="program_status"``) ends the wait at once.
+
+        :param pipeline_name: the pipeline.
+        :param targets: the value, or values, that end the wait well: ``"Running"``, ``["Running", "Paused"]``.
+        :param timeout: how long to wait, in seconds or a timedelta.
+        :param poll_interval: how long between reads, in seconds or a timedelta.
+        :param field: the field to watch: ``deployment_status``, ``program_status`` or ``storage_status``.
+        :return: the pipeline as last read (``selector=all`` when watching ``program_status``, else ``status``).
+        :raises ~airflow_checkpoint_sync.exceptions.FelderaWaitError: the wait failed or timed out (``outcome``).
+        :raises ~airflow_checkpoint_sync.exceptions.FelderaApiError: the pipeline could not be read after the
+            hook's retries (an unknown pipeline, a rejected key, Feldera unreachable).
+        :raises ValueError: an argument is not valid; nothing was sent.
+        """
+        params.pipeline_name(pipeline_name)
+        wanted = [targets] if isinstance(targets, str) else targets
+        if isinstance(wanted, Mapping) or not wanted or not all(isinstance(t, str) and t for t in wanted):
+            raise FelderaParameterError("targets", targets, "a status, or a list of them, e.g. 'Running'")
+        if field not in PIPELINE_STATUS_FIELDS:
+            raise FelderaParameterError("field", field, f"one of {', '.join(PIPELINE_STATUS_FIELDS)}")
+        end_time = time.time() + params.positive_seconds(timeout, "timeout")
+        wait_s = params.positive_seconds(poll_interval, "poll_interval")
+        selector = "all" if field == "program_status" else "status"  # only the full view has program_error
+
+        def decide(pipeline: Any, error: BaseException | None, now: float) -> dict[str, Any] | None:
+            return pipeline_wait(
+                pipeline_name=pipeline_name,
+                pipeline=pipeline,
+                error=error,
+                targets=list(wanted),
+                end_time=end_time,
+                now=now,
+                field=field,
+            )
+
+        pipeline: dict[str, Any] = self._wait(
+            lambda: api.read_pipeline(pipeline_name, selector), decide, end_time=end_time, poll_interval=wait_s
+        )
+        return pipeline
+
+    def wait_for_checkpoint_sync(
+        self,
+        pipeline_name: str,
+        checkpoint_uuid: str,
+        *,
+        incarnation_uuid: str | None = None,
+        timeout: float | dt.timedelta = 3600.0,
+        poll_interval: float | dt.timedelta = 5.0,
+        unknown_grace: float | dt.timedelta | None = 60.0,
+    ) -> SyncResult:
+        """Read the sync of ``checkpoint_uuid`` every ``poll_interval`` until it succeeds, fails or times out.
+
+        Decided by :func:`~airflow_checkpoint_sync.rules.waits.sync_wait`, as for
+        :class:`~airflow_checkpoint_sync.operators.checkpoint.SyncCheckpointOperator` and
+        :class:`~airflow_checkpoint_sync.sensors.checkpoint.CheckpointStatusSensor`: a uuid in the sync status's
+        ``success`` or ``periodic``, or listed in the bucket, is synced.
+
+        :param pipeline_name: the pipeline that syncs.
+        :param checkpoint_uuid: the checkpoint, e.g. the ``checkpoint_uuid`` :meth:`sync_checkpoint` answered.
+        :param incarnation_uuid: the pipeline process that started the sync (``sync_checkpoint`` answers it too):
+            a restart since then ends the wait (outcome ``restarted``) instead of leaving it on a status that is
+            gone. None reads the status of the current process.
+        :param timeout: how long to wait, in seconds or a timedelta.
+        :param poll_interval: how long between reads, in seconds or a timedelta.
+        :param unknown_grace: how long a uuid that Feldera neither syncs nor lists in the bucket may stay so before
+            the wait fails for good (a uuid of another pipeline, a typo), in seconds or a timedelta; None waits for
+            it until ``timeout``.
+        :return: the sync's last reading, its ``state`` ``success`` and its ``evidence`` how that was established.
+        :raises ~airflow_checkpoint_sync.exceptions.FelderaWaitError: the sync failed (Feldera's error in the
+            message and ``event["error"]``), the pipeline restarted, or the wait timed out (``outcome``).
+        :raises ~airflow_checkpoint_sync.exceptions.FelderaApiError: the status could not be read after the hook's
+            retries.
+        :raises ValueError: an argument is not valid; nothing was sent.
+        """
+        params.pipeline_name(pipeline_name)
+        if not is_uuid(checkpoint_uuid):
+            raise FelderaParameterError("checkpoint_uuid", checkpoint_uuid, "a uuid in lower case")
+        if incarnation_uuid is not None and not is_uuid(incarnation_uuid):
+            raise FelderaParameterError("incarnation_uuid", incarnation_uuid, "None or a uuid")
+        started = time.time()
+        end_time = started + params.positive_seconds(timeout, "timeout")
+        wait_s = params.positive_seconds(poll_interval, "poll_interval")
+        grace_until = (
+            None if unknown_grace is None else started + params.positive_seconds(unknown_grace, "unknown_grace")
+        )
+
+        def decide(result: Any, error: BaseException | None, now: float) -> dict[str, Any] | None:
+            return sync_wait(
+                pipeline_name=pipeline_name,
+                checkpoint_uuid=checkpoint_uuid,
+                incarnation_uuid=incarnation_uuid,
+                result=result,
+                error=error,
+                end_time=end_time,
+                now=now,
+                unknown_grace_until=grace_until,
+            )
+
+        progress: SyncResult = self._wait(
+            lambda: api.read_sync_progress(pipeline_name, checkpoint_uuid, incarnation_uuid),
+            decide,
+            end_time=end_time,
+            poll_interval=wait_s,
+        )
+        return progress
+
+    def _wait(
+        self,
+        reads: Callable[[], Flow[Any]],
+        decide: Callable[[Any, BaseException | None, float], dict[str, Any] | None],
+        *,
+        end_time: float,
+        poll_interval: float,
+    ) -> Any:
+        """Run ``reads`` until ``decide`` (a rule of :mod:`~airflow_checkpoint_sync.rules.waits`) ends the wait; the
+        last reading when it ended well, else the read's own error or a FelderaWaitError."""
+        settings = self.settings  # a connection filled in wrongly fails here, before any request
+        outer = self.deadline
+        # No read, retries included, outlives the wait's deadline by more than a second.
+        self.deadline = end_time if outer is None else min(outer, end_time)
+        try:
+            while True:
+                result, error = None, None
+                try:
+                    result = self.run(reads())
+                except Exception as exc:  # the rule decides what a failed read means
+                    error = exc
+                event = decide(result, error, time.time())
+                if event is not None:
+                    break
+                time.sleep(max(0.0, min(poll_interval, end_time - time.time())))
+        finally:
+            self.deadline = outer
+        if event["status"] == "success":
+            return result
+        if event["status"] == "error" and error is not None:
+            raise error  # what the hook's own call would have raised: Feldera's status and error code
+        raise FelderaWaitError(
+            event["message"],
+            outcome=str(event["status"]),
+            final=bool(event.get("final")),
+            event=event,
+            server=settings.base_url,
+        ) from error
+
     # -- connection test -----------------------------------------------------------------------------------------
     def test_connection(self) -> tuple[bool, str]:
         """Check the connection in a few seconds: reachable, TLS, API key, edition. Never raises."""
@@ -611,8 +483,8 @@ class FelderaHook(BaseHook):
             return False, str(exc)
         try:
             # One attempt with a short timeout: a connection test answers in seconds, it does not wait out outages.
-            with httpx.Client(**settings.client_options()) as client:
-                config = _send_once(client, api.get_config(), min(settings.timeout, 10.0))
+            with transport.http_client(settings) as client:
+                config = transport.send_once(client, api.get_config(), min(settings.timeout, 10.0))
                 can_write = _may_write(client, min(settings.timeout, 10.0))
         except FelderaConnectionError as exc:
             settings.scrub(exc)

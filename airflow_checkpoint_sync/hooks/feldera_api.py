@@ -1,8 +1,9 @@
 """Feldera's REST API without the transport: requests, response parsing, errors, retry rules and multi-step reads.
 
-The hook's sync (``httpx.Client``) and async (``httpx.AsyncClient``) paths both use everything here, so the two can
-only differ in how bytes move. A multi-step read is a generator that yields :class:`FelderaRequest` objects and
-receives their parsed results (see :func:`run_flow`), written once for both transports.
+The worker's transport (httpx) and the triggerer's (a shared aiohttp pool), both in
+:mod:`~airflow_checkpoint_sync.hooks.transport`, use everything here, so the two can only differ in how bytes move.
+A multi-step read is a generator that yields :class:`FelderaRequest` objects and receives their parsed results (see
+:func:`run_flow`), written once for both transports.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from airflow_checkpoint_sync.exceptions import (
     UNEXPECTED_RESPONSE,
     Failure,
     FelderaApiError,
-    FelderaConnectionError,
     classify,
 )
 from airflow_checkpoint_sync.rules.status import SyncResult, SyncState, newest_uuid, resolve_unknown, sync_result
 
-__all__ = ["BackoffPolicy", "FelderaApiError", "FelderaConnectionError", "FelderaRequest"]
+__all__ = ["BackoffPolicy", "FelderaRequest"]
 
 T = TypeVar("T")
 
@@ -82,11 +82,6 @@ class BackoffPolicy:
         if elapsed + wait > self.deadline:
             return None
         return wait
-
-
-#: The name this class had before; kept so that imports written against the earlier docs still work. Prefer
-#: ``BackoffPolicy``: ``airflow.sdk.RetryPolicy`` is Airflow's own task-retry policy, a different thing.
-RetryPolicy = BackoffPolicy
 
 
 def parse_response(status: int, headers: Mapping[str, str], body: bytes, request: FelderaRequest) -> Any:

@@ -87,8 +87,9 @@ class _FailoverOperator(FelderaPipelineOperator):
         """The primary as the split-brain guard reads it (:func:`~.rules.failover.primary_reading`):
         only a Feldera that cannot be reached counts as down; any answer but the pipeline's status (a wrong key, an
         unknown name) leaves it unknown."""
+        from airflow_checkpoint_sync.exceptions import FelderaApiError
         from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-        from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaApiError
+        from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy
         from airflow_checkpoint_sync.rules.failover import PrimaryState, primary_reading
 
         name = str(self.primary_pipeline_name)

@@ -11,6 +11,7 @@ at parse time and refused at run time, or the other way round.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 from airflow_checkpoint_sync.exceptions import FelderaParameterError
@@ -53,7 +54,7 @@ def checkpoint_reference(value: object, parameter: str = "checkpoint") -> str:
 def positive_seconds(value: object, parameter: str) -> float:
     """Seconds from a positive number or timedelta."""
     seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 < seconds < math.inf:
         raise FelderaParameterError(parameter, value, "a positive number of seconds, or a timedelta")
     return float(seconds)
 

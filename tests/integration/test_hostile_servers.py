@@ -129,7 +129,7 @@ def test_a_key_with_white_space_around_it_is_used_and_never_shown(
     "password", [f"apikey:{'a' * 40} {'b' * 40}", f"apikey:{'a' * 40}\n{'b' * 40}", "apikey:é" * 8]
 )
 def test_a_key_no_header_can_carry_is_refused_without_showing_it(password: str) -> None:
-    from airflow_checkpoint_sync.hooks.feldera import settings_from_connection
+    from airflow_checkpoint_sync.hooks.connection import settings_from_connection
 
     with pytest.raises(FelderaConnectionConfigError, match=r"the password \(the API key\)") as refused:
         settings_from_connection("c", host="http://127.0.0.1:1", port=None, schema=None, password=password, extra={})

@@ -12,12 +12,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+import pytest
 from airflow_support import aws_connection
 
+from airflow_checkpoint_sync import lineage
+from airflow_checkpoint_sync.hooks.feldera import FelderaHook
+
 if TYPE_CHECKING:
-    import pytest
     from feldera_setup import Feldera
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -69,3 +73,29 @@ def test_openlineage_extracts_the_locations_and_pipelines_of_sync_restore_replic
     assert datasets(drill, "outputs") == []
     # Lineage carries no secret: not the bucket's secret key, nor anything of the connections'.
     assert feldera.s3.secret_key not in events_file.read_text()
+
+
+@pytest.mark.parametrize(
+    ("fields", "namespace"),
+    [
+        ({"host": "feldera.example.com:8080"}, "feldera://feldera.example.com:8080"),
+        ({"host": "feldera.example.com", "port": 8443}, "feldera://feldera.example.com:8443"),
+        ({"host": "10.0.0.5", "port": 8080, "schema": "http"}, "feldera://10.0.0.5:8080"),
+        ({"host": "https://gw.example.com/feldera/v0"}, "feldera://gw.example.com"),
+    ],
+)
+def test_a_pipeline_s_namespace_is_the_server_the_hook_reaches(
+    fields: dict[str, Any], namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A host without a scheme (the connection form's usual spelling) once gave the namespace feldera://<conn_id>.
+    connection = {"conn_type": "feldera", "password": "apikey:lineage-secret", **fields}
+    monkeypatch.setenv("AIRFLOW_CONN_FELDERA_LINEAGE", json.dumps(connection))
+    dataset = lineage.pipeline("feldera_lineage", "prod")
+    assert dataset == lineage.Dataset(namespace, "prod")
+    assert dataset.namespace == f"feldera://{urlsplit(FelderaHook('feldera_lineage').settings.base_url).netloc}"
+    assert "lineage-secret" not in dataset.namespace
+
+
+def test_a_connection_filled_in_wrongly_leaves_the_connection_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_FELDERA_LINEAGE", json.dumps({"conn_type": "feldera", "host": "ftp://x"}))
+    assert lineage.pipeline("feldera_lineage", "prod") == lineage.Dataset("feldera://feldera_lineage", "prod")

@@ -10,7 +10,7 @@ from typing import Any
 
 from airflow_checkpoint_sync import __version__
 from airflow_checkpoint_sync.get_provider_info import get_provider_info
-from airflow_checkpoint_sync.hooks.feldera import settings_from_connection
+from airflow_checkpoint_sync.hooks.connection import settings_from_connection
 
 
 def airflow(*args: str) -> str:

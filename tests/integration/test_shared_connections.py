@@ -17,7 +17,7 @@ from airflow_support import feldera_connection
 
 from airflow_checkpoint_sync.hooks import feldera_api as api
 from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-from airflow_checkpoint_sync.hooks.shared_clients import MAX_CONNECTIONS, exchange, shared_client
+from airflow_checkpoint_sync.hooks.transport import MAX_CONNECTIONS, exchange, shared_client
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

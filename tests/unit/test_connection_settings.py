@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionConfigError
-from airflow_checkpoint_sync.hooks.feldera import settings_from_connection
+from airflow_checkpoint_sync.hooks.connection import settings_from_connection
 from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaRequest, parse_response
 
 
@@ -41,9 +41,9 @@ def test_extras_and_defaults() -> None:
     d = settings()
     assert (d.verify, d.timeout, d.tenant, d.console_url) == (True, 30.0, None, "https://feldera.example.com")
     assert settings(extra={"extra__feldera__verify": "/etc/ca.pem"}).verify == "/etc/ca.pem"
-    options = settings(extra={"tenant": "acme"}).client_options()
-    assert options["headers"]["Authorization"] == "Bearer apikey:k"
-    assert options["headers"]["Feldera-Tenant"] == "acme"
+    headers = settings(extra={"tenant": "acme"}).headers()
+    assert headers["Authorization"] == "Bearer apikey:k"
+    assert headers["Feldera-Tenant"] == "acme"
     assert "apikey:k" not in repr(d)
 
 

@@ -29,6 +29,7 @@ from airflow_checkpoint_sync.exceptions import (
     FelderaApiError,
     FelderaConnectionConfigError,
     FelderaConnectionError,
+    FelderaWaitError,
     classify,
 )
 from airflow_checkpoint_sync.hooks.feldera import FelderaHook
@@ -120,6 +121,17 @@ def task_resumes(event: dict[str, Any], trigger: FelderaPollingTrigger) -> None:
 def test_classification(name: str, error: BaseException, read: Failure, write: Failure) -> None:
     assert classify(error, idempotent=True) is read
     assert classify(error, idempotent=False) is write
+
+
+@pytest.mark.parametrize(
+    ("ended", "final", "meaning"),
+    [("failure", True, F), ("failure", False, R), ("timeout", False, R), ("restarted", False, X)],
+)
+def test_a_hook_wait_that_ends_badly_means_what_its_rule_said(ended: str, final: bool, meaning: Failure) -> None:
+    error = FelderaWaitError("pipeline 'p' ...", outcome=ended, final=final)
+    assert classify(error, idempotent=True) is classify(error, idempotent=False) is meaning
+    assert type(task_error(error, "waiting", "p")) is TASK_OUTCOME[meaning]
+    assert str(error) == "pipeline 'p' ..." and error.status is None
 
 
 @pytest.mark.parametrize(("name", "error", "read", "write"), TABLE, ids=IDS)

@@ -45,6 +45,7 @@ REFUSED: list[tuple[Any, tuple[Any, ...], str]] = [
     (params.positive_seconds, (True, "timeout"), "timeout=True is not valid"),
     (params.positive_seconds, ("60", "timeout"), "timeout='60' is not valid"),
     (params.positive_seconds, (float("nan"), "timeout"), "timeout=nan is not valid"),
+    (params.positive_seconds, (float("inf"), "timeout"), "timeout=inf is not valid"),
     (params.positive_seconds, (dt.timedelta(0), "timeout"), "is not valid: a positive number of seconds"),
     (params.count, (-1, "min_count"), "min_count=-1 is not valid: a whole number, 0 or more"),
     (params.count, (1.5, "min_count"), "min_count=1.5 is not valid"),

@@ -14,7 +14,8 @@ import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, TaskDeferred
 
 from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError, FelderaTriggerEventError
-from airflow_checkpoint_sync.hooks.feldera import FelderaConnectionSettings, FelderaHook
+from airflow_checkpoint_sync.hooks.connection import FelderaConnectionSettings
+from airflow_checkpoint_sync.hooks.feldera import FelderaHook
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
 from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
