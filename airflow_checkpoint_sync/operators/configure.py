@@ -2,51 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
-from airflow_checkpoint_sync.task_support import check_pipeline_name, feldera_errors
+from airflow_checkpoint_sync.task_support import build_sync_config, check_pipeline_name, feldera_errors
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.rules.sync_config import SyncConfig
-
-
-def build_sync_config(
-    *, bucket: Any, bucket_conn_id: str | None, options: Mapping[str, Any] | None, **fields: Any
-) -> SyncConfig:
-    """A validated SyncConfig from operator parameters and a bucket connection; a final failure names the problem."""
-    from airflow_checkpoint_sync.hooks.bucket_credentials import BucketCredentialsError, bucket_credentials
-    from airflow_checkpoint_sync.rules.sync_config import SyncConfig, SyncConfigError
-
-    if options is not None and not isinstance(options, Mapping):
-        raise AirflowFailException(
-            f"sync_options={options!r} is not valid: a dict of Feldera sync settings, e.g. {{'transfers': 8}}"
-        )
-    extra = dict(options or {})
-    clash = sorted(set(extra) & ({"bucket", *fields}))
-    if clash:
-        raise AirflowFailException(f"sync_options sets {clash}, which are parameters of their own: pass them directly")
-    try:
-        credentials = bucket_credentials(bucket_conn_id).sync_fields()
-        # Explicit sync_options win over what the connection implies (an endpoint override, say).
-        values = {**credentials, **extra, **{k: v for k, v in fields.items() if v is not None}}
-        return SyncConfig.from_dict({"bucket": bucket, **values})
-    except SyncConfigError as exc:
-        # A key of sync_options is not a parameter of the task: say where the bad value came in.
-        where = "sync_options: " if exc.field in extra else ""
-        raise AirflowFailException(f"{where}{exc}") from exc
-    except BucketCredentialsError as exc:
-        raise AirflowFailException(str(exc)) from exc
-    except Exception as exc:  # the connection id itself does not resolve
-        raise AirflowFailException(f"bucket_conn_id '{bucket_conn_id}': {exc}") from exc
 
 
 class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):

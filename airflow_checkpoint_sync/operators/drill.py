@@ -19,6 +19,7 @@ from airflow_checkpoint_sync.rules.drill import CAUSES, parse_checks
 from airflow_checkpoint_sync.task_support import (
     SUCCESS_STATUSES,
     FelderaTaskMixin,
+    build_sync_config,
     check_pipeline_name,
     check_positive_seconds,
     feldera_errors,
@@ -436,8 +437,6 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             raise AirflowFailException(f"location {location!r}: {exc}") from None
 
     def _scratch_sync(self, source_sync: Mapping[str, Any], uuid: str, location: str) -> Any:
-        from airflow_checkpoint_sync.operators.configure import build_sync_config
-
         dropped = NOT_INHERITED | (FROM_CONNECTION if self.bucket_conn_id else set())
         inherited = {k: v for k, v in source_sync.items() if k not in dropped and v is not None}
         return build_sync_config(

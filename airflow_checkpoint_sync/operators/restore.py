@@ -14,13 +14,13 @@ from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 # ConfigureCheckpointSyncOperator lived here before it had a module of its own; importing it from here still works.
 from airflow_checkpoint_sync.operators.configure import (
     ConfigureCheckpointSyncOperator,
-    build_sync_config,
     check_bucket_owner,
     read_at_location,
     write_sync_config,
 )
 from airflow_checkpoint_sync.rules.status import PipelineGroup, is_checkpoint_uuid, pipeline_group
 from airflow_checkpoint_sync.task_support import (
+    build_sync_config,
     check_bool,
     check_pipeline_name,
     check_positive_seconds,
