@@ -141,13 +141,9 @@ def read_at_location(bucket_conn_id: str, location: str, name: str) -> bytes | N
     Only ``aws`` connections are read: Feldera reaches every bucket through the S3 protocol, and a
     ``google_cloud_platform`` connection here holds HMAC keys for that protocol, not what Google's SDK needs.
     """
-    from airflow_checkpoint_sync.object_stores import store_for
+    from airflow_checkpoint_sync.object_stores import read_object, store_for
 
-    try:
-        body, _ = store_for(bucket_conn_id, location, "bucket_conn_id", ("aws",)).read(name)
-    except FileNotFoundError:
-        return None
-    return body
+    return read_object(store_for(bucket_conn_id, location, "bucket_conn_id", ("aws",)), name)
 
 
 def _hex(text: str) -> str:

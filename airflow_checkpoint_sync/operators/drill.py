@@ -702,13 +702,10 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             raise AirflowFailException(str(exc)) from None
 
     def _marker_owner(self, store: ObjectStore) -> DrillOwner | None:
+        from airflow_checkpoint_sync.object_stores import read_object
         from airflow_checkpoint_sync.rules.drill import MARKER, marker_owner
 
-        try:
-            body, _ = store.read(MARKER)
-        except FileNotFoundError:
-            return None
-        return marker_owner(body)
+        return marker_owner(read_object(store, MARKER))
 
     def _empty_scratch_location(self) -> None:
         """Delete the scratch location's objects, the marker last, if the marker still names this task instance;
