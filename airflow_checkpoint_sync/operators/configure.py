@@ -1,4 +1,4 @@
-"""ConfigureCheckpointSyncOperator, and the steps every operator that writes a sync configuration shares."""
+"""ConfigureCheckpointSyncOperator: the setup step, a sync configuration written into a stopped pipeline."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
-from airflow_checkpoint_sync.task_support import build_sync_config, check_pipeline_name, feldera_errors
+from airflow_checkpoint_sync.task_support import build_sync_config, check_pipeline_name
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from airflow.sdk import Context
-
-    from airflow_checkpoint_sync.rules.sync_config import SyncConfig
 
 
 class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
@@ -90,80 +88,6 @@ class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
                 f"pipeline '{self.pipeline_name}' is {pipeline.get('deployment_status')}: Feldera changes a runtime "
                 "config only while the pipeline is stopped. Stop it first."
             )
-        check_bucket_owner(self, pipeline, sync, self.bucket_conn_id or None)
-        changed = write_sync_config(self, pipeline, sync)
+        self.check_bucket_owner(pipeline, sync, self.bucket_conn_id or None)
+        changed = self.write_sync_config(pipeline, sync)
         return {"pipeline_name": self.pipeline_name, "bucket": sync.bucket, "changed": changed}
-
-
-def check_bucket_owner(
-    task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig, bucket_conn_id: str | None
-) -> None:
-    """Refuse a ``bucket`` that another pipeline owns, before anything is written.
-
-    Feldera locks a location to the first pipeline that pushes there (``owner.json``, by the pipeline's system name
-    ``pipeline-<id>``) and refuses the others, but only at their first push, long after the configuration was
-    written and the pipeline started. Read through ``bucket_conn_id`` (an ``aws`` connection); without one, or
-    when the lock cannot be read, Feldera's own check at the first push remains (logged).
-    """
-    import json
-
-    from airflow_checkpoint_sync.rules.replication import OWNER
-
-    if not bucket_conn_id:
-        task.log.info("Who owns %s is checked by Feldera at its first push (no bucket_conn_id to read it)", sync.bucket)
-        return
-    try:
-        body = read_at_location(bucket_conn_id, sync.bucket, OWNER)
-    except Exception as exc:  # the check is an early warning; Feldera's own lock still holds
-        task.log.warning(
-            "Could not read %s/%s to see who owns it (%s); Feldera checks it at its first push", sync.bucket, OWNER, exc
-        )
-        return
-    if body is None:
-        return  # nobody owns it yet: the first push claims it
-    try:
-        owner = json.loads(body).get("pipeline_name")
-    except (ValueError, AttributeError):
-        owner = None
-    me = f"pipeline-{pipeline.get('id')}"
-    # Compared on the id's hex digits, so that a different spelling of the same system name is never refused.
-    if owner and pipeline.get("id") and _hex(str(pipeline["id"])) not in _hex(str(owner)):
-        raise AirflowFailException(
-            f"bucket={sync.bucket!r} belongs to another pipeline ({owner}, says its {OWNER}); pipeline "
-            f"'{task.pipeline_name}' is {me}, and Feldera refuses to push there. Give this pipeline its own location; "
-            "to start from the other's checkpoints, pass that location as read_bucket."
-        )
-
-
-def read_at_location(bucket_conn_id: str, location: str, name: str) -> bytes | None:
-    """Object ``name`` under a sync ``location``, read through ``bucket_conn_id``; None when there is none.
-
-    Only ``aws`` connections are read: Feldera reaches every bucket through the S3 protocol, and a
-    ``google_cloud_platform`` connection here holds HMAC keys for that protocol, not what Google's SDK needs.
-    """
-    from airflow_checkpoint_sync.object_stores import read_object, store_for
-
-    return read_object(store_for(bucket_conn_id, location, "bucket_conn_id", ("aws",)), name)
-
-
-def _hex(text: str) -> str:
-    return "".join(c for c in text.lower() if c in "0123456789abcdef")
-
-
-def write_sync_config(task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
-    """PATCH the pipeline's runtime config with ``sync`` merged in, unless it already says exactly that."""
-    from airflow_checkpoint_sync.rules.sync_config import SyncConfigError, merge_sync_config
-
-    try:
-        merged = merge_sync_config(pipeline.get("runtime_config"), sync)
-    except SyncConfigError as exc:
-        raise AirflowFailException(f"pipeline '{task.pipeline_name}': {exc}") from exc
-    for warning in merged.warnings:
-        task.log.warning("%s", warning)
-    if not merged.changed:
-        task.log.info("Pipeline '%s' already has this sync configuration; nothing to change", task.pipeline_name)
-        return False
-    with feldera_errors("updating the runtime config", task.pipeline_name):
-        task.hook.patch_runtime_config(task.pipeline_name, merged.runtime_config)
-    task.log.info("Pipeline '%s' now syncs with %s", task.pipeline_name, sync.redacted())
-    return True

@@ -8,17 +8,17 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.object_stores import store_step
+from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 
 # Pure and cheap: checks are parsed when the DAG is, so that a malformed one is an import error naming it.
 from airflow_checkpoint_sync.rules.drill import CAUSES, parse_checks
 from airflow_checkpoint_sync.task_support import (
     SUCCESS_STATUSES,
-    FelderaTaskMixin,
     build_sync_config,
     check_pipeline_name,
     check_positive_seconds,
@@ -64,7 +64,7 @@ PUBLIC = (
 )
 
 
-class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
+class RestoreDrillOperator(FelderaPipelineOperator):
     """Prove that a synced checkpoint restores: start a scratch copy of a pipeline from it, check its data, measure
     the recovery time, and delete the copy.
 
@@ -148,7 +148,8 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         "bucket_conn_id",
         "checkpoint",
     )
-    ui_color = "#c7e3ff"
+    # No console link: the source pipeline is only read, and the scratch pipeline is deleted when the drill ends.
+    operator_extra_links = ()
 
     def __init__(
         self,
@@ -419,14 +420,14 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     def _pick(
         self, wanted: str, within: float | None, location: str, context: Context, pick: Callable[..., str]
     ) -> str:
-        from airflow_checkpoint_sync.operators.configure import read_at_location
-        from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+        from airflow_checkpoint_sync.object_stores import read_catalog
         from airflow_checkpoint_sync.rules.verification import named_checkpoints
 
         if not self.bucket_conn_id:
             return wanted  # Feldera resolves 'latest' itself; a uuid it cannot find fails the start
         try:
-            catalog = named_checkpoints(read_at_location(self.bucket_conn_id, location, CATALOG))
+            found = read_catalog(self.bucket_store(self.bucket_conn_id, location))
+            catalog = named_checkpoints(found[0] if found else None)
         except Exception as exc:
             raise AirflowException(f"reading the catalog of {location}: {exc}") from exc
         ti = context["ti"]
@@ -692,12 +693,10 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     def _scratch_store(self) -> ObjectStore | None:
         """The scratch location's store, or None without ``bucket_conn_id`` (then the drill never lists, writes or
         empties it)."""
-        from airflow_checkpoint_sync.object_stores import store_for
-
         if not self.bucket_conn_id or not self.scratch_bucket:
             return None
         try:
-            return store_for(self.bucket_conn_id, self.scratch_bucket, "bucket_conn_id", ("aws",), "scratch_bucket")
+            return self.bucket_store(self.bucket_conn_id, self.scratch_bucket, "scratch_bucket")
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
 

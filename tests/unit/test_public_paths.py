@@ -7,7 +7,6 @@ import importlib
 import pytest
 
 PATHS = [
-    ("airflow_checkpoint_sync.operators.restore", "ConfigureCheckpointSyncOperator", "operators.configure"),
     ("airflow_checkpoint_sync.hooks.buckets", "bucket_credentials", "hooks.bucket_credentials"),
     ("airflow_checkpoint_sync.hooks.buckets", "BucketCredentialsError", "hooks.bucket_credentials"),
     ("airflow_checkpoint_sync.hooks.feldera_api", "RetryPolicy", "hooks.feldera_api"),

@@ -1,13 +1,23 @@
-"""The steps several tasks share, each written once: reads at a location (``object_stores``)."""
+"""The steps several tasks share, each written once: reads at a location (``object_stores``), the base operator's
+steps (one store per location per task, the bucket's owner, the sync configuration), and no operator module
+importing another's."""
 
 from __future__ import annotations
 
+import ast
+import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
+import airflow_checkpoint_sync
+from airflow_checkpoint_sync.hooks.feldera import FelderaConnectionSettings, FelderaHook
 from airflow_checkpoint_sync.object_stores import read_catalog, read_object
 from airflow_checkpoint_sync.object_stores.base import ObjectStore
+from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncOperator
+from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
@@ -68,3 +78,106 @@ def test_the_catalog_comes_with_its_fingerprint_and_none_where_nothing_was_synce
 def test_a_store_error_goes_through_for_the_caller_to_word(read: Any) -> None:
     with pytest.raises(PermissionError, match="denied"):
         read(MemoryStore(error=PermissionError("denied")))
+
+
+# -- the base operator's steps ---------------------------------------------------------------------------------------
+UUID = "0199a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b"
+ENTERPRISE = {"edition": "Enterprise", "version": "0.337.0"}
+STOPPED = {"id": "0199a3c4-aaaa-7bbb-8ccc-000000000001", "deployment_status": "Stopped", "runtime_config": {}}
+
+
+class StubHook(FelderaHook):
+    """FelderaHook whose transport answers from a table keyed by ``"METHOD /suffix"``."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        super().__init__("stub")
+        self.answers = answers
+        self.sent: list[str] = []
+        self.bodies: dict[str, Any] = {}
+        self._settings = FelderaConnectionSettings("http://feldera", None, True, 1.0, None, "http://feldera", "stub")
+
+    def send(self, request: Any) -> Any:
+        key = f"{request.method} {request.path.removeprefix('/v0/pipelines/p')}"
+        self.sent.append(key)
+        self.bodies[key] = request.json
+        return self.answers[key]
+
+    def mutations(self) -> list[str]:
+        return [key for key in self.sent if not key.startswith("GET")]
+
+
+@pytest.fixture
+def stores(monkeypatch: pytest.MonkeyPatch) -> dict[str, MemoryStore]:
+    """An ``aws`` connection ``s3_dr``, and the stores built through it, by location (each counted once built)."""
+    monkeypatch.setenv("AIRFLOW_CONN_S3_DR", json.dumps({"conn_type": "aws", "login": "k", "password": "s"}))
+    built: dict[str, MemoryStore] = {}
+    contents = {
+        "b/p1": {"checkpoints.feldera": (json.dumps([{"uuid": UUID}]).encode(), "etag")},
+        "b/other": {"owner.json": (b'{"pipeline_name": "pipeline-0199a3c4-ffff"}', "etag")},
+    }
+
+    def store_for(conn_id: str, location: str, *args: Any) -> MemoryStore:
+        assert location not in built, f"a second store for {location}"
+        built[location] = MemoryStore(contents.get(location))
+        return built[location]
+
+    monkeypatch.setattr("airflow_checkpoint_sync.object_stores.store_for", store_for)
+    return built
+
+
+def test_a_restore_builds_one_store_per_location_and_reads_each_thing_once(stores: dict[str, MemoryStore]) -> None:
+    op = RestoreCheckpointOperator(
+        task_id="r",
+        pipeline_name="p",
+        bucket="b/p2",
+        read_bucket="b/p1",
+        bucket_conn_id="s3_dr",
+        checkpoint=UUID,
+        wait_for_completion=False,
+    )
+    op._hook = hook = StubHook(
+        {"GET /v0/config": ENTERPRISE, "GET ": STOPPED, "PATCH ": None, "POST /start": "Pipeline is starting"}
+    )
+    assert op.execute({"ti": None})["status"] == "starting"  # type: ignore[arg-type]
+    assert list(stores) == ["b/p2", "b/p1"]
+    assert stores["b/p2"].reads == ["owner.json", "checkpoints.feldera"]  # the owner, then its catalog: one store
+    assert stores["b/p1"].reads == ["checkpoints.feldera"]
+    assert hook.mutations() == ["PATCH ", "POST /start"]
+
+
+def test_a_bucket_another_pipeline_owns_is_refused_before_anything_is_written(stores: dict[str, MemoryStore]) -> None:
+    op = ConfigureCheckpointSyncOperator(task_id="c", pipeline_name="p", bucket="b/other", bucket_conn_id="s3_dr")
+    op._hook = hook = StubHook({"GET /v0/config": ENTERPRISE, "GET ": STOPPED})
+    with pytest.raises(AirflowFailException, match=r"belongs to another pipeline \(pipeline-0199a3c4-ffff"):
+        op.execute({})  # type: ignore[arg-type]
+    assert hook.mutations() == []
+    assert list(stores) == ["b/other"]
+
+
+def test_a_configuration_already_in_place_is_not_written_again(stores: dict[str, MemoryStore]) -> None:
+    def configure(pipeline: dict[str, Any]) -> tuple[bool, StubHook]:
+        op = ConfigureCheckpointSyncOperator(task_id="c", pipeline_name="p", bucket="b/p2", push_interval=60)
+        op._hook = hook = StubHook({"GET /v0/config": ENTERPRISE, "GET ": pipeline, "PATCH ": None})
+        return op.execute({})["changed"], hook  # type: ignore[arg-type]
+
+    changed, first = configure(STOPPED)
+    assert changed is True and first.mutations() == ["PATCH "]
+    changed, again = configure({**STOPPED, "runtime_config": first.bodies["PATCH "]["runtime_config"]})
+    assert changed is False and again.mutations() == []
+    assert stores == {}  # without bucket_conn_id the owner is Feldera's to check: no store is built
+
+
+# -- layers ----------------------------------------------------------------------------------------------------------
+OPERATORS = "airflow_checkpoint_sync.operators"
+
+
+def test_no_operator_module_imports_another_operator_module() -> None:
+    """A step two operators share lives in the base class, task_support or object_stores (ARCHITECTURE.md 3)."""
+    package = Path(airflow_checkpoint_sync.__file__).parent
+    sideways = []
+    for path in sorted([*package.glob("operators/*.py"), *package.glob("sensors/*.py")]):
+        for node in ast.walk(ast.parse(path.read_text())):
+            module = (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+            if module.startswith(OPERATORS) and module != f"{OPERATORS}.base":
+                sideways.append(f"{path.name} imports {module}")
+    assert sideways == []
