@@ -1,5 +1,5 @@
 """FelderaPipelineOperator: what every operator on one Feldera pipeline shares (the preflight read, status waits,
-and the steps of writing a sync configuration)."""
+stopping and clearing, and the steps of writing a sync configuration)."""
 
 from __future__ import annotations
 
@@ -87,9 +87,58 @@ class FelderaPipelineOperator(FelderaTaskMixin, BaseOperator):
         return self.status_reached({**event["echo"].get("result", {}), "status": event["deployment_status"]})
 
     def status_reached(self, result: dict[str, Any]) -> dict[str, Any]:
-        """Called with the result of each wait that reached its status, worker-side or deferred; returns it. A
-        subclass records what finished here (its metrics)."""
+        """Called with the result of each :meth:`wait_for_status` that reached its status, worker-side or deferred;
+        returns it. A subclass records what finished here (its metrics)."""
         return result
+
+    # -- stop and clear --------------------------------------------------------------------------------------------
+    def stop_and_wait(
+        self,
+        *,
+        force: bool,
+        poll_interval: float,
+        end_time: float,
+        pipeline_name: str | None = None,
+        action: str = "stopping the pipeline",
+    ) -> None:
+        """Stop the pipeline and wait until it is Stopped. ``force`` stops it at once, without the final checkpoint
+        a graceful stop makes (a standby cannot make one).
+
+        ``pipeline_name`` is another pipeline the task owns (a drill's scratch pipeline); ``action`` words a failed
+        request. The wait stays in the worker: it is a step in the middle of a task, with nothing to resume at.
+        """
+        name = pipeline_name or self.pipeline_name
+        with feldera_errors(action, name):
+            self.hook.stop_pipeline(name, force=force)
+        self._wait_in_worker(name, "deployment_status", "Stopped", poll_interval, end_time)
+
+    def clear_and_wait(
+        self,
+        *,
+        poll_interval: float,
+        end_time: float,
+        pipeline_name: str | None = None,
+        action: str = "clearing storage",
+    ) -> None:
+        """Delete the stopped pipeline's storage and wait until it is Cleared; arguments as in
+        :meth:`stop_and_wait`."""
+        name = pipeline_name or self.pipeline_name
+        with feldera_errors(action, name):
+            self.hook.clear_storage(name)
+        self._wait_in_worker(name, "storage_status", "Cleared", poll_interval, end_time)
+
+    def _wait_in_worker(self, name: str, field: str, target: str, poll_interval: float, end_time: float) -> None:
+        from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
+
+        trigger = PipelineStatusTrigger(
+            feldera_conn_id=self.feldera_conn_id,
+            pipeline_name=name,
+            targets=[target],
+            end_time=end_time,
+            poll_interval=poll_interval,
+            field=field,
+        )
+        self.log.info("%s", outcome(self.wait_for(trigger, deferrable=False))["message"])
 
     # -- sync locations --------------------------------------------------------------------------------------------
     def bucket_store(self, bucket_conn_id: str, location: str, location_parameter: str = "bucket") -> ObjectStore:

@@ -653,7 +653,6 @@ class RestoreDrillOperator(FelderaPipelineOperator):
 
     def _teardown_pipeline(self, scratch: str) -> None:
         from airflow_checkpoint_sync.rules.drill import scratch_owner
-        from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
         deadline = self.hook.deadline = time.time() + TEARDOWN_S
         current = self._find(scratch)
@@ -668,24 +667,11 @@ class RestoreDrillOperator(FelderaPipelineOperator):
                 owner or "none recorded",
             )
             return
-        steps: list[tuple[Callable[[], None], list[str], str]] = [
-            (lambda: self.hook.stop_pipeline(scratch, force=True), ["Stopped"], "deployment_status"),
-            (lambda: self.hook.clear_storage(scratch), ["Cleared"], "storage_status"),
-        ]
-        for action, targets, field in steps:
-            if current.get(field) in targets:
-                continue
-            with feldera_errors("removing the scratch pipeline", scratch):
-                action()
-            trigger = PipelineStatusTrigger(
-                feldera_conn_id=self.feldera_conn_id,
-                pipeline_name=scratch,
-                targets=targets,
-                end_time=deadline,
-                poll_interval=float(self.poll_interval),
-                field=field,
-            )
-            outcome(self.wait_for(trigger, deferrable=False))
+        poll, action = float(self.poll_interval), "removing the scratch pipeline"
+        if current.get("deployment_status") != "Stopped":
+            self.stop_and_wait(force=True, poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action)
+        if current.get("storage_status") != "Cleared":
+            self.clear_and_wait(poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action)
         with feldera_errors("deleting the scratch pipeline", scratch):
             self.hook.delete_pipeline(scratch)
         self.log.info("Scratch pipeline '%s' deleted", scratch)

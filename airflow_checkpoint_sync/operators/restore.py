@@ -265,17 +265,11 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             self.pipeline_name,
             "forced" if force else "graceful: it checkpoints first",
         )
-        with feldera_errors("stopping the pipeline", self.pipeline_name):
-            self.hook.stop_pipeline(self.pipeline_name, force=force)
-        self.wait_for_status(["Stopped"], deferrable=False, poll_interval=poll, end_time=end_time)
+        self.stop_and_wait(force=force, poll_interval=poll, end_time=end_time)
 
     def _clear(self, poll: float, end_time: float) -> None:
         with feldera_errors("reading the storage status", self.pipeline_name):
             current = self.hook.get_pipeline(self.pipeline_name)
         if current.get("storage_status") != "Cleared":
             self.log.info("Clearing the storage of pipeline '%s'", self.pipeline_name)
-            with feldera_errors("clearing storage", self.pipeline_name):
-                self.hook.clear_storage(self.pipeline_name)
-            self.wait_for_status(
-                ["Cleared"], deferrable=False, poll_interval=poll, end_time=end_time, field="storage_status"
-            )
+            self.clear_and_wait(poll_interval=poll, end_time=end_time)

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 import airflow_checkpoint_sync
+from airflow_checkpoint_sync.exceptions import FelderaApiError
 from airflow_checkpoint_sync.hooks.feldera import FelderaConnectionSettings, FelderaHook
 from airflow_checkpoint_sync.object_stores import read_catalog, read_object
 from airflow_checkpoint_sync.object_stores.base import ObjectStore
@@ -87,7 +88,8 @@ STOPPED = {"id": "0199a3c4-aaaa-7bbb-8ccc-000000000001", "deployment_status": "S
 
 
 class StubHook(FelderaHook):
-    """FelderaHook whose transport answers from a table keyed by ``"METHOD /suffix"``."""
+    """FelderaHook whose transport answers from a table keyed by ``"METHOD /suffix"`` (a value, an exception, or a
+    list consumed in turn, its last answer repeated)."""
 
     def __init__(self, answers: dict[str, Any]) -> None:
         super().__init__("stub")
@@ -100,7 +102,12 @@ class StubHook(FelderaHook):
         key = f"{request.method} {request.path.removeprefix('/v0/pipelines/p')}"
         self.sent.append(key)
         self.bodies[key] = request.json
-        return self.answers[key]
+        answer = self.answers[key]
+        if isinstance(answer, list):
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
 
     def mutations(self) -> list[str]:
         return [key for key in self.sent if not key.startswith("GET")]
@@ -165,6 +172,53 @@ def test_a_configuration_already_in_place_is_not_written_again(stores: dict[str,
     changed, again = configure({**STOPPED, "runtime_config": first.bodies["PATCH "]["runtime_config"]})
     assert changed is False and again.mutations() == []
     assert stores == {}  # without bucket_conn_id the owner is Feldera's to check: no store is built
+
+
+def test_a_restore_stops_and_clears_through_the_shared_steps_each_waiting_for_its_status() -> None:
+    running = {**STOPPED, "deployment_status": "Running", "storage_status": "InUse"}
+    stopped = {**running, "deployment_status": "Stopped"}
+    op = RestoreCheckpointOperator(
+        task_id="r",
+        pipeline_name="p",
+        bucket="b/p2",
+        stop_if_running=True,
+        clear_storage=True,
+        wait_for_completion=False,
+        poll_interval=0.01,
+    )
+    op._hook = hook = StubHook(
+        {
+            "GET /v0/config": ENTERPRISE,
+            # the preflight read, the wait for Stopped, the storage read, the wait for Cleared
+            "GET ": [running, stopped, stopped, {**stopped, "storage_status": "Cleared"}],
+            "POST /stop": None,
+            "PATCH ": None,
+            "POST /clear": None,
+            "POST /start": "Pipeline is starting",
+        }
+    )
+    assert op.execute({"ti": None})["status"] == "starting"  # type: ignore[arg-type]
+    assert hook.mutations() == ["POST /stop", "PATCH ", "POST /clear", "POST /start"]
+
+
+def test_a_failed_stop_of_another_pipeline_names_it_and_the_step() -> None:
+    op = ConfigureCheckpointSyncOperator(task_id="c", pipeline_name="p", bucket="b/p2")
+    op._hook = StubHook({"POST /v0/pipelines/scratch/stop": FelderaApiError("boom", status=500)})
+    with pytest.raises(AirflowException, match="removing the scratch pipeline on pipeline 'scratch' failed"):
+        op.stop_and_wait(
+            force=True,
+            poll_interval=0.01,
+            end_time=0.0,
+            pipeline_name="scratch",
+            action="removing the scratch pipeline",
+        )
+
+
+def test_a_clear_that_does_not_finish_by_its_deadline_fails() -> None:
+    op = ConfigureCheckpointSyncOperator(task_id="c", pipeline_name="p", bucket="b/p2")
+    op._hook = StubHook({"POST /clear": None, "GET ": {**STOPPED, "storage_status": "Clearing"}})
+    with pytest.raises(AirflowException, match="Cleared"):
+        op.clear_and_wait(poll_interval=0.01, end_time=0.0)
 
 
 # -- layers ----------------------------------------------------------------------------------------------------------
