@@ -1,5 +1,5 @@
 """What every Feldera task shares: the lazily built hook, parameter checks, error -> Airflow exception,
-event -> outcome, and the one worker-side poll loop.
+event -> outcome, the sync configuration a task's parameters ask for, and the one worker-side poll loop.
 
 Loaded when a DAG file using an operator is parsed, so it imports nothing heavy at module level: the hook (and
 httpx) load on first use of :attr:`FelderaTaskMixin.hook`, the triggers when a task waits.
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.hooks.feldera import FelderaHook
+    from airflow_checkpoint_sync.rules.sync_config import SyncConfig
     from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
 
 #: Feldera's pipeline name rule (NameDoesNotMatchPattern).
@@ -185,6 +186,38 @@ def outcome(
         raise on_timeout(event["message"])
     final = bool(event.get("final")) or (rereads and status != "error")
     raise (AirflowFailException if final else AirflowException)(event["message"])
+
+
+# -- sync configuration --------------------------------------------------------------------------------------------
+def build_sync_config(
+    *, bucket: Any, bucket_conn_id: str | None, options: Mapping[str, Any] | None, **fields: Any
+) -> SyncConfig:
+    """A validated SyncConfig from operator parameters and a bucket connection; a final failure names the problem."""
+    from airflow_checkpoint_sync.exceptions import BucketCredentialsError, SyncConfigError
+    from airflow_checkpoint_sync.hooks.bucket_credentials import bucket_credentials
+    from airflow_checkpoint_sync.rules.sync_config import SyncConfig
+
+    if options is not None and not isinstance(options, Mapping):
+        raise AirflowFailException(
+            f"sync_options={options!r} is not valid: a dict of Feldera sync settings, e.g. {{'transfers': 8}}"
+        )
+    extra = dict(options or {})
+    clash = sorted(set(extra) & ({"bucket", *fields}))
+    if clash:
+        raise AirflowFailException(f"sync_options sets {clash}, which are parameters of their own: pass them directly")
+    try:
+        credentials = bucket_credentials(bucket_conn_id).sync_fields()
+        # Explicit sync_options win over what the connection implies (an endpoint override, say).
+        values = {**credentials, **extra, **{k: v for k, v in fields.items() if v is not None}}
+        return SyncConfig.from_dict({"bucket": bucket, **values})
+    except SyncConfigError as exc:
+        # A key of sync_options is not a parameter of the task: say where the bad value came in.
+        where = "sync_options: " if exc.field in extra else ""
+        raise AirflowFailException(f"{where}{exc}") from exc
+    except BucketCredentialsError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    except Exception as exc:  # the connection id itself does not resolve
+        raise AirflowFailException(f"bucket_conn_id '{bucket_conn_id}': {exc}") from exc
 
 
 # -- waiting -------------------------------------------------------------------------------------------------------

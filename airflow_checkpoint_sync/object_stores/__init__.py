@@ -1,5 +1,6 @@
 """Object stores a checkpoint location can be replicated between (S3-compatible, GCS, Azure Blob), through the
-Airflow hook of each store's provider. The provider SDKs load only when a store is built, at task run time."""
+Airflow hook of each store's provider, and the one read of an object or a catalog at a location. The provider SDKs
+load only when a store is built, at task run time."""
 
 from __future__ import annotations
 
@@ -42,6 +43,30 @@ def store_for(
     from airflow_checkpoint_sync.object_stores.azure import AzureBlobStore
 
     return AzureBlobStore(conn_id, container, prefix)
+
+
+def read_object(store: ObjectStore, name: str) -> bytes | None:
+    """The content of object ``name`` at ``store``'s location, or None when there is none: a missing object is an
+    answer (nobody owns the location yet, nothing was synced there, it was deleted since a listing), not an error.
+    The store's own errors go through: each caller says what a failed read means to it."""
+    found = _read(store, name)
+    return None if found is None else found[0]
+
+
+def read_catalog(store: ObjectStore) -> tuple[bytes, str | None] | None:
+    """Feldera's catalog at ``store``'s location (a single host's, at the root of the prefix) and its fingerprint,
+    which tells whether a listing saw this very catalog; None where no push has finished. Errors as in
+    :func:`read_object`."""
+    from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+
+    return _read(store, CATALOG)
+
+
+def _read(store: ObjectStore, name: str) -> tuple[bytes, str | None] | None:
+    try:
+        return store.read(name)
+    except FileNotFoundError:
+        return None
 
 
 def endpoint_addresses(url: str) -> frozenset[str] | None:

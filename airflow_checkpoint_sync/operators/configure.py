@@ -1,53 +1,19 @@
-"""ConfigureCheckpointSyncOperator, and the steps every operator that writes a sync configuration shares."""
+"""ConfigureCheckpointSyncOperator: the setup step, a sync configuration written into a stopped pipeline."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
-from airflow_checkpoint_sync.task_support import check_pipeline_name, feldera_errors
+from airflow_checkpoint_sync.task_support import build_sync_config, check_pipeline_name
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
-
-    from airflow_checkpoint_sync.rules.sync_config import SyncConfig
-
-
-def build_sync_config(
-    *, bucket: Any, bucket_conn_id: str | None, options: Mapping[str, Any] | None, **fields: Any
-) -> SyncConfig:
-    """A validated SyncConfig from operator parameters and a bucket connection; a final failure names the problem."""
-    from airflow_checkpoint_sync.exceptions import BucketCredentialsError, SyncConfigError
-    from airflow_checkpoint_sync.hooks.bucket_credentials import bucket_credentials
-    from airflow_checkpoint_sync.rules.sync_config import SyncConfig
-
-    if options is not None and not isinstance(options, Mapping):
-        raise AirflowFailException(
-            f"sync_options={options!r} is not valid: a dict of Feldera sync settings, e.g. {{'transfers': 8}}"
-        )
-    extra = dict(options or {})
-    clash = sorted(set(extra) & ({"bucket", *fields}))
-    if clash:
-        raise AirflowFailException(f"sync_options sets {clash}, which are parameters of their own: pass them directly")
-    try:
-        credentials = bucket_credentials(bucket_conn_id).sync_fields()
-        # Explicit sync_options win over what the connection implies (an endpoint override, say).
-        values = {**credentials, **extra, **{k: v for k, v in fields.items() if v is not None}}
-        return SyncConfig.from_dict({"bucket": bucket, **values})
-    except SyncConfigError as exc:
-        # A key of sync_options is not a parameter of the task: say where the bad value came in.
-        where = "sync_options: " if exc.field in extra else ""
-        raise AirflowFailException(f"{where}{exc}") from exc
-    except BucketCredentialsError as exc:
-        raise AirflowFailException(str(exc)) from exc
-    except Exception as exc:  # the connection id itself does not resolve
-        raise AirflowFailException(f"bucket_conn_id '{bucket_conn_id}': {exc}") from exc
 
 
 class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
@@ -122,85 +88,6 @@ class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
                 f"pipeline '{self.pipeline_name}' is {pipeline.get('deployment_status')}: Feldera changes a runtime "
                 "config only while the pipeline is stopped. Stop it first."
             )
-        check_bucket_owner(self, pipeline, sync, self.bucket_conn_id or None)
-        changed = write_sync_config(self, pipeline, sync)
+        self.check_bucket_owner(pipeline, sync, self.bucket_conn_id or None)
+        changed = self.write_sync_config(pipeline, sync)
         return {"pipeline_name": self.pipeline_name, "bucket": sync.bucket, "changed": changed}
-
-
-def check_bucket_owner(
-    task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig, bucket_conn_id: str | None
-) -> None:
-    """Refuse a ``bucket`` that another pipeline owns, before anything is written.
-
-    Feldera locks a location to the first pipeline that pushes there (``owner.json``, by the pipeline's system name
-    ``pipeline-<id>``) and refuses the others, but only at their first push, long after the configuration was
-    written and the pipeline started. Read through ``bucket_conn_id`` (an ``aws`` connection); without one, or
-    when the lock cannot be read, Feldera's own check at the first push remains (logged).
-    """
-    import json
-
-    from airflow_checkpoint_sync.rules.bucket_layout import OWNER
-
-    if not bucket_conn_id:
-        task.log.info("Who owns %s is checked by Feldera at its first push (no bucket_conn_id to read it)", sync.bucket)
-        return
-    try:
-        body = read_at_location(bucket_conn_id, sync.bucket, OWNER)
-    except Exception as exc:  # the check is an early warning; Feldera's own lock still holds
-        task.log.warning(
-            "Could not read %s/%s to see who owns it (%s); Feldera checks it at its first push", sync.bucket, OWNER, exc
-        )
-        return
-    if body is None:
-        return  # nobody owns it yet: the first push claims it
-    try:
-        owner = json.loads(body).get("pipeline_name")
-    except (ValueError, AttributeError):
-        owner = None
-    me = f"pipeline-{pipeline.get('id')}"
-    # Compared on the id's hex digits, so that a different spelling of the same system name is never refused.
-    if owner and pipeline.get("id") and _hex(str(pipeline["id"])) not in _hex(str(owner)):
-        raise AirflowFailException(
-            f"bucket={sync.bucket!r} belongs to another pipeline ({owner}, says its {OWNER}); pipeline "
-            f"'{task.pipeline_name}' is {me}, and Feldera refuses to push there. Give this pipeline its own location; "
-            "to start from the other's checkpoints, pass that location as read_bucket."
-        )
-
-
-def read_at_location(bucket_conn_id: str, location: str, name: str) -> bytes | None:
-    """Object ``name`` under a sync ``location``, read through ``bucket_conn_id``; None when there is none.
-
-    Only ``aws`` connections are read: Feldera reaches every bucket through the S3 protocol, and a
-    ``google_cloud_platform`` connection here holds HMAC keys for that protocol, not what Google's SDK needs.
-    """
-    from airflow_checkpoint_sync.object_stores import store_for
-
-    try:
-        body, _ = store_for(bucket_conn_id, location, "bucket_conn_id", ("aws",)).read(name)
-    except FileNotFoundError:
-        return None
-    return body
-
-
-def _hex(text: str) -> str:
-    return "".join(c for c in text.lower() if c in "0123456789abcdef")
-
-
-def write_sync_config(task: FelderaPipelineOperator, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
-    """PATCH the pipeline's runtime config with ``sync`` merged in, unless it already says exactly that."""
-    from airflow_checkpoint_sync.exceptions import SyncConfigError
-    from airflow_checkpoint_sync.rules.sync_config import merge_sync_config
-
-    try:
-        merged = merge_sync_config(pipeline.get("runtime_config"), sync)
-    except SyncConfigError as exc:
-        raise AirflowFailException(f"pipeline '{task.pipeline_name}': {exc}") from exc
-    for warning in merged.warnings:
-        task.log.warning("%s", warning)
-    if not merged.changed:
-        task.log.info("Pipeline '%s' already has this sync configuration; nothing to change", task.pipeline_name)
-        return False
-    with feldera_errors("updating the runtime config", task.pipeline_name):
-        task.hook.patch_runtime_config(task.pipeline_name, merged.runtime_config)
-    task.log.info("Pipeline '%s' now syncs with %s", task.pipeline_name, sync.redacted())
-    return True

@@ -8,17 +8,18 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.object_stores import store_step
+from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 
 # Pure and cheap: checks are parsed when the DAG is, so that a malformed one is an import error naming it.
 from airflow_checkpoint_sync.rules.drill import CAUSES, parse_checks
 from airflow_checkpoint_sync.task_support import (
     SUCCESS_STATUSES,
-    FelderaTaskMixin,
+    build_sync_config,
     check_pipeline_name,
     check_positive_seconds,
     feldera_errors,
@@ -59,7 +60,7 @@ PUBLIC = (
 )
 
 
-class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
+class RestoreDrillOperator(FelderaPipelineOperator):
     """Prove that a synced checkpoint restores: start a scratch copy of a pipeline from it, check its data, measure
     the recovery time, and delete the copy.
 
@@ -143,7 +144,8 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         "bucket_conn_id",
         "checkpoint",
     )
-    ui_color = "#c7e3ff"
+    # No console link: the source pipeline is only read, and the scratch pipeline is deleted when the drill ends.
+    operator_extra_links = ()
 
     def __init__(
         self,
@@ -414,14 +416,14 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     def _pick(
         self, wanted: str, within: float | None, location: str, context: Context, pick: Callable[..., str]
     ) -> str:
-        from airflow_checkpoint_sync.operators.configure import read_at_location
-        from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+        from airflow_checkpoint_sync.object_stores import read_catalog
         from airflow_checkpoint_sync.rules.verification import named_checkpoints
 
         if not self.bucket_conn_id:
             return wanted  # Feldera resolves 'latest' itself; a uuid it cannot find fails the start
         try:
-            catalog = named_checkpoints(read_at_location(self.bucket_conn_id, location, CATALOG))
+            found = read_catalog(self.bucket_store(self.bucket_conn_id, location))
+            catalog = named_checkpoints(found[0] if found else None)
         except Exception as exc:
             raise AirflowException(f"reading the catalog of {location}: {exc}") from exc
         ti = context["ti"]
@@ -432,8 +434,6 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             raise AirflowFailException(f"location {location!r}: {exc}") from None
 
     def _scratch_sync(self, source_sync: Mapping[str, Any], uuid: str, location: str) -> Any:
-        from airflow_checkpoint_sync.operators.configure import build_sync_config
-
         dropped = NOT_INHERITED | (FROM_CONNECTION if self.bucket_conn_id else set())
         inherited = {k: v for k, v in source_sync.items() if k not in dropped and v is not None}
         return build_sync_config(
@@ -649,7 +649,6 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
 
     def _teardown_pipeline(self, scratch: str) -> None:
         from airflow_checkpoint_sync.rules.drill import scratch_owner
-        from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
         deadline = self.hook.deadline = time.time() + TEARDOWN_S
         current = self._find(scratch)
@@ -664,24 +663,11 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
                 owner or "none recorded",
             )
             return
-        steps: list[tuple[Callable[[], None], list[str], str]] = [
-            (lambda: self.hook.stop_pipeline(scratch, force=True), ["Stopped"], "deployment_status"),
-            (lambda: self.hook.clear_storage(scratch), ["Cleared"], "storage_status"),
-        ]
-        for action, targets, field in steps:
-            if current.get(field) in targets:
-                continue
-            with feldera_errors("removing the scratch pipeline", scratch):
-                action()
-            trigger = PipelineStatusTrigger(
-                feldera_conn_id=self.feldera_conn_id,
-                pipeline_name=scratch,
-                targets=targets,
-                end_time=deadline,
-                poll_interval=float(self.poll_interval),
-                field=field,
-            )
-            outcome(self.wait_for(trigger, deferrable=False))
+        poll, action = float(self.poll_interval), "removing the scratch pipeline"
+        if current.get("deployment_status") != "Stopped":
+            self.stop_and_wait(force=True, poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action)
+        if current.get("storage_status") != "Cleared":
+            self.clear_and_wait(poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action)
         with feldera_errors("deleting the scratch pipeline", scratch):
             self.hook.delete_pipeline(scratch)
         self.log.info("Scratch pipeline '%s' deleted", scratch)
@@ -689,23 +675,18 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     def _scratch_store(self) -> ObjectStore | None:
         """The scratch location's store, or None without ``bucket_conn_id`` (then the drill never lists, writes or
         empties it)."""
-        from airflow_checkpoint_sync.object_stores import store_for
-
         if not self.bucket_conn_id or not self.scratch_bucket:
             return None
         try:
-            return store_for(self.bucket_conn_id, self.scratch_bucket, "bucket_conn_id", ("aws",), "scratch_bucket")
+            return self.bucket_store(self.bucket_conn_id, self.scratch_bucket, "scratch_bucket")
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
 
     def _marker_owner(self, store: ObjectStore) -> DrillOwner | None:
+        from airflow_checkpoint_sync.object_stores import read_object
         from airflow_checkpoint_sync.rules.drill import MARKER, marker_owner
 
-        try:
-            body, _ = store.read(MARKER)
-        except FileNotFoundError:
-            return None
-        return marker_owner(body)
+        return marker_owner(read_object(store, MARKER))
 
     def _empty_scratch_location(self) -> None:
         """Delete the scratch location's objects, the marker last, if the marker still names this task instance;

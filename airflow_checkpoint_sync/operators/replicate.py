@@ -241,14 +241,14 @@ def _snapshot(
     The catalog is read first: everything it names was in place when Feldera wrote it. If the listing then shows
     another catalog, a sync landed in between (and its retention may delete objects): read both again.
     """
+    from airflow_checkpoint_sync.object_stores import read_catalog
     from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
     from airflow_checkpoint_sync.rules.replication import plan_replication
 
     for _ in range(attempts):
-        try:
-            with store_step("reading the catalog of the source", source):
-                body, fingerprint = source.read(CATALOG)
-        except FileNotFoundError:
+        with store_step("reading the catalog of the source", source):
+            found = read_catalog(source)
+        if found is None:
             with store_step("listing the source", source):
                 per_host = sorted({o.name.split("/", 1)[0] for o in source.list() if o.name.endswith(f"/{CATALOG}")})
             if per_host:
@@ -256,10 +256,11 @@ def _snapshot(
                     f"{source} has the multihost layout (a {CATALOG} in each of {', '.join(per_host)}, none at the "
                     "root): replicating it is not supported yet, because each host's catalog would have to be "
                     "written after that host's data"
-                ) from None
+                )
             raise AirflowFailException(
                 f"{source} holds no {CATALOG}: nothing has been synced there (is it the pipeline's sync bucket?)"
-            ) from None
+            )
+        body, fingerprint = found
         listed, replica = _list_both(source, destination, repair=repair)
         plan = plan_replication(listed, replica, delete_removed=delete_removed, repair=repair)
         if plan.catalog is not None and plan.catalog.fingerprint == fingerprint:

@@ -10,17 +10,9 @@ from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
-
-# ConfigureCheckpointSyncOperator lived here before it had a module of its own; importing it from here still works.
-from airflow_checkpoint_sync.operators.configure import (
-    ConfigureCheckpointSyncOperator,
-    build_sync_config,
-    check_bucket_owner,
-    read_at_location,
-    write_sync_config,
-)
 from airflow_checkpoint_sync.rules.status import PipelineGroup, is_checkpoint_uuid, pipeline_group
 from airflow_checkpoint_sync.task_support import (
+    build_sync_config,
     check_bool,
     check_pipeline_name,
     check_positive_seconds,
@@ -35,8 +27,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.rules.sync_config import SyncConfig
-
-__all__ = ["ConfigureCheckpointSyncOperator", "RestoreCheckpointOperator"]
 
 INITIAL_STATUS = {"running": "Running", "paused": "Paused", "standby": "Standby"}
 #: task_state_store key: the start a try requested, so that a retry after a lost worker follows it.
@@ -167,7 +157,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
                 "Pipeline '%s' was started by an earlier try of this task; waiting for it", self.pipeline_name
             )
             return self._wait(poll, end_time, result)
-        check_bucket_owner(self, pipeline, sync, self.bucket_conn_id or None)
+        self.check_bucket_owner(pipeline, sync, self.bucket_conn_id or None)
         if not (isinstance(hosts, int) and hosts > 1):  # a multihost location has a catalog per host, none at the root
             self._check_source(pipeline, sync)
         if group not in (PipelineGroup.STOPPED, PipelineGroup.FAILED):
@@ -177,7 +167,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
                     "stopped. Stop it first, or set stop_if_running=True to stop it gracefully."
                 )
             self._stop(group, poll, end_time)
-        write_sync_config(self, pipeline, sync)
+        self.write_sync_config(pipeline, sync)
         if self.clear_storage:
             self._clear(poll, end_time)
         store = context.get("task_state_store")  # type: ignore[call-overload]
@@ -193,6 +183,7 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
 
     def _check_source(self, pipeline: Mapping[str, Any], sync: SyncConfig) -> None:
         """Refuse, before anything changes, a restore whose checkpoint no source holds (see ``restore_source``)."""
+        from airflow_checkpoint_sync.object_stores import read_catalog
         from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, CatalogLook, catalog_uuids, restore_source
 
         locations = [sync.bucket, *([sync.read_bucket] if sync.read_bucket else [])]
@@ -202,11 +193,11 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             looks = []
             for location in locations:
                 try:
-                    body = read_at_location(self.bucket_conn_id, location, CATALOG)
+                    found = read_catalog(self.bucket_store(self.bucket_conn_id, location))
                 except Exception as exc:  # an early check only: Feldera's own search at start still holds
                     looks.append(CatalogLook(location, unknown=f"reading its {CATALOG}: {exc}"))
                     continue
-                uuids = () if body is None else catalog_uuids(body)
+                uuids = () if found is None else catalog_uuids(found[0])
                 looks.append(
                     CatalogLook(location, unknown=f"its {CATALOG} is not in a known format")
                     if uuids is None
@@ -275,17 +266,11 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
             self.pipeline_name,
             "forced" if force else "graceful: it checkpoints first",
         )
-        with feldera_errors("stopping the pipeline", self.pipeline_name):
-            self.hook.stop_pipeline(self.pipeline_name, force=force)
-        self.wait_for_status(["Stopped"], deferrable=False, poll_interval=poll, end_time=end_time)
+        self.stop_and_wait(force=force, poll_interval=poll, end_time=end_time)
 
     def _clear(self, poll: float, end_time: float) -> None:
         with feldera_errors("reading the storage status", self.pipeline_name):
             current = self.hook.get_pipeline(self.pipeline_name)
         if current.get("storage_status") != "Cleared":
             self.log.info("Clearing the storage of pipeline '%s'", self.pipeline_name)
-            with feldera_errors("clearing storage", self.pipeline_name):
-                self.hook.clear_storage(self.pipeline_name)
-            self.wait_for_status(
-                ["Cleared"], deferrable=False, poll_interval=poll, end_time=end_time, field="storage_status"
-            )
+            self.clear_and_wait(poll_interval=poll, end_time=end_time)

@@ -260,13 +260,11 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
 
     @staticmethod
     def _read(store: ObjectStore, name: str) -> bytes | None:
-        from airflow_checkpoint_sync.object_stores import store_step
+        from airflow_checkpoint_sync.object_stores import read_object, store_step
 
-        try:
-            with store_step(f"reading {name}", store):
-                return store.read(name)[0]
-        except FileNotFoundError:
-            return None  # deleted between the listing and the read: reported as missing
+        # None when deleted between the listing and the read: reported as missing.
+        with store_step(f"reading {name}", store):
+            return read_object(store, name)
 
     def _content_problems(self, store: ObjectStore, objects: list[StoredObject]) -> list[str]:
         from airflow_checkpoint_sync.object_stores import store_step

@@ -7,8 +7,9 @@ import inspect
 import pytest
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
+from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncOperator
 from airflow_checkpoint_sync.operators.replicate import ReplicateCheckpointsOperator
-from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
+from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator, FailoverReadinessOperator
 from airflow_checkpoint_sync.rules.sync_config import SyncConfig
 from airflow_checkpoint_sync.sensors.checkpoint import CheckpointStatusSensor

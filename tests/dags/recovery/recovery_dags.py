@@ -10,7 +10,8 @@ from airflow.sdk import DAG, Asset, Param
 from airflow.sdk.exceptions import AirflowException
 
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
-from airflow_checkpoint_sync.operators.restore import ConfigureCheckpointSyncOperator, RestoreCheckpointOperator
+from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncOperator
+from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator, FailoverReadinessOperator
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
