@@ -14,7 +14,8 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 import airflow_checkpoint_sync
 from airflow_checkpoint_sync.exceptions import FelderaApiError
-from airflow_checkpoint_sync.hooks.feldera import FelderaConnectionSettings, FelderaHook
+from airflow_checkpoint_sync.hooks.connection import FelderaConnectionSettings
+from airflow_checkpoint_sync.hooks.feldera import FelderaHook
 from airflow_checkpoint_sync.object_stores import read_catalog, read_object
 from airflow_checkpoint_sync.object_stores.base import ObjectStore
 from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncOperator
