@@ -40,6 +40,17 @@ PIPELINE_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)?[A-Za-z0-9]$")
 SUCCESS_STATUSES = frozenset({"success", "fresh"})
 
 
+# -- template fields -----------------------------------------------------------------------------------------------
+#: The fields every task on a Feldera pipeline templates.
+FELDERA_TEMPLATE_FIELDS = ("pipeline_name", "feldera_conn_id")
+
+
+def feldera_template_fields(*fields: str) -> tuple[str, ...]:
+    """A Feldera task's template fields: ``pipeline_name`` and ``feldera_conn_id``, then ``fields`` (declared once,
+    as the Amazon provider's ``aws_template_fields``)."""
+    return tuple(dict.fromkeys((*FELDERA_TEMPLATE_FIELDS, *fields)))
+
+
 # -- parameter checks ----------------------------------------------------------------------------------------------
 def check_pipeline_name(value: object, parameter: str = "pipeline_name") -> str:
     """The pipeline name, or a final failure that names the parameter and Feldera's rule."""

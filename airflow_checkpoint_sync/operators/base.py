@@ -12,6 +12,7 @@ from airflow_checkpoint_sync.links import FelderaPipelineLink
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
     feldera_errors,
+    feldera_template_fields,
     outcome,
     read_enterprise_pipeline,
     validate_event,
@@ -33,7 +34,7 @@ class FelderaPipelineOperator(FelderaTaskMixin, BaseOperator):
     :param feldera_conn_id: the ``feldera`` Airflow connection. (templated)
     """
 
-    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id")
+    template_fields: Sequence[str] = feldera_template_fields()
     operator_extra_links: Collection[BaseOperatorLink] = (FelderaPipelineLink(),)
     ui_color = "#c7e3ff"
     #: The stores this task has built, by connection and location (see :meth:`bucket_store`).

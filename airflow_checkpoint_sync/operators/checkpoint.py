@@ -11,17 +11,15 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.exceptions import Failure, classify
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
+from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
 from airflow_checkpoint_sync.task_support import (
-    check_pipeline_name,
-    check_positive_seconds,
     feldera_errors,
     outcome,
     poll,
     record_asset_events,
     task_error,
     validate_event,
-    wait_settings,
 )
 
 if TYPE_CHECKING:
@@ -91,7 +89,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         self.take_checkpoint = take_checkpoint
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
+        self.poll_interval, self.timeout = params.wait_settings(poll_interval, timeout)
         self._bucket: str | None = None
         self._end_time = 0.0
         self._synced_uuid: str | None = None
@@ -99,9 +97,9 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
 
     # -- entry points --------------------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
-        check_pipeline_name(self.pipeline_name)
-        self.poll_interval = check_positive_seconds(self.poll_interval, "poll_interval")
-        self._end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
+        with feldera_errors("checking the parameters", self.pipeline_name):
+            params.pipeline_name(self.pipeline_name)
+        self._end_time = time.time() + self.timeout
         self.hook.deadline = self._end_time
         self._preflight()
         return self.execute_resumable(context)

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
+from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
-from airflow_checkpoint_sync.task_support import build_sync_config, check_pipeline_name
+from airflow_checkpoint_sync.task_support import build_sync_config, feldera_errors, feldera_template_fields
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -41,7 +42,7 @@ class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
     :return: ``{"pipeline_name", "bucket", "changed"}``.
     """
 
-    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id", "bucket", "bucket_conn_id", "read_bucket")
+    template_fields: Sequence[str] = feldera_template_fields("bucket", "bucket_conn_id", "read_bucket")
 
     def __init__(
         self,
@@ -71,7 +72,8 @@ class ConfigureCheckpointSyncOperator(FelderaPipelineOperator):
         self.sync_options = sync_options
 
     def execute(self, context: Context) -> dict[str, Any]:
-        check_pipeline_name(self.pipeline_name)
+        with feldera_errors("checking the parameters", self.pipeline_name):
+            params.pipeline_name(self.pipeline_name)
         sync = build_sync_config(
             bucket=self.bucket,
             bucket_conn_id=self.bucket_conn_id or None,

@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.object_stores import store_step
-from airflow_checkpoint_sync.task_support import check_bool, check_max_concurrency
+from airflow_checkpoint_sync.rules import params
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -106,9 +106,9 @@ class ReplicateCheckpointsOperator(BaseOperator):
         self.destination_conn_id = destination_conn_id
         self.destination = destination
         self.delete_removed = delete_removed
-        self.max_concurrency = check_max_concurrency(max_concurrency)
-        self.destination_is_another_store = check_bool(destination_is_another_store, "destination_is_another_store")
-        self.repair = check_bool(repair, "repair")
+        self.max_concurrency = params.max_concurrency(max_concurrency)
+        self.destination_is_another_store = params.flag(destination_is_another_store, "destination_is_another_store")
+        self.repair = params.flag(repair, "repair")
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage: the source location was read, the destination written."""

@@ -10,14 +10,12 @@ from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
-from airflow_checkpoint_sync.rules.status import PipelineGroup, is_checkpoint_uuid, pipeline_group
+from airflow_checkpoint_sync.rules import params
+from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
 from airflow_checkpoint_sync.task_support import (
     build_sync_config,
-    check_bool,
-    check_pipeline_name,
-    check_positive_seconds,
     feldera_errors,
-    wait_settings,
+    feldera_template_fields,
 )
 
 if TYPE_CHECKING:
@@ -68,14 +66,8 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
     :return: ``{"pipeline_name", "checkpoint", "status"}``.
     """
 
-    template_fields: Sequence[str] = (
-        "pipeline_name",
-        "feldera_conn_id",
-        "checkpoint",
-        "bucket",
-        "read_bucket",
-        "bucket_conn_id",
-        "initial",
+    template_fields: Sequence[str] = feldera_template_fields(
+        "checkpoint", "bucket", "read_bucket", "bucket_conn_id", "initial"
     )
 
     def __init__(
@@ -114,22 +106,18 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
         self.sync_options = sync_options
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
+        self.poll_interval, self.timeout = params.wait_settings(poll_interval, timeout)
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Everything is checked before the first request that changes anything.
-        check_pipeline_name(self.pipeline_name)
-        if not (self.checkpoint == "latest" or is_checkpoint_uuid(self.checkpoint)):
-            raise AirflowFailException(
-                f"checkpoint={self.checkpoint!r} is not valid: 'latest' or a checkpoint uuid (a UUIDv7 in lower case, "
-                "as Feldera makes them), e.g. the 'checkpoint_uuid' XCom of a SyncCheckpointOperator task"
-            )
-        if self.initial not in INITIAL_STATUS:
-            raise AirflowFailException(f"initial={self.initial!r} is not valid: 'running', 'paused' or 'standby'")
-        for name in ("fail_if_no_checkpoint", "clear_storage", "stop_if_running", "wait_for_completion"):
-            check_bool(getattr(self, name), name)
-        poll = check_positive_seconds(self.poll_interval, "poll_interval")
-        end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
+        with feldera_errors("checking the parameters", self.pipeline_name):
+            params.pipeline_name(self.pipeline_name)
+            params.checkpoint_reference(self.checkpoint)
+            params.choice(self.initial, "initial", tuple(INITIAL_STATUS))
+            for name in ("fail_if_no_checkpoint", "clear_storage", "stop_if_running", "wait_for_completion"):
+                params.flag(getattr(self, name), name)
+        poll = self.poll_interval
+        end_time = time.time() + self.timeout
         self.hook.deadline = end_time
         sync = build_sync_config(
             bucket=self.bucket,

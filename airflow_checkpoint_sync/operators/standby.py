@@ -10,15 +10,13 @@ from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
+from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.rules.failover import Step, standby_step
 from airflow_checkpoint_sync.rules.status import deployment_error_message
 from airflow_checkpoint_sync.task_support import (
-    check_bool,
-    check_pipeline_name,
-    check_positive_seconds,
     feldera_errors,
+    feldera_template_fields,
     record_asset_events,
-    wait_settings,
 )
 
 if TYPE_CHECKING:
@@ -54,7 +52,7 @@ class _FailoverOperator(FelderaPipelineOperator):
     :param feldera_conn_id: the ``feldera`` Airflow connection of the standby. (templated)
     """
 
-    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id", "primary_pipeline_name", "primary_conn_id")
+    template_fields: Sequence[str] = feldera_template_fields("primary_pipeline_name", "primary_conn_id")
 
     # No __init__ here, as in FelderaPipelineOperator: each failover operator sets these in its own.
     primary_pipeline_name: str | None
@@ -74,14 +72,14 @@ class _FailoverOperator(FelderaPipelineOperator):
         self.feldera_conn_id = feldera_conn_id
         self.primary_pipeline_name = primary_pipeline_name
         self.primary_conn_id = primary_conn_id
-        self.max_checkpoint_age = (
-            None if max_checkpoint_age is None else check_positive_seconds(max_checkpoint_age, "max_checkpoint_age")
-        )
+        self.max_checkpoint_age = params.optional_positive_seconds(max_checkpoint_age, "max_checkpoint_age")
 
     def check_names(self) -> None:
-        check_pipeline_name(self.pipeline_name)
-        if self.primary_pipeline_name:
-            check_pipeline_name(self.primary_pipeline_name, "primary_pipeline_name")
+        """Both pipeline names, before any request (they are templated, so checked when the task runs)."""
+        with feldera_errors("checking the parameters", self.pipeline_name):
+            params.pipeline_name(self.pipeline_name)
+            if self.primary_pipeline_name:
+                params.pipeline_name(self.primary_pipeline_name, "primary_pipeline_name")
 
     def read_primary(self) -> PrimaryReading:
         """The primary as the split-brain guard reads it (:func:`~.rules.failover.primary_reading`):
@@ -270,14 +268,8 @@ class ActivateStandbyOperator(_FailoverOperator):
         event's extra carries the result: the record of who approved which recovery point, and when.
     """
 
-    template_fields: Sequence[str] = (
-        "pipeline_name",
-        "feldera_conn_id",
-        "primary_pipeline_name",
-        "primary_conn_id",
-        "initial",
-        "allow_stale_checkpoint",
-        "approval_task_id",
+    template_fields: Sequence[str] = feldera_template_fields(
+        "primary_pipeline_name", "primary_conn_id", "initial", "allow_stale_checkpoint", "approval_task_id"
     )
 
     def __init__(
@@ -308,15 +300,15 @@ class ActivateStandbyOperator(_FailoverOperator):
         self.approval_task_id = approval_task_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = deferrable
-        self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
+        self.poll_interval, self.timeout = params.wait_settings(poll_interval, timeout)
 
     def execute(self, context: Context) -> dict[str, Any]:
         self.check_names()
-        if self.initial not in TARGET:
-            raise AirflowFailException(f"initial={self.initial!r} is not valid: 'running' or 'paused'")
-        allow_stale = check_bool(self.allow_stale_checkpoint, "allow_stale_checkpoint")
-        poll = check_positive_seconds(self.poll_interval, "poll_interval")
-        end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
+        with feldera_errors("checking the parameters", self.pipeline_name):
+            params.choice(self.initial, "initial", tuple(TARGET))
+            allow_stale = params.flag(self.allow_stale_checkpoint, "allow_stale_checkpoint")
+        poll = self.poll_interval
+        end_time = time.time() + self.timeout
         result: dict[str, Any] = {"pipeline_name": self.pipeline_name, "already_active": False}
         if self.approval_task_id is not None:
             approval = self._approval(context)

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
-    check_bool,
-    check_max_concurrency,
-    check_pipeline_name,
     feldera_errors,
+    feldera_template_fields,
 )
 
 if TYPE_CHECKING:
@@ -85,7 +84,7 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
     :param max_concurrency: files read at the same time by ``verify_content``, 1 to 32.
     """
 
-    template_fields: Sequence[str] = ("store_conn_id", "location", "pipeline_name", "feldera_conn_id")
+    template_fields: Sequence[str] = feldera_template_fields("store_conn_id", "location")
     ui_color = "#c7e3ff"
 
     def __init__(
@@ -103,17 +102,9 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        for name, value in (("retention_min_count", retention_min_count), ("retention_min_age", retention_min_age)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-                raise ValueError(f"{name}={value!r} is not valid: a whole number, 0 or more")
-        if isinstance(max_checkpoint_age, dt.timedelta):
-            max_checkpoint_age = max_checkpoint_age.total_seconds()
-        if max_checkpoint_age is not None and (
-            isinstance(max_checkpoint_age, bool)
-            or not isinstance(max_checkpoint_age, int | float)
-            or not max_checkpoint_age > 0
-        ):
-            raise ValueError(f"max_checkpoint_age={max_checkpoint_age!r} is not valid: seconds above 0, or a timedelta")
+        params.optional_count(retention_min_count, "retention_min_count")
+        params.optional_count(retention_min_age, "retention_min_age")
+        max_checkpoint_age = params.optional_positive_seconds(max_checkpoint_age, "max_checkpoint_age")
         self.store_conn_id = store_conn_id
         self.location = location
         self.pipeline_name = pipeline_name  # type: ignore[assignment]
@@ -121,8 +112,8 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
         self.retention_min_count = retention_min_count
         self.retention_min_age = retention_min_age
         self.max_checkpoint_age = max_checkpoint_age
-        self.verify_content = check_bool(verify_content, "verify_content")
-        self.max_concurrency = check_max_concurrency(max_concurrency)
+        self.verify_content = params.flag(verify_content, "verify_content")
+        self.max_concurrency = params.max_concurrency(max_concurrency)
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
@@ -166,8 +157,8 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
 
         count, age, source = self.retention_min_count, self.retention_min_age, "given"
         if (count is None or age is None) and self.pipeline_name:
-            name = check_pipeline_name(self.pipeline_name)
-            with feldera_errors("reading the pipeline's sync configuration", name):
+            with feldera_errors("reading the pipeline's sync configuration", self.pipeline_name):
+                name = params.pipeline_name(self.pipeline_name)
                 pipeline = self.hook.get_pipeline(name, selector="all")
             sync = effective_sync(current_sync(pipeline.get("runtime_config")))
             if sync is None:

@@ -15,15 +15,17 @@ import math
 import re
 
 from airflow_checkpoint_sync.exceptions import FelderaParameterError
-from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid
+from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, is_uuid
 
 #: Feldera's pipeline name rule (NameDoesNotMatchPattern).
 PIPELINE_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)?[A-Za-z0-9]$")
 PIPELINE_NAME_FORM = "a Feldera pipeline name: letters, digits, '-' and '_', starting and ending with a letter or digit"
 #: The newest synced checkpoint, as Feldera's ``start_from_checkpoint`` spells it.
 LATEST = "latest"
+#: What a checkpoint uuid is, in words.
+CHECKPOINT_UUID_FORM = "a checkpoint uuid (a UUIDv7 in lower case, as Feldera makes them)"
 #: What a checkpoint reference may be, in words.
-CHECKPOINT_REFERENCE = "'latest' or a checkpoint uuid (a UUIDv7 in lower-case canonical form)"
+CHECKPOINT_REFERENCE = f"'latest' or {CHECKPOINT_UUID_FORM}"
 
 
 def pipeline_name(value: object, parameter: str = "pipeline_name") -> str:
@@ -41,6 +43,22 @@ def conn_id(value: object, parameter: str) -> str:
     """``value`` if it can be the id of an Airflow connection (a non-empty string)."""
     if not isinstance(value, str) or not value.strip():
         raise FelderaParameterError(parameter, value, "the id of an Airflow connection")
+    return value
+
+
+def checkpoint_uuid(value: object, parameter: str = "checkpoint_uuid") -> str:
+    """``value`` if it is a checkpoint uuid (a UUIDv7, lower case)."""
+    if not isinstance(value, str) or not is_checkpoint_uuid(value):
+        raise FelderaParameterError(parameter, value, CHECKPOINT_UUID_FORM)
+    return value
+
+
+def optional_uuid(value: object, parameter: str) -> str | None:
+    """None (also an XCom template that rendered nothing: ``''`` or ``'None'``), or a uuid in lower case."""
+    if value in (None, "", "None"):
+        return None
+    if not isinstance(value, str) or not is_uuid(value):
+        raise FelderaParameterError(parameter, value, "None or a uuid (lower case)")
     return value
 
 
@@ -87,7 +105,9 @@ def flag(value: object, parameter: str) -> bool:
 def choice(value: object, parameter: str, accepted: tuple[str, ...]) -> str:
     """``value`` if it is one of ``accepted``."""
     if not isinstance(value, str) or value not in accepted:
-        raise FelderaParameterError(parameter, value, " or ".join(repr(option) for option in accepted))
+        options = [repr(option) for option in accepted]
+        words = options[0] if len(options) == 1 else f"{', '.join(options[:-1])} or {options[-1]}"
+        raise FelderaParameterError(parameter, value, words)
     return value
 
 

@@ -6,14 +6,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
-from airflow.sdk.exceptions import AirflowFailException, AirflowSensorTimeout
+from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_checkpoint_sync.links import FelderaPipelineLink
-from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, is_uuid
+from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
-    check_pipeline_name,
-    check_positive_seconds,
+    feldera_errors,
+    feldera_template_fields,
     outcome,
     validate_event,
 )
@@ -59,7 +59,7 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
     :return: the checkpoint uuid, once synced. ``soft_fail`` turns a failed or timed-out wait into a skip.
     """
 
-    template_fields: Sequence[str] = ("pipeline_name", "checkpoint_uuid", "incarnation_uuid", "feldera_conn_id")
+    template_fields: Sequence[str] = feldera_template_fields("checkpoint_uuid", "incarnation_uuid")
     operator_extra_links = (FelderaPipelineLink(),)
     ui_color = "#c7e3ff"
 
@@ -75,7 +75,7 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.unknown_grace = check_positive_seconds(unknown_grace, "unknown_grace")
+        self.unknown_grace = params.positive_seconds(unknown_grace, "unknown_grace")
         self._grace_until: float | None = None
         self._started = 0.0
         self.pipeline_name = pipeline_name
@@ -85,19 +85,10 @@ class CheckpointStatusSensor(FelderaTaskMixin, BaseSensorOperator):
         self.deferrable = deferrable
 
     def _validate(self) -> None:
-        check_pipeline_name(self.pipeline_name)
-        if not is_checkpoint_uuid(self.checkpoint_uuid):
-            raise AirflowFailException(
-                f"checkpoint_uuid={self.checkpoint_uuid!r} is not valid: a checkpoint uuid (a UUIDv7 in lower case, as "
-                "Feldera makes them), e.g. the 'checkpoint_uuid' XCom of a SyncCheckpointOperator task"
-            )
-        if self.incarnation_uuid in ("", "None"):
-            self.incarnation_uuid = None  # an XCom template that rendered nothing
-        if self.incarnation_uuid is not None and not is_uuid(self.incarnation_uuid):
-            raise AirflowFailException(
-                f"incarnation_uuid={self.incarnation_uuid!r} is not valid: None or a uuid (lower case), e.g. the "
-                "'incarnation_uuid' XCom of a SyncCheckpointOperator task"
-            )
+        with feldera_errors("checking the parameters", self.pipeline_name):
+            params.pipeline_name(self.pipeline_name)
+            params.checkpoint_uuid(self.checkpoint_uuid)
+            self.incarnation_uuid = params.optional_uuid(self.incarnation_uuid, "incarnation_uuid")
 
     def execute(self, context: Context) -> Any:
         started = time.time()

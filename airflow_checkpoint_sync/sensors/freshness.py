@@ -10,10 +10,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.links import FelderaPipelineLink
+from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
-    check_pipeline_name,
-    check_positive_seconds,
+    feldera_errors,
+    feldera_template_fields,
     outcome,
     validate_event,
 )
@@ -60,7 +61,7 @@ class CheckpointFreshnessSensor(FelderaTaskMixin, BaseSensorOperator):
     :param timeout: how long to keep looking for a fresh checkpoint, in seconds or as a timedelta; 0 looks once.
     """
 
-    template_fields: Sequence[str] = ("pipeline_name", "feldera_conn_id")
+    template_fields: Sequence[str] = feldera_template_fields()
     operator_extra_links = (FelderaPipelineLink(),)
     ui_color = "#c7e3ff"
 
@@ -77,14 +78,15 @@ class CheckpointFreshnessSensor(FelderaTaskMixin, BaseSensorOperator):
     ) -> None:
         super().__init__(timeout=timeout, **kwargs)
         self.pipeline_name = pipeline_name
-        self.max_age_seconds = check_positive_seconds(max_age, "max_age")
+        self.max_age_seconds = params.positive_seconds(max_age, "max_age")
         self.on_stale = on_stale
         self.feldera_conn_id = feldera_conn_id
         self.deferrable = deferrable
         self._give_up_at: float | None = None
 
     def execute(self, context: Context) -> Any:
-        check_pipeline_name(self.pipeline_name)
+        with feldera_errors("checking the parameters", self.pipeline_name):
+            params.pipeline_name(self.pipeline_name)
         self.check_connection()
         if not self.deferrable:
             return super().execute(context)

@@ -515,7 +515,7 @@ CASES: list[Case] = [
         "verify_zero_max_age",
         "verify",
         {"store_conn_id": "s3_dr", "location": "dr/prod", "max_checkpoint_age": 0},
-        r"max_checkpoint_age=0 is not valid: seconds above 0, or a timedelta",
+        r"max_checkpoint_age=0 is not valid: a positive number of seconds, or a timedelta",
         "parse",
     ),
     Case(
