@@ -652,21 +652,17 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
         self._scratch = None
 
     def _teardown_pipeline(self, scratch: str) -> None:
-        from airflow_checkpoint_sync.rules.drill import scratch_owner
+        from airflow_checkpoint_sync.rules.drill import removal_refusal
         from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
         deadline = self.hook.deadline = time.time() + TEARDOWN_S
         current = self._find(scratch)
         if current is None:
             return
-        owner = scratch_owner(current)
-        if owner is None or owner != self._owner:
+        refusal = removal_refusal(current, self._me)
+        if refusal:
             # Another drill may have taken the name since: only ever remove our own.
-            self.log.warning(
-                "Scratch pipeline '%s' is not this task instance's (its owner: %s): left alone",
-                scratch,
-                owner or "none recorded",
-            )
+            self.log.warning("Scratch pipeline '%s' left alone: %s", scratch, refusal)
             return
         steps: list[tuple[Callable[[], None], list[str], str]] = [
             (lambda: self.hook.stop_pipeline(scratch, force=True), ["Stopped"], "deployment_status"),
