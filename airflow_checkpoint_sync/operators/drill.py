@@ -89,7 +89,9 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
     5. whatever happened (success, a failed check, a timeout, a kill), it stops the scratch pipeline, clears its
        storage and deletes it if its description still names this task instance, and, with ``bucket_conn_id``,
        deletes the objects under ``scratch_bucket`` if the marker still names it (the marker last). A try killed
-       outright (SIGKILL) leaves them behind; the next try of the task instance removes them first.
+       while deferred has its trigger remove the scratch pipeline (Airflow 3.3's trigger ``on_kill``; the scratch
+       location stays). A try killed outright (SIGKILL) leaves both behind; the next try of the task instance
+       removes them first.
 
     By default the scratch names carry a suffix derived from the owner (``<pipeline>-drill-<8 hex digits>``), so two
     drills of one pipeline that overlap (a manual run beside the scheduled one, a backfill) never share them, and
@@ -203,7 +205,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             self.hook.deadline = plan["end_time"] + TEARDOWN_S
             with self._torn_down_on_error(plan):
                 self._stage = "restore"
-                self._create(scratch, plan.pop("body"), plan["end_time"])
+                created_id = self._create(scratch, plan.pop("body"), plan["end_time"])
                 plan["started_at"] = time.time()
                 try:
                     with feldera_errors("starting the scratch pipeline", scratch):
@@ -212,7 +214,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
                     self._cause = "restore_failed"  # Feldera refused the start itself
                     raise
                 self.log.info("Drill: '%s' starting from %s of %s", scratch, plan["checkpoint_uuid"], plan["location"])
-                trigger = self._running_trigger(scratch, plan)
+                trigger = self._running_trigger(scratch, plan, created_id)
                 event = self.wait_for(trigger, deferrable=self.deferrable, method_name="resume_after_running")
             return self._validate_and_finish(context, event)
 
@@ -449,11 +451,12 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             fail_if_no_checkpoint=True,
         )
 
-    def _create(self, scratch: str, body: Mapping[str, Any], end_time: float) -> None:
+    def _create(self, scratch: str, body: Mapping[str, Any], end_time: float) -> str | None:
+        """Create the scratch pipeline and wait for it to compile; the ``id`` Feldera gave it."""
         from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
         with feldera_errors("creating the scratch pipeline", scratch):
-            self.hook.put_pipeline(scratch, body)
+            created = self.hook.put_pipeline(scratch, body)
         compiled = PipelineStatusTrigger(
             feldera_conn_id=self.feldera_conn_id,
             pipeline_name=scratch,
@@ -463,6 +466,7 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             field="program_status",
         )
         self._restore_outcome(self.wait_for(compiled, deferrable=False))
+        return str(created["id"]) if created.get("id") else None
 
     def _restore_outcome(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
         """:func:`outcome` of a wait for the scratch pipeline to compile or run, with the drill's cause decided from
@@ -473,7 +477,8 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             self._cause = {"failure": "restore_failed", "timeout": "timeout"}.get(str(status), "error")
         return outcome(event)
 
-    def _running_trigger(self, scratch: str, plan: Mapping[str, Any]) -> Any:
+    def _running_trigger(self, scratch: str, plan: Mapping[str, Any], created_id: str | None) -> Any:
+        from airflow_checkpoint_sync.triggers.kill_cleanup import remove_scratch_pipeline
         from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
         return PipelineStatusTrigger(
@@ -483,6 +488,9 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             end_time=plan["end_time"],
             poll_interval=float(self.poll_interval),
             echo={"plan": dict(plan)},
+            # A user who kills the task while it is deferred (marks it failed or succeeded, clears it) runs no
+            # worker teardown: the trigger's on_kill removes the scratch pipeline instead.
+            on_kill_cleanup=remove_scratch_pipeline(scratch, self._me, created_id),
         )
 
     def _validate_and_finish(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
