@@ -672,26 +672,37 @@ class RestoreDrillOperator(FelderaTaskMixin, BaseOperator):
             # Another drill may have taken the name since: only ever remove our own.
             self.log.warning("Scratch pipeline '%s' left alone: %s", scratch, refusal)
             return
-        steps: list[tuple[Callable[[], None], list[str], str]] = [
-            (lambda: self.hook.stop_pipeline(scratch, force=True), ["Stopped"], "deployment_status"),
-            (lambda: self.hook.clear_storage(scratch), ["Cleared"], "storage_status"),
+        # Each step is skipped when the pipeline is there already or on its way (a stop is safe to repeat, a clear
+        # under way is not): the trigger of a killed deferred try of this task instance (its on_kill) may be
+        # removing this very pipeline now, and a pipeline that vanishes under a step has been removed.
+        steps: list[tuple[Callable[[], None], str, str, tuple[str, ...]]] = [
+            (lambda: self.hook.stop_pipeline(scratch, force=True), "deployment_status", "Stopped", ()),
+            (lambda: self.hook.clear_storage(scratch), "storage_status", "Cleared", ("Clearing",)),
         ]
-        for action, targets, field in steps:
-            if current.get(field) in targets:
-                continue
-            with feldera_errors("removing the scratch pipeline", scratch):
-                action()
-            trigger = PipelineStatusTrigger(
-                feldera_conn_id=self.feldera_conn_id,
-                pipeline_name=scratch,
-                targets=targets,
-                end_time=deadline,
-                poll_interval=float(self.poll_interval),
-                field=field,
-            )
-            outcome(self.wait_for(trigger, deferrable=False))
-        with feldera_errors("deleting the scratch pipeline", scratch):
-            self.hook.delete_pipeline(scratch)
+        try:
+            for action, field, target, under_way in steps:
+                if current.get(field) == target:
+                    continue
+                if current.get(field) not in under_way:
+                    with feldera_errors("removing the scratch pipeline", scratch):
+                        action()
+                trigger = PipelineStatusTrigger(
+                    feldera_conn_id=self.feldera_conn_id,
+                    pipeline_name=scratch,
+                    targets=[target],
+                    end_time=deadline,
+                    poll_interval=float(self.poll_interval),
+                    field=field,
+                )
+                outcome(self.wait_for(trigger, deferrable=False))
+                current = self._find(scratch) or {}
+            with feldera_errors("deleting the scratch pipeline", scratch):
+                self.hook.delete_pipeline(scratch)
+        except AirflowException:
+            if self._find(scratch) is not None:
+                raise
+            self.log.info("Scratch pipeline '%s' was removed meanwhile (by the trigger of a killed try)", scratch)
+            return
         self.log.info("Scratch pipeline '%s' deleted", scratch)
 
     def _scratch_store(self) -> ObjectStore | None:

@@ -16,6 +16,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,8 @@ from airflow_checkpoint_sync.rules.drill import (
     marker_body,
     scratch_description,
 )
+from airflow_checkpoint_sync.triggers.kill_cleanup import remove_scratch_pipeline
+from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -597,3 +601,35 @@ def test_a_killed_deferred_drill_leaves_a_scratch_pipeline_that_is_not_the_one_i
     out = capfd.readouterr().out
     said = f"its owner: {replacement}" if whose == "another_drill" else "a later try of this task instance made it"
     assert f"Task killed: scratch pipeline '{scratch}' left alone: " in out and said in out
+
+
+def test_a_retry_that_meets_its_killed_tries_trigger_removing_the_scratch_pipeline_goes_on(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A deferred drill cleared by a user: its trigger's on_kill removes the scratch pipeline while the retry, started
+    # at once, finds that pipeline (its own task instance's) and removes it too. Each step of one may meet the
+    # other's (a clear already under way, a pipeline already deleted): the retry must go on, whichever comes first.
+    me = owner(AT)
+    mine = default_scratch_names("prod", ("b", "p"), me)[0]
+    scratch_of(feldera, mine, me)
+    put(feldera, f"drill/{MARKER}", marker_body(me, AT))
+    killed = PipelineStatusTrigger(
+        feldera_conn_id="feldera_default",
+        pipeline_name=mine,
+        targets=["Running"],
+        end_time=time.time() + 60,
+        poll_interval=0.2,
+        on_kill_cleanup=remove_scratch_pipeline(mine, me, feldera.pipeline(mine)["id"]),
+    )
+    dag = parsed("drill_worker")  # parsed first: it takes seconds
+    before = untouched(feldera)
+    feldera.sandbox.control.set_timings(stop_s=3, clear_s=3)
+    on_kill = threading.Thread(target=lambda: asyncio.run(killed.on_kill()))
+    on_kill.start()
+    try:
+        run = dag.test(run_after=AT, logical_date=AT, run_conf={"scratch": f"{feldera.bucket}/drill"})
+    finally:
+        on_kill.join(timeout=60)
+    assert task_states(run) == {"drill": "success"}, capfd.readouterr().out[-3000:]
+    assert untouched(feldera) == before
+    assert_nothing_left(feldera, mine)
