@@ -25,6 +25,8 @@ _BASE_FIELDS = ("feldera_conn_id", "pipeline_name", "end_time", "poll_interval",
 #: itself in all (a request under way at the first may run on a little): it ends, saying how far it got, before the
 #: triggerer gives up on it.
 KILL_WAIT_SHARE, KILL_BOUND_SHARE = 0.8, 0.9
+#: Cleanups under way, held so that one nobody awaits any more is not collected before it ends.
+_UNDOING: set[asyncio.Task[None]] = set()
 
 
 class FelderaPollingTrigger(BaseTrigger):
@@ -136,12 +138,21 @@ class FelderaPollingTrigger(BaseTrigger):
         """
         if not self.on_kill_cleanup:
             return
+        # A task of its own, awaited without passing a cancellation on: Airflow 3.3.2's triggerer cancels the
+        # trigger's task again on each of its loops (about every second) until on_kill returns, which would cut
+        # short every cleanup that takes longer. The cleanup ends by its own bound instead.
+        undo = asyncio.get_running_loop().create_task(self._undo(self.on_kill_cleanup))
+        _UNDOING.add(undo)
+        undo.add_done_callback(_UNDOING.discard)
+        await asyncio.wait({undo})
+
+    async def _undo(self, spec: dict[str, Any]) -> None:
+        """Run ``spec`` over a session of the shared pool, within the bound, and log what came of it."""
         from airflow.sdk import conf
 
         from airflow_checkpoint_sync.hooks.feldera import FelderaHook
         from airflow_checkpoint_sync.triggers.kill_cleanup import LeftAlone, run_cleanup
 
-        spec = self.on_kill_cleanup
         what = f"{spec['action']} of '{spec.get('pipeline_name')}'"
         limit = conf.getint("triggerer", "on_kill_timeout", fallback=30)
         end_time = time.time() + KILL_WAIT_SHARE * limit
