@@ -1,4 +1,4 @@
-"""What every Feldera task shares: the lazily built hook, parameter checks, error -> Airflow exception,
+"""What every Feldera task shares: the lazily built hook, template fields, error -> Airflow exception,
 event -> outcome, the sync configuration a task's parameters ask for, and the one worker-side poll loop.
 
 Loaded when a DAG file using an operator is parsed, so it imports nothing heavy at module level: the hook (and
@@ -7,8 +7,6 @@ httpx) load on first use of :attr:`FelderaTaskMixin.hook`, the triggers when a t
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -34,8 +32,6 @@ if TYPE_CHECKING:
     from airflow_checkpoint_sync.rules.sync_config import SyncConfig
     from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
 
-#: Feldera's pipeline name rule (NameDoesNotMatchPattern).
-PIPELINE_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_]*)?[A-Za-z0-9]$")
 #: Event statuses that end a wait well.
 SUCCESS_STATUSES = frozenset({"success", "fresh"})
 
@@ -49,48 +45,6 @@ def feldera_template_fields(*fields: str) -> tuple[str, ...]:
     """A Feldera task's template fields: ``pipeline_name`` and ``feldera_conn_id``, then ``fields`` (declared once,
     as the Amazon provider's ``aws_template_fields``)."""
     return tuple(dict.fromkeys((*FELDERA_TEMPLATE_FIELDS, *fields)))
-
-
-# -- parameter checks ----------------------------------------------------------------------------------------------
-def check_pipeline_name(value: object, parameter: str = "pipeline_name") -> str:
-    """The pipeline name, or a final failure that names the parameter and Feldera's rule."""
-    if not isinstance(value, str) or not PIPELINE_NAME.match(value):
-        raise AirflowFailException(
-            f"{parameter}={value!r} is not a Feldera pipeline name: use letters, digits, '-' and '_', starting and "
-            "ending with a letter or digit"
-        )
-    return value
-
-
-def check_positive_seconds(value: object, parameter: str) -> float:
-    """Seconds from a number or a timedelta, or a final failure that names the parameter."""
-    seconds = value.total_seconds() if isinstance(value, dt.timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise AirflowFailException(f"{parameter}={value!r} is not valid: expected a positive number of seconds")
-    return float(seconds)
-
-
-def check_bool(value: object, parameter: str) -> bool:
-    """``value`` if it is a bool, or a final failure that names the parameter."""
-    if not isinstance(value, bool):
-        raise AirflowFailException(f"{parameter}={value!r} is not valid: expected True or False")
-    return value
-
-
-def check_max_concurrency(value: object) -> int:
-    """``max_concurrency`` (objects or files handled at the same time) if it is a whole number from 1 to 32, or a
-    ValueError when the DAG is parsed. The S3 client's connection pool is sized for 32 (``object_stores.s3``)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
-        raise ValueError(f"max_concurrency={value!r} is not valid: a whole number from 1 to 32")
-    return value
-
-
-def wait_settings(poll_interval: Any, timeout: Any) -> tuple[Any, Any]:
-    """``poll_interval`` and ``timeout`` as given, once both are valid: checked when the DAG is parsed, where its
-    author sees the error first (they are not templated, so nothing later can fix them)."""
-    check_positive_seconds(poll_interval, "poll_interval")
-    check_positive_seconds(timeout, "timeout")
-    return poll_interval, timeout
 
 
 # -- errors --------------------------------------------------------------------------------------------------------

@@ -120,12 +120,15 @@ class FelderaPipelineOperator(FelderaTaskMixin, BaseOperator):
         end_time: float,
         pipeline_name: str | None = None,
         action: str = "clearing storage",
+        under_way: bool = False,
     ) -> None:
         """Delete the stopped pipeline's storage and wait until it is Cleared; arguments as in
-        :meth:`stop_and_wait`."""
+        :meth:`stop_and_wait`. ``under_way``: the pipeline is Clearing already, so only wait (Feldera refuses a
+        second clear while one runs)."""
         name = pipeline_name or self.pipeline_name
-        with feldera_errors(action, name):
-            self.hook.clear_storage(name)
+        if not under_way:
+            with feldera_errors(action, name):
+                self.hook.clear_storage(name)
         self._wait_in_worker(name, "storage_status", "Cleared", poll_interval, end_time)
 
     def _wait_in_worker(self, name: str, field: str, target: str, poll_interval: float, end_time: float) -> None:

@@ -14,20 +14,19 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskD
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.object_stores import store_step
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
+from airflow_checkpoint_sync.rules import params
 
 # Pure and cheap: checks are parsed when the DAG is, so that a malformed one is an import error naming it.
 from airflow_checkpoint_sync.rules.drill import CAUSES, parse_checks
 from airflow_checkpoint_sync.task_support import (
     SUCCESS_STATUSES,
     build_sync_config,
-    check_pipeline_name,
-    check_positive_seconds,
     feldera_errors,
+    feldera_template_fields,
     outcome,
     read_enterprise_pipeline,
     record_asset_events,
     validate_event,
-    wait_settings,
 )
 
 if TYPE_CHECKING:
@@ -86,7 +85,9 @@ class RestoreDrillOperator(FelderaPipelineOperator):
     5. whatever happened (success, a failed check, a timeout, a kill), it stops the scratch pipeline, clears its
        storage and deletes it if its description still names this task instance, and, with ``bucket_conn_id``,
        deletes the objects under ``scratch_bucket`` if the marker still names it (the marker last). A try killed
-       outright (SIGKILL) leaves them behind; the next try of the task instance removes them first.
+       while deferred has its trigger remove the scratch pipeline (Airflow 3.3's trigger ``on_kill``; the scratch
+       location stays). A try killed outright (SIGKILL) leaves both behind; the next try of the task instance
+       removes them first.
 
     By default the scratch names carry a suffix derived from the owner (``<pipeline>-drill-<8 hex digits>``), so two
     drills of one pipeline that overlap (a manual run beside the scheduled one, a backfill) never share them, and
@@ -135,9 +136,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         extra carries it (without ``checks``).
     """
 
-    template_fields: Sequence[str] = (
-        "pipeline_name",
-        "feldera_conn_id",
+    template_fields: Sequence[str] = feldera_template_fields(
         "scratch_pipeline_name",
         "scratch_bucket",
         "location",
@@ -180,7 +179,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         self.sql_checks = sql_checks
         self.validate = validate
         self.deferrable = deferrable
-        self.poll_interval, self.timeout = wait_settings(poll_interval, timeout)
+        self.poll_interval, self.timeout = params.wait_settings(poll_interval, timeout)
         self._scratch: str | None = None
         self._tested_location: str | None = None
         self._owner: DrillOwner | None = None
@@ -201,7 +200,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             self.hook.deadline = plan["end_time"] + TEARDOWN_S
             with self._torn_down_on_error(plan):
                 self._stage = "restore"
-                self._create(scratch, plan.pop("body"), plan["end_time"])
+                created_id = self._create(scratch, plan.pop("body"), plan["end_time"])
                 plan["started_at"] = time.time()
                 try:
                     with feldera_errors("starting the scratch pipeline", scratch):
@@ -210,7 +209,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
                     self._cause = "restore_failed"  # Feldera refused the start itself
                     raise
                 self.log.info("Drill: '%s' starting from %s of %s", scratch, plan["checkpoint_uuid"], plan["location"])
-                trigger = self._running_trigger(scratch, plan)
+                trigger = self._running_trigger(scratch, plan, created_id)
                 event = self.wait_for(trigger, deferrable=self.deferrable, method_name="resume_after_running")
             return self._validate_and_finish(context, event)
 
@@ -303,10 +302,11 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         from airflow_checkpoint_sync.rules.sync_config import current_sync, merge_sync_config
 
         owner = self._me
-        source = check_pipeline_name(self.pipeline_name)
-        # The bucket's default needs the location, read below; the name's does not depend on it.
-        default_pipeline = default_scratch_names(source, ("", ""), owner)[0]
-        scratch = check_pipeline_name(self.scratch_pipeline_name or default_pipeline, "scratch_pipeline_name")
+        with feldera_errors("checking the parameters", self.pipeline_name):
+            source = params.pipeline_name(self.pipeline_name)
+            # The bucket's default needs the location, read below; the name's does not depend on it.
+            default_pipeline = default_scratch_names(source, ("", ""), owner)[0]
+            scratch = params.pipeline_name(self.scratch_pipeline_name or default_pipeline, "scratch_pipeline_name")
         if scratch == source:
             raise AirflowFailException(f"scratch_pipeline_name={scratch!r} is the source pipeline: name another one")
         try:
@@ -315,8 +315,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             raise AirflowFailException(str(exc)) from None
         if wanted == "random" and not self.bucket_conn_id:
             raise AirflowFailException("checkpoint='random' needs bucket_conn_id, to read the location's catalog")
-        end_time = time.time() + check_positive_seconds(self.timeout, "timeout")
-        check_positive_seconds(self.poll_interval, "poll_interval")
+        end_time = time.time() + self.timeout
         self.hook.deadline = end_time + TEARDOWN_S
         pipeline = self._read_source(source)
         source_sync = current_sync(pipeline.get("runtime_config")) or {}
@@ -445,11 +444,12 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             fail_if_no_checkpoint=True,
         )
 
-    def _create(self, scratch: str, body: Mapping[str, Any], end_time: float) -> None:
+    def _create(self, scratch: str, body: Mapping[str, Any], end_time: float) -> str | None:
+        """Create the scratch pipeline and wait for it to compile; the ``id`` Feldera gave it."""
         from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
         with feldera_errors("creating the scratch pipeline", scratch):
-            self.hook.put_pipeline(scratch, body)
+            created = self.hook.put_pipeline(scratch, body)
         compiled = PipelineStatusTrigger(
             feldera_conn_id=self.feldera_conn_id,
             pipeline_name=scratch,
@@ -459,6 +459,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             field="program_status",
         )
         self._restore_outcome(self.wait_for(compiled, deferrable=False))
+        return str(created["id"]) if created.get("id") else None
 
     def _restore_outcome(self, event: Mapping[str, Any]) -> Mapping[str, Any]:
         """:func:`outcome` of a wait for the scratch pipeline to compile or run, with the drill's cause decided from
@@ -469,7 +470,8 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             self._cause = {"failure": "restore_failed", "timeout": "timeout"}.get(str(status), "error")
         return outcome(event)
 
-    def _running_trigger(self, scratch: str, plan: Mapping[str, Any]) -> Any:
+    def _running_trigger(self, scratch: str, plan: Mapping[str, Any], created_id: str | None) -> Any:
+        from airflow_checkpoint_sync.triggers.kill_cleanup import remove_scratch_pipeline
         from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
         return PipelineStatusTrigger(
@@ -479,6 +481,9 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             end_time=plan["end_time"],
             poll_interval=float(self.poll_interval),
             echo={"plan": dict(plan)},
+            # A user who kills the task while it is deferred (marks it failed or succeeded, clears it) runs no
+            # worker teardown: the trigger's on_kill removes the scratch pipeline instead.
+            on_kill_cleanup=remove_scratch_pipeline(scratch, self._me, created_id),
         )
 
     def _validate_and_finish(self, context: Context, event: Mapping[str, Any]) -> dict[str, Any]:
@@ -648,28 +653,39 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         self._scratch = None
 
     def _teardown_pipeline(self, scratch: str) -> None:
-        from airflow_checkpoint_sync.rules.drill import scratch_owner
+        from airflow_checkpoint_sync.rules.drill import removal_refusal
 
         deadline = self.hook.deadline = time.time() + TEARDOWN_S
         current = self._find(scratch)
         if current is None:
             return
-        owner = scratch_owner(current)
-        if owner is None or owner != self._owner:
+        refusal = removal_refusal(current, self._me)
+        if refusal:
             # Another drill may have taken the name since: only ever remove our own.
-            self.log.warning(
-                "Scratch pipeline '%s' is not this task instance's (its owner: %s): left alone",
-                scratch,
-                owner or "none recorded",
-            )
+            self.log.warning("Scratch pipeline '%s' left alone: %s", scratch, refusal)
             return
+        # A stop is safe to repeat, a clear under way is not: the trigger of a killed deferred try of this task
+        # instance (its on_kill) may be removing this very pipeline now, and a pipeline that vanishes under a step
+        # has been removed.
         poll, action = float(self.poll_interval), "removing the scratch pipeline"
-        if current.get("deployment_status") != "Stopped":
-            self.stop_and_wait(force=True, poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action)
-        if current.get("storage_status") != "Cleared":
-            self.clear_and_wait(poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action)
-        with feldera_errors("deleting the scratch pipeline", scratch):
-            self.hook.delete_pipeline(scratch)
+        try:
+            if current.get("deployment_status") != "Stopped":
+                self.stop_and_wait(
+                    force=True, poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action
+                )
+                current = self._find(scratch) or {}
+            if current.get("storage_status") != "Cleared":
+                clearing = current.get("storage_status") == "Clearing"
+                self.clear_and_wait(
+                    poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action, under_way=clearing
+                )
+            with feldera_errors("deleting the scratch pipeline", scratch):
+                self.hook.delete_pipeline(scratch)
+        except AirflowException:
+            if self._find(scratch) is not None:
+                raise
+            self.log.info("Scratch pipeline '%s' was removed meanwhile (by the trigger of a killed try)", scratch)
+            return
         self.log.info("Scratch pipeline '%s' deleted", scratch)
 
     def _scratch_store(self) -> ObjectStore | None:

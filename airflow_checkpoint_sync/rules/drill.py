@@ -141,6 +141,24 @@ def pipeline_claim(name: str, pipeline: Mapping[str, Any] | None, owner: DrillOw
     )
 
 
+def removal_refusal(pipeline: Mapping[str, Any], owner: DrillOwner, pipeline_id: str | None = None) -> str | None:
+    """Why a drill of ``owner`` may not stop and delete ``pipeline`` (None: it may).
+
+    Only the scratch pipeline whose description names ``owner`` may go. Given ``pipeline_id`` (the ``id`` Feldera
+    gave the pipeline the drill created), only that very pipeline: a later try of the same task instance deletes a
+    leftover and creates its own, of the same name and owner, which a remover acting for the earlier try (a killed
+    deferred try's trigger) must not touch."""
+    theirs = scratch_owner(pipeline)
+    if theirs != owner:
+        return f"it is not this task instance's scratch pipeline (its owner: {theirs or 'none recorded'})"
+    if pipeline_id is not None and pipeline.get("id") != pipeline_id:
+        return (
+            f"it is not the pipeline this try created (id {pipeline.get('id')}, not {pipeline_id}): a later try of "
+            "this task instance made it"
+        )
+    return None
+
+
 def marker_body(owner: DrillOwner, now: dt.datetime) -> bytes:
     """The marker's content: what it is, its owner and when it was written."""
     return json.dumps({"kind": MARKER_KIND, "owner": owner.as_dict(), "written_at": now.isoformat()}).encode()

@@ -24,6 +24,7 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
     :param end_time: the deadline, in seconds since the epoch (wall clock: it crosses processes).
     :param poll_interval: seconds between status reads.
     :param echo: returned unchanged in the event (the deferring task's state).
+    :param on_kill_cleanup: what to undo if a user kills the deferred task (see the base class), or None.
     :param unknown_grace_until: from this time (seconds since the epoch) on, a uuid Feldera neither syncs nor lists
         in the bucket fails the wait for good; None waits for it until ``end_time``.
     :param stale_failure: the error a 0.337-era Feldera showed for this uuid before this push was asked for; it is
@@ -43,6 +44,7 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
         end_time: float,
         poll_interval: float,
         echo: dict[str, Any] | None = None,
+        on_kill_cleanup: dict[str, Any] | None = None,
         unknown_grace_until: float | None = None,
         stale_failure: str | None = None,
     ) -> None:
@@ -52,6 +54,7 @@ class CheckpointSyncTrigger(FelderaPollingTrigger):
             end_time=end_time,
             poll_interval=poll_interval,
             echo=echo,
+            on_kill_cleanup=on_kill_cleanup,
         )
         self.checkpoint_uuid = checkpoint_uuid
         self.incarnation_uuid = incarnation_uuid

@@ -23,6 +23,7 @@ class CheckpointFreshnessTrigger(FelderaPollingTrigger):
     :param end_time: the deadline, in seconds since the epoch (wall clock: it crosses processes).
     :param poll_interval: seconds between reads.
     :param echo: returned unchanged in the event (the deferring task's state).
+    :param on_kill_cleanup: what to undo if a user kills the deferred task (see the base class), or None.
     """
 
     fields = ("max_age_seconds",)
@@ -37,6 +38,7 @@ class CheckpointFreshnessTrigger(FelderaPollingTrigger):
         end_time: float,
         poll_interval: float,
         echo: dict[str, Any] | None = None,
+        on_kill_cleanup: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             feldera_conn_id=feldera_conn_id,
@@ -44,6 +46,7 @@ class CheckpointFreshnessTrigger(FelderaPollingTrigger):
             end_time=end_time,
             poll_interval=poll_interval,
             echo=echo,
+            on_kill_cleanup=on_kill_cleanup,
         )
         self.max_age_seconds = float(max_age_seconds)
 

@@ -26,6 +26,7 @@ class PipelineStatusTrigger(FelderaPollingTrigger):
     :param poll_interval: seconds between reads.
     :param field: the pipeline field to watch: ``deployment_status`` or ``storage_status``.
     :param echo: returned unchanged in the event (the deferring task's state).
+    :param on_kill_cleanup: what to undo if a user kills the deferred task (see the base class), or None.
     """
 
     fields = ("targets", "field")
@@ -41,6 +42,7 @@ class PipelineStatusTrigger(FelderaPollingTrigger):
         poll_interval: float,
         field: str = "deployment_status",
         echo: dict[str, Any] | None = None,
+        on_kill_cleanup: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(
             feldera_conn_id=feldera_conn_id,
@@ -48,6 +50,7 @@ class PipelineStatusTrigger(FelderaPollingTrigger):
             end_time=end_time,
             poll_interval=poll_interval,
             echo=echo,
+            on_kill_cleanup=on_kill_cleanup,
         )
         self.targets = list(targets)
         self.field = field

@@ -6,8 +6,8 @@ run when they are unpaused, the others are triggered through ``/api/v2``. It run
 the CeleryExecutor with a Redis broker and two Celery workers. Then the faults: the triggerer, and the scheduler,
 killed with SIGKILL while a sync is deferred; the triggerer killed while a sensor is deferred; a sync's and a
 restore's task process killed while it waits; on Celery, the worker running a sync killed, its retry taken by the
-other worker. Every claim is checked against the sandbox's
-request log and the bucket, and no secret may be anywhere Airflow keeps or shows things.
+other worker; a deferred restore drill marked failed, its scratch pipeline removed by the triggerer. Every claim is
+checked against the sandbox's request log and the bucket, and no secret may be anywhere Airflow keeps or shows things.
 """
 
 from __future__ import annotations
@@ -401,6 +401,52 @@ def test_a_celery_worker_killed_mid_sync_leaves_the_retry_to_the_other_worker(st
     ran_it = [w for w in CELERY_WORKERS if f"id=UUID('{retry['id']}')" in airflow.log(w)]
     assert ran_it and worker not in ran_it, (worker, ran_it)
     assert_one_of_each_and_staging_runs(stack, "kworker", run_id, "sync_production")
+
+
+def test_a_drill_marked_failed_while_deferred_has_the_triggerer_remove_its_scratch_pipeline(stack: Stack) -> None:
+    local_only(stack, "the triggerer is the same process whatever the executor")
+    from feldera import FelderaClient, Pipeline
+
+    airflow, control, feldera = stack.airflow, stack.sandbox.control, run_demo.Feldera(stack.sandbox.url)
+    pipeline, scratch = "kdrill", "kdrill-drill"
+    feldera.create(pipeline)
+    run = runner(stack, "setup for the killed drill")
+    run("feldera_dr_setup", pipeline=pipeline, bucket=f"{stack.bucket}/{pipeline}", bucket_conn_id="feldera_bucket")
+    feldera.start(pipeline)
+    feldera.ingest(pipeline, 0, 3)
+    client = Pipeline.get(pipeline, FelderaClient(stack.sandbox.url, api_key=run_demo.API_KEY))
+    client.checkpoint(wait=True)
+    client.sync_checkpoint(wait=True)
+    control.set_timings(initialize_s=600)  # the scratch pipeline never gets to Running: the drill stays deferred
+    try:
+        run_id = airflow.trigger(
+            "feldera_restore_drill", {"pipeline": pipeline, "bucket": f"{stack.bucket}/{pipeline}"}
+        )
+        started = time.monotonic()
+        airflow.wait_task_state("feldera_restore_drill", run_id, "drill_from_bucket", "deferred", timeout=300)
+        assert feldera.http.get(f"/pipelines/{scratch}").status_code == 200
+        control.clear_requests()
+        # The triggerer runs the trigger once it reads the scratch pipeline (nothing else reads it now). A trigger
+        # the triggerer has not picked up yet is never run, so there would be no on_kill to call.
+        wait_for(lambda: any(r["path"] == f"/v0/pipelines/{scratch}" for r in control.requests()), 60)
+        control.clear_requests()
+        # The user marks the deferred drill failed: no worker runs it, so only its trigger's on_kill can clean up.
+        # Airflow 3.3.2 cancels the trigger again about a second later, while on_kill runs: the cleanup outlives it.
+        path = f"/dags/feldera_restore_drill/dagRuns/{run_id}/taskInstances/drill_from_bucket"
+        airflow.api("PATCH", path, json={"new_state": "failed"})
+        wait_for(lambda: feldera.http.get(f"/pipelines/{scratch}").status_code == 404, 60)
+    finally:
+        control.set_timings(initialize_s=0.1)
+    mutating = [f"{r['method']} {r['path']}" for r in control.mutating_requests()]
+    state = airflow.wait_run("feldera_restore_drill", run_id)
+    record(stack, "drill marked failed while deferred", "feldera_restore_drill", run_id, state, started, 0)
+    assert mutating[0] == f"POST /v0/pipelines/{scratch}/stop" and mutating[-1] == f"DELETE /v0/pipelines/{scratch}"
+    assert all(f"/pipelines/{scratch}" in r for r in mutating), mutating
+    # What the user sees in the task's log: the trigger's own lines follow the try's.
+    assert f"Task killed: scratch pipeline '{scratch}' stopped and deleted" in airflow.task_logs(
+        "feldera_restore_drill", run_id
+    )
+    assert feldera.status(pipeline)["deployment_status"] == "Running"
 
 
 def wait_for(condition: Callable[[], bool], timeout: float) -> None:

@@ -2,17 +2,22 @@
 timings and leaves nothing behind; every failure (a failed check, a checkpoint that does not restore, a timeout, a
 refusal) is on the record and still tears down; a drill deletes only what it can prove its task instance created
 (another drill's scratch pipeline and location, a foreign bucket, anybody's pipeline are never touched); two drills
-of one pipeline that overlap both pass; what a killed try left is removed by its retry; the source pipeline and its
-bucket are never touched."""
+of one pipeline that overlap both pass; what a killed try left is removed by its retry; a drill killed while
+deferred has Airflow's TriggerRunner call its trigger's on_kill, which removes its scratch pipeline and only that one;
+the source pipeline and its bucket are never touched."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +34,12 @@ from airflow_checkpoint_sync.rules.drill import (
     marker_body,
     scratch_description,
 )
+from airflow_checkpoint_sync.triggers.kill_cleanup import remove_scratch_pipeline
+from airflow_checkpoint_sync.triggers.pipeline import PipelineStatusTrigger
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from feldera_setup import Feldera
 
 #: When the tests' "same task instance" runs: dag.test() at one logical date is one run id, so a second run at it is
@@ -471,3 +480,163 @@ def test_a_scratch_pipeline_that_does_not_compile_ends_the_drill_with_the_compil
     assert "at the deadline" not in out
     assert feldera.mutating_requests().count(f"POST /v0/pipelines/{scratch}/start") == 0
     assert_nothing_left(feldera, scratch)
+
+
+class KilledByUser(Exception):
+    """Ends dag.test()'s inline trigger run as a user's kill ends a deferral: the task never resumes."""
+
+
+@contextlib.contextmanager
+def killed_while_deferred(before_kill: Callable[[Any], None]) -> Iterator[list[Any]]:
+    """dag.test()'s inline triggerer replaced by Airflow's own TriggerRunner, which runs the deferred drill's trigger
+    (rebuilt from its serialized kwargs, as a triggerer builds it) until a user kills the task: ``before_kill`` runs
+    while the trigger polls, then the kill cancels it as a mark-failed or clear does, and Airflow calls its on_kill.
+    Yields the triggers so run. (tests/e2e kills one in a real triggerer, through the REST API.)"""
+    import airflow.sdk.definitions.dag as dag_module
+    from airflow.jobs.triggerer_job_runner import TriggerRunner
+
+    ran: list[Any] = []
+
+    async def run_then_kill(trigger: Any) -> None:
+        runner = TriggerRunner()
+        task = asyncio.create_task(runner.run_trigger(1, trigger))
+        runner.triggers[1] = {"task": task, "name": "drill trigger", "events": 0, "is_watcher": False}
+        await asyncio.sleep(1.0)
+        assert not task.done(), "the trigger fired before the kill"
+        before_kill(trigger)
+        # The kill, then again every loop until the trigger's task ends, as Airflow 3.3.2's triggerer cancels it
+        # (while on_kill runs too); and the triggerer's event loop runs on, with whatever is still under way in it.
+        while not task.done():
+            runner.to_cancel.append(1)
+            await runner.cancel_triggers()
+            await asyncio.sleep(0.5)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        deadline = time.monotonic() + 30
+        while len(asyncio.all_tasks()) > 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+
+    def run_inline(trigger: Any, ti: Any) -> Any:
+        ran.append(trigger)
+        asyncio.run(run_then_kill(trigger))
+        raise KilledByUser
+
+    original = dag_module._run_inline_trigger
+    dag_module._run_inline_trigger = run_inline
+    try:
+        yield ran
+    finally:
+        dag_module._run_inline_trigger = original
+
+
+def remove(feldera: Feldera, name: str) -> None:
+    """Stop, clear and delete a pipeline, as a person would."""
+    feldera.http.post(f"/pipelines/{name}/stop", params={"force": "true"})
+    wait_until(lambda: feldera.pipeline(name), lambda p: p["deployment_status"] == "Stopped")
+    feldera.http.post(f"/pipelines/{name}/clear")
+    wait_until(lambda: feldera.pipeline(name), lambda p: p["storage_status"] == "Cleared")
+    assert feldera.http.delete(f"/pipelines/{name}").is_success
+
+
+def test_a_drill_killed_while_deferred_removes_its_scratch_pipeline_in_the_triggerer_and_nothing_else(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    scratch = default_scratch_names("prod", ("b", "p"), owner(AT, "drill_deferred"))[0]
+    before = untouched(feldera)
+    at_kill: dict[str, Any] = {}
+
+    def snapshot(trigger: Any) -> None:
+        at_kill.update(feldera.pipeline(scratch))
+        feldera.sandbox.control.clear_requests()
+
+    # Still initializing (its storage in use) when the user kills the task; stopping and clearing take a while.
+    feldera.sandbox.control.set_timings(initialize_s=30, stop_s=1, clear_s=1)
+    capfd.readouterr()
+    with killed_while_deferred(snapshot) as ran:
+        run = run_at("drill_deferred", AT, scratch=f"{feldera.bucket}/drill")
+    feldera.sandbox.control.set_timings(initialize_s=0.1, stop_s=0.1, clear_s=0.05)
+    assert task_states(run) == {"drill": "failed"}
+    # The trigger the drill deferred with, after the metadata database's serde, carries the cleanup.
+    (trigger,) = ran
+    _, kwargs = trigger.serialize()
+    assert kwargs["pipeline_name"] == scratch
+    cleanup = kwargs["on_kill_cleanup"]
+    assert (cleanup["action"], cleanup["pipeline_name"]) == ("remove_scratch_pipeline", scratch)
+    assert cleanup["owner"] == owner(AT, "drill_deferred").as_dict() and cleanup["pipeline_id"]
+    assert (at_kill["deployment_status"], at_kill["storage_status"]) == ("Initializing", "InUse")
+    # on_kill stopped the scratch pipeline, waited, cleared its storage, waited, deleted it, and sent nothing else.
+    path = f"/v0/pipelines/{scratch}"
+    assert feldera.mutating_requests() == [f"POST {path}/stop", f"POST {path}/clear", f"DELETE {path}"]
+    assert pipelines(feldera) == {"prod"}
+    assert feldera.pipeline("prod")["deployment_status"] == "Running"
+    assert untouched(feldera) == before
+    assert f"Task killed: scratch pipeline '{scratch}' stopped and deleted" in capfd.readouterr().out
+    # The scratch location is not the trigger's to empty: the task instance's next try does that.
+    assert feldera.s3.keys(feldera.bucket, "drill/") == [f"drill/{MARKER}"]
+    retry = run_at("drill_deferred", AT, scratch=f"{feldera.bucket}/drill")
+    assert task_states(retry) == {"drill": "success"}
+    assert_nothing_left(feldera, scratch)
+
+
+@pytest.mark.parametrize("whose", ["another_drill", "a_later_try"])
+def test_a_killed_deferred_drill_leaves_a_scratch_pipeline_that_is_not_the_one_it_created_alone(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str], whose: str
+) -> None:
+    me = owner(AT, "drill_deferred")
+    scratch = default_scratch_names("prod", ("b", "p"), me)[0]
+    # Between the deferral and the kill, the pipeline of that name became another one: another drill's (a drill
+    # given this scratch_pipeline_name), or this task instance's own made by a later try.
+    replacement = owner(LATER, "drill_deferred") if whose == "another_drill" else me
+
+    def replace(trigger: Any) -> None:
+        remove(feldera, scratch)
+        feldera.sandbox.control.set_timings(provision_s=0.1)
+        scratch_of(feldera, scratch, replacement)
+        feldera.sandbox.control.clear_requests()
+
+    before = untouched(feldera)
+    feldera.sandbox.control.set_timings(provision_s=30)
+    capfd.readouterr()
+    with killed_while_deferred(replace):
+        run = run_at("drill_deferred", AT, scratch=f"{feldera.bucket}/drill")
+    feldera.sandbox.control.set_timings(provision_s=0.1)
+    assert task_states(run) == {"drill": "failed"}
+    assert feldera.mutating_requests() == []
+    assert feldera.pipeline(scratch)["deployment_status"] == "Running"
+    assert feldera.pipeline("prod")["deployment_status"] == "Running"
+    assert untouched(feldera) == before
+    out = capfd.readouterr().out
+    said = f"its owner: {replacement}" if whose == "another_drill" else "a later try of this task instance made it"
+    assert f"Task killed: scratch pipeline '{scratch}' left alone: " in out and said in out
+
+
+def test_a_retry_that_meets_its_killed_tries_trigger_removing_the_scratch_pipeline_goes_on(
+    feldera: Feldera, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A deferred drill cleared by a user: its trigger's on_kill removes the scratch pipeline while the retry, started
+    # at once, finds that pipeline (its own task instance's) and removes it too. Each step of one may meet the
+    # other's (a clear already under way, a pipeline already deleted): the retry must go on, whichever comes first.
+    me = owner(AT)
+    mine = default_scratch_names("prod", ("b", "p"), me)[0]
+    scratch_of(feldera, mine, me)
+    put(feldera, f"drill/{MARKER}", marker_body(me, AT))
+    killed = PipelineStatusTrigger(
+        feldera_conn_id="feldera_default",
+        pipeline_name=mine,
+        targets=["Running"],
+        end_time=time.time() + 60,
+        poll_interval=0.2,
+        on_kill_cleanup=remove_scratch_pipeline(mine, me, feldera.pipeline(mine)["id"]),
+    )
+    dag = parsed("drill_worker")  # parsed first: it takes seconds
+    before = untouched(feldera)
+    feldera.sandbox.control.set_timings(stop_s=3, clear_s=3)
+    on_kill = threading.Thread(target=lambda: asyncio.run(killed.on_kill()))
+    on_kill.start()
+    try:
+        run = dag.test(run_after=AT, logical_date=AT, run_conf={"scratch": f"{feldera.bucket}/drill"})
+    finally:
+        on_kill.join(timeout=60)
+    assert task_states(run) == {"drill": "success"}, capfd.readouterr().out[-3000:]
+    assert untouched(feldera) == before
+    assert_nothing_left(feldera, mine)

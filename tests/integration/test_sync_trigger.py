@@ -65,6 +65,7 @@ def test_serialize_round_trip() -> None:
         "end_time": 1234.5,
         "poll_interval": 2.0,
         "echo": {"restarts": 1},
+        "on_kill_cleanup": None,
         "unknown_grace_until": None,
         "stale_failure": None,
     }

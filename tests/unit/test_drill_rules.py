@@ -24,11 +24,12 @@ from airflow_checkpoint_sync.rules.drill import (
     parse_checks,
     pick_checkpoint,
     pipeline_claim,
+    removal_refusal,
     scratch_description,
     scratch_owner,
     select_problem,
 )
-from airflow_checkpoint_sync.task_support import PIPELINE_NAME
+from airflow_checkpoint_sync.rules.params import PIPELINE_NAME
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 
@@ -213,6 +214,30 @@ def test_only_this_task_instances_scratch_pipeline_is_removed() -> None:
         pipeline_claim("p", {"description": "airflow-checkpoint-sync restore drill scratch pipeline of 'x'"}, ME)
     with pytest.raises(ValueError, match="scratch_pipeline_name='p' names an existing pipeline that is not a drill"):
         pipeline_claim("p", {"description": "the team's staging"}, ME)
+
+
+def test_a_drill_removes_only_its_own_scratch_pipeline_and_given_its_id_only_that_one() -> None:
+    mine = {"id": "p-1", "description": scratch_description("prod", ME)}
+    assert removal_refusal(mine, RETRY) is None
+    assert removal_refusal(mine, ME, "p-1") is None
+    later = removal_refusal(mine, ME, "p-0")  # a later try deleted the pipeline and created its own
+    assert (
+        later == "it is not the pipeline this try created (id p-1, not p-0): a later try of this task instance made it"
+    )
+    for other in OTHERS:
+        theirs = {"id": "p-1", "description": scratch_description("prod", other)}
+        assert (
+            removal_refusal(theirs, ME, "p-1")
+            == f"it is not this task instance's scratch pipeline (its owner: {other})"
+        )
+    for foreign in (
+        {"description": "the team's staging"},
+        {"description": "airflow-checkpoint-sync restore drill scratch pipeline of 'x'"},
+        {},
+    ):
+        assert (
+            removal_refusal(foreign, ME) == "it is not this task instance's scratch pipeline (its owner: none recorded)"
+        )
 
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
