@@ -14,6 +14,8 @@ import datetime as dt
 import logging
 from typing import Any, Literal
 
+from airflow_checkpoint_sync.rules.status import freshness
+
 log = logging.getLogger(__name__)
 
 #: Gauge, seconds: how old the pipeline's newest synced checkpoint is (freshness sensor) or was when synced (sync).
@@ -76,8 +78,6 @@ def send(kind: Kind, name: str, value: float, pipeline: str, tag: str = "pipelin
 def checkpoint_age(pipeline: str, uuid: str) -> float | None:
     """Seconds since checkpoint ``uuid`` was made, by the freshness rule's own reading of its time; None when the
     uuid carries no trustworthy time (not a UUIDv7, dated in the future, not a uuid at all)."""
-    from airflow_checkpoint_sync.rules.status import freshness
-
     try:
         return freshness(pipeline, uuid, float("inf"), dt.datetime.now(dt.UTC)).age_seconds
     except ValueError:

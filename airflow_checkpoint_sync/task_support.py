@@ -15,13 +15,16 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_checkpoint_sync.exceptions import (
+    BucketCredentialsError,
     Failure,
     FelderaApiError,
     FelderaConfigError,
     FelderaConnectionError,
     FelderaTriggerEventError,
+    SyncConfigError,
     classify,
 )
+from airflow_checkpoint_sync.rules.sync_config import SyncConfig
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -29,7 +32,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-    from airflow_checkpoint_sync.rules.sync_config import SyncConfig
     from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
 
 #: Event statuses that end a wait well.
@@ -158,9 +160,7 @@ def build_sync_config(
     *, bucket: Any, bucket_conn_id: str | None, options: Mapping[str, Any] | None, **fields: Any
 ) -> SyncConfig:
     """A validated SyncConfig from operator parameters and a bucket connection; a final failure names the problem."""
-    from airflow_checkpoint_sync.exceptions import BucketCredentialsError, SyncConfigError
     from airflow_checkpoint_sync.hooks.bucket_credentials import bucket_credentials
-    from airflow_checkpoint_sync.rules.sync_config import SyncConfig
 
     if options is not None and not isinstance(options, Mapping):
         raise AirflowFailException(

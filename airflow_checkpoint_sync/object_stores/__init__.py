@@ -7,6 +7,9 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+from airflow_checkpoint_sync.rules.locations import LOOPBACK, split_location
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -22,8 +25,6 @@ def store_for(
     """The store behind ``conn_id`` at ``location`` (``bucket-or-container[/prefix]``); errors name ``parameter``
     (the connection) and ``location_parameter`` (the location; by default ``parameter`` without ``_conn_id``)."""
     from airflow.sdk import BaseHook
-
-    from airflow_checkpoint_sync.rules.locations import split_location
 
     container, prefix = split_location(location, location_parameter or parameter.replace("_conn_id", ""))
     try:
@@ -57,8 +58,6 @@ def read_catalog(store: ObjectStore) -> tuple[bytes, str | None] | None:
     """Feldera's catalog at ``store``'s location (a single host's, at the root of the prefix) and its fingerprint,
     which tells whether a listing saw this very catalog; None where no push has finished. Errors as in
     :func:`read_object`."""
-    from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
-
     return _read(store, CATALOG)
 
 
@@ -75,8 +74,6 @@ def endpoint_addresses(url: str) -> frozenset[str] | None:
     import ipaddress
     import socket
     from urllib.parse import urlsplit
-
-    from airflow_checkpoint_sync.rules.locations import LOOPBACK
 
     parts = urlsplit(url if "://" in url else f"https://{url}")
     try:

@@ -9,6 +9,9 @@ import io
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, BinaryIO
 
+from airflow_checkpoint_sync.rules.locations import endpoint_identity
+from airflow_checkpoint_sync.rules.replication import CONTENT_MD5, SOURCE_FINGERPRINT
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Sequence
 
@@ -25,8 +28,6 @@ SINGLE_REQUEST_MAX = 16 * 1024 * 1024
 def copy_mark(copied_from: str | None, written_md5: str | None, *, sep: str = "-") -> dict[str, str]:
     """The metadata of a copy: the source's fingerprint ('' when it has none) and, when known, the MD5 (hex) of the
     content written; ``sep`` is '_' for Azure, whose metadata names must be C# identifiers."""
-    from airflow_checkpoint_sync.rules.replication import CONTENT_MD5, SOURCE_FINGERPRINT
-
     mark = {SOURCE_FINGERPRINT.replace("-", sep): copied_from or ""}
     if written_md5:
         mark[CONTENT_MD5.replace("-", sep)] = written_md5
@@ -73,8 +74,6 @@ class ObjectStore(ABC):
     def identity(self) -> EndpointIdentity:
         """What store :attr:`endpoint` reaches, however the connection spells it (see
         :func:`~airflow_checkpoint_sync.rules.locations.endpoint_identity`)."""
-        from airflow_checkpoint_sync.rules.locations import endpoint_identity
-
         return endpoint_identity(self.endpoint, self.container)
 
     def location(self) -> tuple[str, str, str, str]:

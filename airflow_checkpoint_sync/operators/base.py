@@ -8,7 +8,10 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_checkpoint_sync.exceptions import SyncConfigError
 from airflow_checkpoint_sync.links import FelderaPipelineLink
+from airflow_checkpoint_sync.rules.bucket_layout import OWNER
+from airflow_checkpoint_sync.rules.sync_config import merge_sync_config
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
     feldera_errors,
@@ -173,7 +176,6 @@ class FelderaPipelineOperator(FelderaTaskMixin, BaseOperator):
         import json
 
         from airflow_checkpoint_sync.object_stores import read_object
-        from airflow_checkpoint_sync.rules.bucket_layout import OWNER
 
         if not bucket_conn_id:
             self.log.info(
@@ -208,9 +210,6 @@ class FelderaPipelineOperator(FelderaTaskMixin, BaseOperator):
     def write_sync_config(self, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
         """PATCH the pipeline's runtime config with ``sync`` merged in, unless it already says exactly that; returns
         whether it changed."""
-        from airflow_checkpoint_sync.exceptions import SyncConfigError
-        from airflow_checkpoint_sync.rules.sync_config import merge_sync_config
-
         try:
             merged = merge_sync_config(pipeline.get("runtime_config"), sync)
         except SyncConfigError as exc:

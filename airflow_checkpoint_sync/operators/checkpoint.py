@@ -12,7 +12,9 @@ from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.exceptions import Failure, classify
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
-from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
+from airflow_checkpoint_sync.rules.status import PipelineGroup, newest_uuid, pipeline_group
+from airflow_checkpoint_sync.rules.sync_config import current_sync
+from airflow_checkpoint_sync.rules.waits import checkpoint_wait, look, new_checkpoint_wait, other_pushes_wait
 from airflow_checkpoint_sync.task_support import (
     feldera_errors,
     outcome,
@@ -194,7 +196,6 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
                 f"pipeline '{self.pipeline_name}' is {status}: it must be Running or Paused to take and sync a "
                 "checkpoint. Start it first."
             )
-        from airflow_checkpoint_sync.rules.sync_config import current_sync
 
         sync = current_sync(pipeline.get("runtime_config"))
         if sync is None:
@@ -232,7 +233,6 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
 
     def _checkpoint_look(self, seq: int, incarnation: str | None) -> dict[str, Any] | None:
         from airflow_checkpoint_sync.hooks.feldera_api import read_checkpoint_status
-        from airflow_checkpoint_sync.rules.waits import checkpoint_wait, look
 
         return look(
             lambda: self.hook.run(read_checkpoint_status(self.pipeline_name, incarnation)),
@@ -248,8 +248,6 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
 
     def _adopt_lost_checkpoint(self, baseline: str | None, error: Exception) -> None:
         """The checkpoint request may have reached Feldera: look for its effect instead of sending it again."""
-        from airflow_checkpoint_sync.rules.waits import look, new_checkpoint_wait
-
         self.log.warning("The answer to the checkpoint request was lost (%s); looking for a new checkpoint", error)
         end_time = min(time.time() + LOST_RESPONSE_GRACE_S, self._end_time)
         event = poll(
@@ -311,8 +309,6 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         Feldera 0.347+ lists the manual pushes under way (``running``); older servers do not, and two runs' pushes
         may then overlap, as Feldera itself allows.
         """
-        from airflow_checkpoint_sync.rules.waits import look, other_pushes_wait
-
         running = (before or {}).get("running")
         if not isinstance(running, list) or not running:
             return
@@ -463,8 +459,6 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         record_asset_events(context, self.outlets, extra)
 
     def _newest_local(self) -> str | None:
-        from airflow_checkpoint_sync.rules.status import newest_uuid
-
         with feldera_errors("listing local checkpoints", self.pipeline_name):
             checkpoints = self.hook.list_checkpoints(self.pipeline_name)
         return newest_uuid(entry.get("uuid") for entry in checkpoints)

@@ -12,12 +12,33 @@ from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_checkpoint_sync import metrics
+from airflow_checkpoint_sync.exceptions import FelderaApiError
 from airflow_checkpoint_sync.object_stores import store_step
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
 
 # Pure and cheap: checks are parsed when the DAG is, so that a malformed one is an import error naming it.
-from airflow_checkpoint_sync.rules.drill import CAUSES, parse_checks
+from airflow_checkpoint_sync.rules.drill import (
+    CAUSES,
+    MARKER,
+    DrillOwner,
+    check_selection,
+    default_scratch_names,
+    judge,
+    location_claim,
+    marker_body,
+    marker_owner,
+    missing_files_cause,
+    parse_checks,
+    pick_checkpoint,
+    pipeline_claim,
+    removal_refusal,
+    scratch_description,
+)
+from airflow_checkpoint_sync.rules.locations import location_overlap, split_location
+from airflow_checkpoint_sync.rules.status import deployment_error_message, uuid7_time
+from airflow_checkpoint_sync.rules.sync_config import current_sync, merge_sync_config
+from airflow_checkpoint_sync.rules.verification import named_checkpoints
 from airflow_checkpoint_sync.task_support import (
     SUCCESS_STATUSES,
     build_sync_config,
@@ -37,7 +58,7 @@ if TYPE_CHECKING:
 
     from airflow_checkpoint_sync.hooks.feldera import FelderaHook
     from airflow_checkpoint_sync.object_stores.base import ObjectStore
-    from airflow_checkpoint_sync.rules.drill import DrillOwner, SqlCheck
+    from airflow_checkpoint_sync.rules.drill import SqlCheck
 
 #: Seconds the teardown of a scratch pipeline may take (stop, clear, delete), on top of the drill's own timeout.
 TEARDOWN_S = 300.0
@@ -246,8 +267,6 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         return self._owner
 
     def _start_record(self, context: Context) -> None:
-        from airflow_checkpoint_sync.rules.drill import DrillOwner
-
         self._owner = DrillOwner.of(context["ti"])
         self._facts = {"pipeline_name": self.pipeline_name}
         self._stage, self._cause, self._recorded = "prepare", None, False
@@ -291,16 +310,6 @@ class RestoreDrillOperator(FelderaPipelineOperator):
 
     def _plan(self, context: Context) -> dict[str, Any]:
         """Everything checked, and the scratch pipeline's body built, before the first request that changes anything."""
-        from airflow_checkpoint_sync.rules.drill import (
-            check_selection,
-            default_scratch_names,
-            pick_checkpoint,
-            scratch_description,
-        )
-        from airflow_checkpoint_sync.rules.locations import location_overlap, split_location
-        from airflow_checkpoint_sync.rules.status import uuid7_time
-        from airflow_checkpoint_sync.rules.sync_config import current_sync, merge_sync_config
-
         owner = self._me
         with feldera_errors("checking the parameters", self.pipeline_name):
             source = params.pipeline_name(self.pipeline_name)
@@ -380,8 +389,6 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         Both are checked before either is touched: a pipeline or objects an earlier try of this task instance left
         are removed; anything else (another drill's, anybody's) refuses the drill. Then the location's marker is
         written, before the scratch pipeline exists, so that whatever the pipeline writes there is provably ours."""
-        from airflow_checkpoint_sync.rules.drill import MARKER, location_claim, marker_body, pipeline_claim
-
         try:
             leftover_pipeline = pipeline_claim(scratch, self._find(scratch), self._me)
         except ValueError as exc:
@@ -416,7 +423,6 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         self, wanted: str, within: float | None, location: str, context: Context, pick: Callable[..., str]
     ) -> str:
         from airflow_checkpoint_sync.object_stores import read_catalog
-        from airflow_checkpoint_sync.rules.verification import named_checkpoints
 
         if not self.bucket_conn_id:
             return wanted  # Feldera resolves 'latest' itself; a uuid it cannot find fails the start
@@ -539,9 +545,6 @@ class RestoreDrillOperator(FelderaPipelineOperator):
     def _say_why_not_restored(self, event: Mapping[str, Any], plan: Mapping[str, Any]) -> None:
         """A checkpoint the catalog names whose files Feldera could not find: say that the location is damaged
         (the uuid came from the catalog, so there is no uuid to check)."""
-        from airflow_checkpoint_sync.rules.drill import missing_files_cause
-        from airflow_checkpoint_sync.rules.status import deployment_error_message
-
         if event.get("status") != "failure" or not plan.get("from_catalog"):
             return
         try:
@@ -555,9 +558,6 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             raise AirflowException(f"pipeline '{plan['scratch_pipeline_name']}' failed to start: {said}")
 
     def _run_check(self, scratch: str, check: SqlCheck) -> dict[str, Any]:
-        from airflow_checkpoint_sync.exceptions import FelderaApiError
-        from airflow_checkpoint_sync.rules.drill import judge
-
         try:
             rows = self.hook.query(scratch, check.sql)
         except FelderaApiError as exc:
@@ -609,8 +609,6 @@ class RestoreDrillOperator(FelderaPipelineOperator):
 
     # -- teardown ------------------------------------------------------------------------------------------------
     def _find(self, name: str) -> dict[str, Any] | None:
-        from airflow_checkpoint_sync.exceptions import FelderaApiError
-
         try:
             return self.hook.get_pipeline(name)
         except FelderaApiError as exc:
@@ -653,8 +651,6 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         self._scratch = None
 
     def _teardown_pipeline(self, scratch: str) -> None:
-        from airflow_checkpoint_sync.rules.drill import removal_refusal
-
         deadline = self.hook.deadline = time.time() + TEARDOWN_S
         current = self._find(scratch)
         if current is None:
@@ -700,15 +696,12 @@ class RestoreDrillOperator(FelderaPipelineOperator):
 
     def _marker_owner(self, store: ObjectStore) -> DrillOwner | None:
         from airflow_checkpoint_sync.object_stores import read_object
-        from airflow_checkpoint_sync.rules.drill import MARKER, marker_owner
 
         return marker_owner(read_object(store, MARKER))
 
     def _empty_scratch_location(self) -> None:
         """Delete the scratch location's objects, the marker last, if the marker still names this task instance;
         otherwise leave everything there (it is not provably ours) and say so."""
-        from airflow_checkpoint_sync.rules.drill import MARKER
-
         store = self._scratch_store()
         if store is None:
             return

@@ -12,6 +12,14 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.object_stores import store_step
 from airflow_checkpoint_sync.rules import params
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+from airflow_checkpoint_sync.rules.locations import location_overlap, same_store
+from airflow_checkpoint_sync.rules.replication import (
+    copy_marks_needed,
+    missing_after_copy,
+    newest_in_catalog,
+    plan_replication,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -152,7 +160,6 @@ class ReplicateCheckpointsOperator(BaseOperator):
         the store's identity asked about (and, when the names do not decide it, the hosts looked up).
         """
         from airflow_checkpoint_sync.object_stores import endpoint_addresses
-        from airflow_checkpoint_sync.rules.locations import location_overlap, same_store
 
         with store_step("connecting to the source", source):
             source_location, source_endpoint = source.location(), source.endpoint
@@ -199,9 +206,6 @@ def replicate(
 ) -> dict[str, Any]:
     """Make ``destination`` a restorable copy of ``source``; the catalog is written last (see the operator).
     ``repair``: read every replica's copy mark and copy anew what has none or does not match (see the operator)."""
-    from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
-    from airflow_checkpoint_sync.rules.replication import missing_after_copy, newest_in_catalog
-
     catalog_body, catalog_fingerprint, plan = _snapshot(source, destination, delete_removed, repair=repair)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="replicate") as pool:
         copied = list(pool.map(lambda obj: _copy(source, destination, obj), plan.copy))
@@ -242,8 +246,6 @@ def _snapshot(
     another catalog, a sync landed in between (and its retention may delete objects): read both again.
     """
     from airflow_checkpoint_sync.object_stores import read_catalog
-    from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
-    from airflow_checkpoint_sync.rules.replication import plan_replication
 
     for _ in range(attempts):
         with store_step("reading the catalog of the source", source):
@@ -273,7 +275,6 @@ def _list_both(
 ) -> tuple[list[StoredObject], list[StoredObject]]:
     """Both listings, taken at the same time (each mostly waits on its store); the replica's with the copy marks
     its listing alone cannot show (every one with ``repair``)."""
-    from airflow_checkpoint_sync.rules.replication import copy_marks_needed
 
     def list_source() -> list[StoredObject]:
         with store_step("listing the source", source):

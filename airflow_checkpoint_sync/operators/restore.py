@@ -9,9 +9,12 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_checkpoint_sync.exceptions import SyncConfigError
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, CatalogLook, catalog_uuids, restore_source
 from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
+from airflow_checkpoint_sync.rules.sync_config import merge_sync_config
 from airflow_checkpoint_sync.task_support import (
     build_sync_config,
     feldera_errors,
@@ -172,7 +175,6 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
     def _check_source(self, pipeline: Mapping[str, Any], sync: SyncConfig) -> None:
         """Refuse, before anything changes, a restore whose checkpoint no source holds (see ``restore_source``)."""
         from airflow_checkpoint_sync.object_stores import read_catalog
-        from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, CatalogLook, catalog_uuids, restore_source
 
         locations = [sync.bucket, *([sync.read_bucket] if sync.read_bucket else [])]
         if not self.bucket_conn_id:
@@ -208,9 +210,6 @@ class RestoreCheckpointOperator(FelderaPipelineOperator):
 
     def _started_earlier(self, context: Context, pipeline: Mapping[str, Any], sync: SyncConfig) -> bool:
         """Whether an earlier try of this task recorded this very start and the pipeline has its sync config."""
-        from airflow_checkpoint_sync.exceptions import SyncConfigError
-        from airflow_checkpoint_sync.rules.sync_config import merge_sync_config
-
         store = context.get("task_state_store")  # type: ignore[call-overload]
         if store is None or store.get(STARTED_KEY) != self._start_marker():
             return False

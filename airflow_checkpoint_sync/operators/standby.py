@@ -9,10 +9,21 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 
+from airflow_checkpoint_sync.exceptions import FelderaApiError
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
-from airflow_checkpoint_sync.rules.failover import Step, standby_step
-from airflow_checkpoint_sync.rules.status import deployment_error_message
+from airflow_checkpoint_sync.rules.failover import (
+    FailoverReadiness,
+    PrimaryState,
+    Step,
+    approval_of,
+    followed_location,
+    primary_reading,
+    split_brain_concern,
+    standby_step,
+)
+from airflow_checkpoint_sync.rules.status import Freshness, deployment_error_message, freshness, newest_uuid
+from airflow_checkpoint_sync.rules.sync_config import current_sync, effective_sync
 from airflow_checkpoint_sync.task_support import (
     feldera_errors,
     feldera_template_fields,
@@ -34,8 +45,6 @@ ACTIVATION_PULL_INTERVALS = 2
 
 def pull_interval(pipeline: dict[str, Any]) -> float:
     """The standby's ``pull_interval`` in seconds (Feldera's default 10 when its sync block does not say)."""
-    from airflow_checkpoint_sync.rules.sync_config import current_sync, effective_sync
-
     meaning = effective_sync(current_sync(pipeline.get("runtime_config"))) or {}
     value = meaning.get("pull_interval", 10)
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else 10.0
@@ -85,10 +94,8 @@ class _FailoverOperator(FelderaPipelineOperator):
         """The primary as the split-brain guard reads it (:func:`~.rules.failover.primary_reading`):
         only a Feldera that cannot be reached counts as down; any answer but the pipeline's status (a wrong key, an
         unknown name) leaves it unknown."""
-        from airflow_checkpoint_sync.exceptions import FelderaApiError
         from airflow_checkpoint_sync.hooks.feldera import FelderaHook
         from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy
-        from airflow_checkpoint_sync.rules.failover import PrimaryState, primary_reading
 
         name = str(self.primary_pipeline_name)
         # A quick look: during a failover the primary's side is often down, and that must not stall the task.
@@ -118,8 +125,6 @@ class _FailoverOperator(FelderaPipelineOperator):
 
     def read_recovery_point(self) -> FreshnessReport:
         """The newest checkpoint the standby holds, judged against ``max_checkpoint_age`` (always fresh without)."""
-        from airflow_checkpoint_sync.rules.status import freshness, newest_uuid
-
         with feldera_errors("listing the standby's checkpoints", self.pipeline_name):
             local = self.hook.list_checkpoints(self.pipeline_name)
         newest = newest_uuid(entry.get("uuid") for entry in local)
@@ -127,8 +132,6 @@ class _FailoverOperator(FelderaPipelineOperator):
 
     def within_bound(self, point: FreshnessReport) -> bool:
         """Whether the recovery point meets ``max_checkpoint_age`` (always, without a bound)."""
-        from airflow_checkpoint_sync.rules.status import Freshness
-
         return self.max_checkpoint_age is None or point.state is Freshness.FRESH
 
 
@@ -177,10 +180,6 @@ class FailoverReadinessOperator(_FailoverOperator):
     def _follows(self, pipeline: dict[str, Any]) -> str | None:
         """Which location the standby really pulls from: its bucket's listing (``GET /checkpoints/remote``, which
         answers during Standby) tells whether Feldera reads ``read_bucket`` at all."""
-        from airflow_checkpoint_sync.exceptions import FelderaApiError
-        from airflow_checkpoint_sync.rules.failover import followed_location
-        from airflow_checkpoint_sync.rules.sync_config import current_sync
-
         sync = current_sync(pipeline.get("runtime_config")) or {}
         own: list[str] | None = None
         if sync.get("read_bucket"):
@@ -191,8 +190,6 @@ class FailoverReadinessOperator(_FailoverOperator):
         return followed_location(sync.get("bucket"), sync.get("read_bucket"), own)
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_checkpoint_sync.rules.failover import FailoverReadiness
-
         self.check_names()
         primary = self.read_primary() if self.primary_pipeline_name else None
         pipeline = self.read_pipeline()
@@ -376,8 +373,6 @@ class ActivateStandbyOperator(_FailoverOperator):
 
     def _approval(self, context: Context) -> Approval:
         """The approver's answer, or a refusal (before any change) when there is no approving one."""
-        from airflow_checkpoint_sync.rules.failover import approval_of
-
         task_id = self.approval_task_id
         if not isinstance(task_id, str) or not task_id:
             raise AirflowFailException(f"approval_task_id={task_id!r} is not valid: the task id of an ApprovalOperator")
@@ -419,8 +414,6 @@ class ActivateStandbyOperator(_FailoverOperator):
         return point
 
     def _guard_split_brain(self) -> None:
-        from airflow_checkpoint_sync.rules.failover import split_brain_concern
-
         name = str(self.primary_pipeline_name)
         reading = self.read_primary()
         concern = split_brain_concern(name, reading)

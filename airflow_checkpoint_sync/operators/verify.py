@@ -10,6 +10,19 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync.rules import params
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+from airflow_checkpoint_sync.rules.replication import written_md5
+from airflow_checkpoint_sync.rules.status import freshness, newest_uuid
+from airflow_checkpoint_sync.rules.sync_config import EFFECTIVE_DEFAULTS, current_sync, effective_sync
+from airflow_checkpoint_sync.rules.verification import (
+    Retention,
+    deleted_by_next_push,
+    manifest_files,
+    manifest_name,
+    named_checkpoints,
+    read_content_problem,
+    verify_location,
+)
 from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
     feldera_errors,
@@ -23,7 +36,7 @@ if TYPE_CHECKING:
 
     from airflow_checkpoint_sync.object_stores.base import ObjectStore
     from airflow_checkpoint_sync.rules.replication import StoredObject
-    from airflow_checkpoint_sync.rules.verification import Retention, Verification
+    from airflow_checkpoint_sync.rules.verification import Verification
 
 #: Problems quoted in the task's error; the report in XCom has them all.
 QUOTED_PROBLEMS = 10
@@ -152,9 +165,6 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
 
     def _retention(self) -> Retention:
         """The retention settings to forecast with: given, else the pipeline's, else Feldera's defaults."""
-        from airflow_checkpoint_sync.rules.sync_config import EFFECTIVE_DEFAULTS, current_sync, effective_sync
-        from airflow_checkpoint_sync.rules.verification import Retention
-
         count, age, source = self.retention_min_count, self.retention_min_age, "given"
         if (count is None or age is None) and self.pipeline_name:
             with feldera_errors("reading the pipeline's sync configuration", self.pipeline_name):
@@ -177,15 +187,6 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
     def report(self, store: ObjectStore, retention: Retention) -> dict[str, Any]:
         """Read ``store`` and judge it: the report the task returns."""
         from airflow_checkpoint_sync.object_stores import store_step
-        from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
-        from airflow_checkpoint_sync.rules.replication import written_md5
-        from airflow_checkpoint_sync.rules.status import freshness, newest_uuid
-        from airflow_checkpoint_sync.rules.verification import (
-            manifest_files,
-            manifest_name,
-            named_checkpoints,
-            verify_location,
-        )
 
         with store_step("listing the location", store):
             listing = store.with_copy_marks(store.list())
@@ -225,8 +226,6 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
         age: float | None,
         now: dt.datetime,
     ) -> dict[str, Any]:
-        from airflow_checkpoint_sync.rules.verification import deleted_by_next_push
-
         return {
             "location": str(store),
             "checkpoints": len(verdict.checkpoints),
@@ -260,7 +259,6 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
     def _content_problems(self, store: ObjectStore, objects: list[StoredObject]) -> list[str]:
         from airflow_checkpoint_sync.object_stores import store_step
         from airflow_checkpoint_sync.object_stores.base import VerifyingReader
-        from airflow_checkpoint_sync.rules.verification import read_content_problem
 
         def check(obj: StoredObject) -> str | None:
             reader = VerifyingReader(store.chunks(obj.name))

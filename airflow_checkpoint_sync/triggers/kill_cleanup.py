@@ -15,7 +15,9 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from airflow_checkpoint_sync.exceptions import FelderaApiError
 from airflow_checkpoint_sync.rules.drill import DrillOwner, removal_refusal
+from airflow_checkpoint_sync.rules.waits import pipeline_wait
 
 if TYPE_CHECKING:
     from airflow_checkpoint_sync.hooks.feldera import FelderaAsyncSession
@@ -63,9 +65,7 @@ async def run_cleanup(session: FelderaAsyncSession, spec: Mapping[str, Any], end
 
 async def _remove_scratch_pipeline(session: FelderaAsyncSession, spec: Mapping[str, Any], end_time: float) -> str:
     # Imported here: a trigger is built in the deferring task too, which never runs this.
-    from airflow_checkpoint_sync.exceptions import FelderaApiError
     from airflow_checkpoint_sync.hooks import feldera_api as api
-    from airflow_checkpoint_sync.rules.waits import pipeline_wait
 
     name = str(spec["pipeline_name"])
     owner = DrillOwner.from_dict(spec["owner"])

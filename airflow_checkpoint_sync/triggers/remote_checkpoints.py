@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from airflow_checkpoint_sync.exceptions import Failure, FelderaWatchError, classify
 from airflow_checkpoint_sync.rules import params
+from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, newer_uuids, uuid7_time
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -26,8 +28,6 @@ PERSIST_AFTER_S = 3.0
 def checkpoint_event(pipeline_name: str, uuid: str) -> dict[str, Any]:
     """The event (and so the asset event's extra) for one new remote checkpoint: its uuid and the time inside it
     (Feldera lists remote checkpoints by uuid only: ``RemoteCheckpoint`` has no other field)."""
-    from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, uuid7_time
-
     made = uuid7_time(uuid).isoformat() if is_checkpoint_uuid(uuid) else None
     return {"pipeline_name": pipeline_name, "checkpoint_uuid": uuid, "checkpoint_time": made}
 
@@ -92,10 +92,8 @@ class RemoteCheckpointTrigger(BaseEventTrigger):
             await self.asset_state_store.aset(WATERMARK_KEY.format(pipeline_name=self.pipeline_name), uuid)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_checkpoint_sync.exceptions import Failure, FelderaWatchError, classify
         from airflow_checkpoint_sync.hooks import feldera_api as api
         from airflow_checkpoint_sync.hooks.feldera import FelderaHook
-        from airflow_checkpoint_sync.rules.status import newer_uuids
 
         watermark = await self._watermark()
         started = watermark is not None
