@@ -20,7 +20,7 @@ from airflow_checkpoint_sync.exceptions import (
     FelderaApiError,
     classify,
 )
-from airflow_checkpoint_sync.rules.status import SyncResult, SyncState, newest_uuid, resolve_unknown, sync_result
+from airflow_checkpoint_sync.rules.status import RequestState, SyncResult, newest_uuid, resolve_unknown, sync_result
 
 __all__ = ["BackoffPolicy", "FelderaRequest"]
 
@@ -327,7 +327,7 @@ def read_sync_progress(
     """
     payload = yield sync_status(name, incarnation_uuid)
     result = sync_result(checkpoint_uuid, payload, stale_failure)
-    if result.state is SyncState.UNKNOWN:
+    if result.state is RequestState.UNKNOWN:
         remote = yield remote_checkpoints(name)
         result = resolve_unknown(checkpoint_uuid, [entry.get("uuid") for entry in remote or []])
     return result

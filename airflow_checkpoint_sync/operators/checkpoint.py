@@ -12,7 +12,7 @@ from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.exceptions import Failure, classify
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
-from airflow_checkpoint_sync.rules.status import PipelineGroup, newest_uuid, pipeline_group
+from airflow_checkpoint_sync.rules.status import ACTIVE_STATUSES, PipelineGroup, newest_uuid, pipeline_group
 from airflow_checkpoint_sync.rules.sync_config import current_sync
 from airflow_checkpoint_sync.rules.waits import checkpoint_wait, look, new_checkpoint_wait, other_pushes_wait
 from airflow_checkpoint_sync.task_support import (
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 #: Restarts of the pipeline during one task try after which the operator stops starting new syncs.
 MAX_RESTARTS = 1
-#: The statuses a pipeline takes and syncs checkpoints in: what a restarted or replaying one is waited for.
-READY_STATUSES = ("Running", "Paused")
 #: How long to look for the effect of a checkpoint request whose response was lost.
 LOST_RESPONSE_GRACE_S = 30.0
 
@@ -181,7 +179,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
                 f"pipeline '{self.pipeline_name}' is in Standby: a standby pulls checkpoints, it cannot take or push "
                 "them. Sync on the primary, or activate the standby first (ActivateStandbyOperator)."
             )
-        if group is PipelineGroup.TRANSITIONAL and pipeline.get("deployment_desired_status") in READY_STATUSES:
+        if group is PipelineGroup.TRANSITIONAL and pipeline.get("deployment_desired_status") in ACTIVE_STATUSES:
             # Restarting, replaying, bootstrapping or unreachable for a while: a scheduled sync waits for it within
             # its timeout, and a timeout leaves the task's retries to try again.
             self.log.info(
@@ -431,7 +429,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
         return PipelineStatusTrigger(
             feldera_conn_id=self.feldera_conn_id,
             pipeline_name=self.pipeline_name,
-            targets=list(READY_STATUSES),
+            targets=list(ACTIVE_STATUSES),
             end_time=self._end_time,
             poll_interval=self.poll_interval,
             echo={"restarts": restarts, "end_time": self._end_time, "bucket": self._bucket},

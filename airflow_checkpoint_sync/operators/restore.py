@@ -13,7 +13,7 @@ from airflow_checkpoint_sync.exceptions import SyncConfigError
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, CatalogLook, catalog_uuids, restore_source
-from airflow_checkpoint_sync.rules.status import PipelineGroup, pipeline_group
+from airflow_checkpoint_sync.rules.status import INITIAL_STATUS, PipelineGroup, pipeline_group
 from airflow_checkpoint_sync.rules.sync_config import merge_sync_config
 from airflow_checkpoint_sync.task_support import (
     build_sync_config,
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
     from airflow_checkpoint_sync.rules.sync_config import SyncConfig
 
-INITIAL_STATUS = {"running": "Running", "paused": "Paused", "standby": "Standby"}
 #: task_state_store key: the start a try requested, so that a retry after a lost worker follows it.
 STARTED_KEY = "feldera_restore_started"
 

@@ -13,16 +13,23 @@ from airflow_checkpoint_sync.exceptions import FelderaApiError
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.rules.failover import (
+    ConcernKind,
     FailoverReadiness,
     PrimaryState,
     Step,
+    activation_step,
     approval_of,
     followed_location,
     primary_reading,
-    split_brain_concern,
     standby_step,
 )
-from airflow_checkpoint_sync.rules.status import Freshness, deployment_error_message, freshness, newest_uuid
+from airflow_checkpoint_sync.rules.status import (
+    INITIAL_STATUS,
+    Freshness,
+    deployment_error_message,
+    freshness,
+    newest_uuid,
+)
 from airflow_checkpoint_sync.rules.sync_config import current_sync, effective_sync
 from airflow_checkpoint_sync.task_support import (
     feldera_errors,
@@ -38,7 +45,6 @@ if TYPE_CHECKING:
     from airflow_checkpoint_sync.rules.failover import Approval, PrimaryReading, StandbyStep
     from airflow_checkpoint_sync.rules.status import FreshnessReport
 
-TARGET = {"running": "Running", "paused": "Paused"}
 #: Pull intervals an activation may take before the standby initializes (API notes, correction 13).
 ACTIVATION_PULL_INTERVALS = 2
 
@@ -130,6 +136,43 @@ class _FailoverOperator(FelderaPipelineOperator):
         newest = newest_uuid(entry.get("uuid") for entry in local)
         return freshness(self.pipeline_name, newest, self.max_checkpoint_age or float("inf"), dt.datetime.now(dt.UTC))
 
+    def read_readiness(self, *, follows: bool) -> tuple[FailoverReadiness, dict[str, Any]]:
+        """Everything a failover decision rests on, read the same way for the report and the activation: the
+        primary (when named), the standby, and, when it can be activated, its recovery point (and, with ``follows``,
+        which location it pulls from). Returns the readiness and the standby's payload."""
+        primary = self.read_primary() if self.primary_pipeline_name else None
+        pipeline = self.read_pipeline()
+        step = self.standby_step(pipeline)
+        # A standby that is not deployed has no checkpoints to list (Feldera answers 503): it is refused for that.
+        point = self.read_recovery_point() if step.step in (Step.ACTIVATE, Step.ALREADY_ACTIVE) else None
+        readiness = FailoverReadiness(
+            standby=self.pipeline_name,
+            standby_status=str(pipeline.get("deployment_status")),
+            standby_initial=pipeline.get("deployment_initial"),
+            standby_desired=pipeline.get("deployment_desired_status"),
+            standby_error=deployment_error_message(pipeline),
+            primary=self.primary_pipeline_name or None,
+            primary_reading=primary,
+            checkpoint_uuid=point.checkpoint_uuid if point else None,
+            checkpoint_age_seconds=point.age_seconds if point else None,
+            max_checkpoint_age_seconds=self.max_checkpoint_age,
+            within_bound=self.within_bound(point) if point else True,
+            follows=self._follows(pipeline) if point and follows else None,
+        )
+        return readiness, pipeline
+
+    def _follows(self, pipeline: dict[str, Any]) -> str | None:
+        """Which location the standby really pulls from: its bucket's listing (``GET /checkpoints/remote``, which
+        answers during Standby) tells whether Feldera reads ``read_bucket`` at all."""
+        sync = current_sync(pipeline.get("runtime_config")) or {}
+        own: list[str] | None = None
+        if sync.get("read_bucket"):
+            try:
+                own = self.hook.remote_checkpoints(self.pipeline_name)
+            except FelderaApiError as exc:
+                self.log.warning("Could not list the standby's own bucket: %s", exc)
+        return followed_location(sync.get("bucket"), sync.get("read_bucket"), own)
+
     def within_bound(self, point: FreshnessReport) -> bool:
         """Whether the recovery point meets ``max_checkpoint_age`` (always, without a bound)."""
         return self.max_checkpoint_age is None or point.state is Freshness.FRESH
@@ -177,39 +220,9 @@ class FailoverReadinessOperator(_FailoverOperator):
             pipeline_name, feldera_conn_id, primary_pipeline_name, primary_conn_id, max_checkpoint_age
         )
 
-    def _follows(self, pipeline: dict[str, Any]) -> str | None:
-        """Which location the standby really pulls from: its bucket's listing (``GET /checkpoints/remote``, which
-        answers during Standby) tells whether Feldera reads ``read_bucket`` at all."""
-        sync = current_sync(pipeline.get("runtime_config")) or {}
-        own: list[str] | None = None
-        if sync.get("read_bucket"):
-            try:
-                own = self.hook.remote_checkpoints(self.pipeline_name)
-            except FelderaApiError as exc:
-                self.log.warning("Could not list the standby's own bucket: %s", exc)
-        return followed_location(sync.get("bucket"), sync.get("read_bucket"), own)
-
     def execute(self, context: Context) -> dict[str, Any]:
         self.check_names()
-        primary = self.read_primary() if self.primary_pipeline_name else None
-        pipeline = self.read_pipeline()
-        step = self.standby_step(pipeline)
-        # A standby that is not deployed has no checkpoints to list (Feldera answers 503): it is refused for that.
-        point = self.read_recovery_point() if step.step in (Step.ACTIVATE, Step.ALREADY_ACTIVE) else None
-        readiness = FailoverReadiness(
-            standby=self.pipeline_name,
-            standby_status=str(pipeline.get("deployment_status")),
-            standby_initial=pipeline.get("deployment_initial"),
-            standby_desired=pipeline.get("deployment_desired_status"),
-            standby_error=deployment_error_message(pipeline),
-            primary=self.primary_pipeline_name or None,
-            primary_reading=primary,
-            checkpoint_uuid=point.checkpoint_uuid if point else None,
-            checkpoint_age_seconds=point.age_seconds if point else None,
-            max_checkpoint_age_seconds=self.max_checkpoint_age,
-            within_bound=self.within_bound(point) if point else True,
-            follows=self._follows(pipeline) if point else None,
-        )
+        readiness, _ = self.read_readiness(follows=True)
         for concern in readiness.concerns():
             self.log.warning("%s", concern)
         self.log.info("Failover to %s:\n%s", self.pipeline_name, readiness.summary())
@@ -302,7 +315,7 @@ class ActivateStandbyOperator(_FailoverOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         self.check_names()
         with feldera_errors("checking the parameters", self.pipeline_name):
-            params.choice(self.initial, "initial", tuple(TARGET))
+            params.choice(self.initial, "initial", ("running", "paused"))
             allow_stale = params.flag(self.allow_stale_checkpoint, "allow_stale_checkpoint")
         poll = self.poll_interval
         end_time = time.time() + self.timeout
@@ -312,18 +325,22 @@ class ActivateStandbyOperator(_FailoverOperator):
             allow_stale = allow_stale or approval.allow_stale
             result.update(approved_by=approval.by, approved_at=approval.at, accepted_stale_checkpoint=allow_stale)
         self.hook.deadline = end_time
-        if self.primary_pipeline_name:
-            self._guard_split_brain()
-        pipeline = self.read_pipeline()
+        readiness, pipeline = self.read_readiness(follows=False)
         # Feldera activates a standby only after its pull loop has woken twice (one to two pull_intervals: it pulls,
         # notices the activation, sleeps and pulls once more): the wait allows two on top of `timeout`, which covers
         # the downloads and the initialization.
         end_time += ACTIVATION_PULL_INTERVALS * pull_interval(pipeline)
         self.hook.deadline = end_time
         status = str(pipeline.get("deployment_status"))
-        step = self.standby_step(pipeline)
+        step = activation_step(readiness, allow_split_brain=self.allow_split_brain, allow_stale=allow_stale)
         if step.step is Step.REFUSE:
-            raise AirflowFailException(f"{step.reason}.")
+            raise AirflowFailException(step.refusal)
+        for concern in step.accepted:
+            override = "allow_split_brain" if concern.kind is ConcernKind.SPLIT_BRAIN else "allow_stale_checkpoint"
+            self.log.warning("Activating '%s' although: %s (%s=True)", self.pipeline_name, concern.sentence, override)
+        if readiness.primary_reading is not None and not step.accepted:
+            self.log.info("Primary pipeline '%s' is %s; safe to activate", self.primary_pipeline_name,
+                          readiness.primary_reading.status or "unreachable")  # fmt: skip
         if step.step is Step.ALREADY_ACTIVE:
             self.log.info(
                 "Pipeline '%s' is already %s: this standby was activated before; nothing to do",
@@ -332,7 +349,15 @@ class ActivateStandbyOperator(_FailoverOperator):
             )
             return self._finish(context, {**result, "status": status, "already_active": True})
         if step.step is Step.ACTIVATE:
-            result.update(self._guard_recovery_point(allow_stale))
+            result.update(
+                checkpoint_uuid=readiness.checkpoint_uuid, checkpoint_age_seconds=readiness.checkpoint_age_seconds
+            )
+            self.log.info(
+                "Standby '%s' holds checkpoint %s (%s s old)",
+                self.pipeline_name,
+                readiness.checkpoint_uuid,
+                readiness.checkpoint_age_seconds,
+            )
             result["activated_at"] = dt.datetime.now(dt.UTC).isoformat()
             with feldera_errors("activating the standby", self.pipeline_name):
                 self.hook.activate_pipeline(self.pipeline_name, self.initial)
@@ -347,7 +372,7 @@ class ActivateStandbyOperator(_FailoverOperator):
         if not self.wait_for_completion:
             return self._finish(context, {**result, "status": "activating"})
         done = self.wait_for_status(
-            [TARGET[self.initial]],
+            [INITIAL_STATUS[self.initial]],
             deferrable=self.deferrable,
             poll_interval=poll,
             end_time=end_time,
@@ -394,35 +419,3 @@ class ActivateStandbyOperator(_FailoverOperator):
             )
         self.log.info("Failover approved by %s at %s (task '%s')", answer.by, answer.at, task_id)
         return answer
-
-    def _guard_recovery_point(self, allow_stale: bool) -> dict[str, Any]:
-        """The newest checkpoint the standby holds and its age; refused when older than ``max_checkpoint_age``."""
-        report = self.read_recovery_point()
-        newest = report.checkpoint_uuid
-        point = {"checkpoint_uuid": newest, "checkpoint_age_seconds": report.age_seconds}
-        if self.within_bound(report):
-            self.log.info("Standby '%s' holds checkpoint %s (%s s old)", self.pipeline_name, newest, report.age_seconds)
-            return point
-        what = report.message.replace(f"newest synced checkpoint of '{self.pipeline_name}'", "the newest checkpoint")
-        if not allow_stale:
-            raise AirflowFailException(
-                f"refusing to activate '{self.pipeline_name}': {what} (max_checkpoint_age). Activating would lose "
-                "everything since that recovery point. Check that the primary's syncs and the standby's pulls work; "
-                "set allow_stale_checkpoint=True (or approve with it) to accept this recovery point."
-            )
-        self.log.warning("Activating '%s' although %s (allow_stale_checkpoint=True)", self.pipeline_name, what)
-        return point
-
-    def _guard_split_brain(self) -> None:
-        name = str(self.primary_pipeline_name)
-        reading = self.read_primary()
-        concern = split_brain_concern(name, reading)
-        if concern is None:
-            self.log.info("Primary pipeline '%s' is %s; safe to activate", name, reading.status or "unreachable")
-            return
-        if not self.allow_split_brain:
-            raise AirflowFailException(
-                f"refusing to activate '{self.pipeline_name}': {concern}, or set allow_split_brain=True if you really "
-                "mean to activate beside it."
-            )
-        self.log.warning("Activating '%s' although %s (allow_split_brain=True)", self.pipeline_name, concern)

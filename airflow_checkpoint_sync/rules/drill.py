@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
 from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, uuid7_time
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ OWNER_TAG = " owner="
 MARKER = ".airflow-checkpoint-sync-drill.json"
 #: What the marker says it is, so that a foreign object of that name is not taken for one.
 MARKER_KIND = "airflow-checkpoint-sync restore drill scratch location"
-#: The catalog a sync location holds at its root (kept here too: the rules have no I/O and import no store).
-CATALOG = "checkpoints.feldera"
 #: How many of a foreign location's object names a refusal lists.
 NAMES_SHOWN = 5
 DAY_S = 86400.0

@@ -1,9 +1,9 @@
 """Pure rules of a guarded failover: whether it may proceed, what an approver is shown, and what their answer means.
 
-No I/O: :func:`primary_reading` and :func:`standby_step` judge what the operators read, and both
-``FailoverReadinessOperator`` and ``ActivateStandbyOperator`` act on their verdicts, so the report an approver reads
-and the activation that follows never disagree; :func:`approval_of` reads the XCom of Airflow's human-in-the-loop
-``ApprovalOperator``.
+No I/O: :func:`primary_reading` and :func:`standby_step` judge what the operators read, :class:`FailoverReadiness`
+gathers it, and :func:`activation_step` is the one verdict both ``FailoverReadinessOperator`` (the report an
+approver reads) and ``ActivateStandbyOperator`` (the activation that follows) act on, so they never disagree;
+:func:`approval_of` reads the XCom of Airflow's human-in-the-loop ``ApprovalOperator``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError
-from airflow_checkpoint_sync.rules.status import PipelineGroup, newest_uuid, pipeline_group
+from airflow_checkpoint_sync.rules.status import ACTIVE_STATUSES, PipelineGroup, newest_uuid, pipeline_group
 
 #: The option of Airflow's ApprovalOperator that approves.
 APPROVE = "Approve"
@@ -129,7 +129,7 @@ def standby_step(
     if group is PipelineGroup.STANDBY:
         return StandbyStep(Step.ACTIVATE)
     active = group in (PipelineGroup.RUNNING, PipelineGroup.PAUSED)
-    heading_active = active or (group is PipelineGroup.TRANSITIONAL and desired in ("Running", "Paused"))
+    heading_active = active or (group is PipelineGroup.TRANSITIONAL and desired in ACTIVE_STATUSES)
     if heading_active and not was_standby:
         # Feldera's /activate accepts any transition (it would pause a running pipeline): refuse here.
         return StandbyStep(
@@ -175,6 +175,45 @@ def followed_location(bucket: str | None, read_bucket: str | None, own: Sequence
     return f"read_bucket {read_bucket} (its own bucket {bucket} holds no checkpoint)"
 
 
+class ConcernKind(enum.StrEnum):
+    """Which rule a concern comes from; each has its override (or none)."""
+
+    #: The primary may still be up (``allow_split_brain`` accepts it).
+    SPLIT_BRAIN = "split_brain"
+    #: The standby cannot be activated as it is (nothing accepts it).
+    STANDBY = "standby"
+    #: The recovery point is older than the bound (``allow_stale_checkpoint`` accepts it).
+    STALE = "stale"
+
+
+class Concern(NamedTuple):
+    """One reason an activation would be refused, or would lose data: the approver's sentence and the
+    activation's refusal, worded once, here."""
+
+    kind: ConcernKind
+    #: What the approver reads.
+    sentence: str
+    #: What the refused activation says (naming the override, where there is one).
+    refusal: str
+
+
+class ActivationStep(NamedTuple):
+    """What an activation does: its step, for REFUSE the refusal, and the concerns an override accepted."""
+
+    step: Step
+    refusal: str | None = None
+    accepted: tuple[Concern, ...] = ()
+
+
+def stale_point(standby: str, checkpoint_uuid: str | None, age_seconds: float | None, bound: float) -> str:
+    """Why the recovery point fails the bound, as a phrase."""
+    if checkpoint_uuid is None:
+        return f"the standby '{standby}' holds no checkpoint (max_age {bound:g}s)"
+    if age_seconds is None:
+        return f"the newest checkpoint is {checkpoint_uuid}, whose age cannot be told (max_age {bound:g}s)"
+    return f"the newest checkpoint is {checkpoint_uuid}, {age_seconds:.0f}s old: older than max_age {bound:g}s"
+
+
 class FailoverReadiness(NamedTuple):
     """What a failover from ``primary`` to ``standby`` would do, read just before someone decides on it: the facts,
     judged by the rules the activation follows (:func:`primary_reading`, :func:`standby_step`)."""
@@ -212,25 +251,46 @@ class FailoverReadiness(NamedTuple):
     def already_active(self) -> bool:
         return self.step.step is Step.ALREADY_ACTIVE
 
-    def concerns(self) -> list[str]:
-        """Each reason the activation would be refused, or would lose data, as a sentence; empty when it is ready."""
+    def concern_list(self) -> list[Concern]:
+        """Each reason the activation would be refused, or would lose data, most pressing first; empty when it is
+        ready."""
         concerns = []
         if self.primary and self.primary_reading is not None:
             split_brain = split_brain_concern(self.primary, self.primary_reading)
             if split_brain:
-                concerns.append(_sentence(split_brain))
+                concerns.append(
+                    Concern(
+                        ConcernKind.SPLIT_BRAIN,
+                        _sentence(split_brain),
+                        f"refusing to activate '{self.standby}': {split_brain}, or set allow_split_brain=True if "
+                        "you really mean to activate beside it.",
+                    )
+                )
         if self.step.reason:
-            concerns.append(_sentence(self.step.reason))
+            concerns.append(Concern(ConcernKind.STANDBY, _sentence(self.step.reason), _sentence(self.step.reason)))
         if not self.within_bound and self.step.step is Step.ACTIVATE:
             if self.checkpoint_uuid is None or self.checkpoint_age_seconds is None:
-                concerns.append(f"The standby '{self.standby}' holds no checkpoint with a known age.")
+                sentence = f"The standby '{self.standby}' holds no checkpoint with a known age."
             else:
-                concerns.append(
+                sentence = (
                     f"Its newest checkpoint is {human_age(self.checkpoint_age_seconds)} old, over the "
                     f"{human_age(self.max_checkpoint_age_seconds or 0)} bound: activating loses everything since. "
                     f"Approve with '{ALLOW_STALE_FIELD}' to accept it."
                 )
+            point = stale_point(
+                self.standby, self.checkpoint_uuid, self.checkpoint_age_seconds, self.max_checkpoint_age_seconds or 0
+            )
+            refusal = (
+                f"refusing to activate '{self.standby}': {point} (max_checkpoint_age). Activating would lose "
+                "everything since that recovery point. Check that the primary's syncs and the standby's pulls work; "
+                f"set {ALLOW_STALE_FIELD}=True (or approve with it) to accept this recovery point."
+            )
+            concerns.append(Concern(ConcernKind.STALE, sentence, refusal))
         return concerns
+
+    def concerns(self) -> list[str]:
+        """Each concern as the approver reads it; empty when the failover is ready."""
+        return [concern.sentence for concern in self.concern_list()]
 
     def summary(self) -> str:
         """The facts and the concerns in Markdown: the body of the approval request."""
@@ -285,6 +345,21 @@ class FailoverReadiness(NamedTuple):
             "concerns": self.concerns(),
             "summary": self.summary(),
         }
+
+
+def activation_step(
+    readiness: FailoverReadiness, *, allow_split_brain: bool = False, allow_stale: bool = False
+) -> ActivationStep:
+    """The one verdict of a failover: what the activation does with the standby, given everything the readiness
+    report shows. A concern refuses it unless its override accepts it (a standby that cannot be activated has
+    none); the readiness report is ready exactly when this, without overrides, refuses nothing."""
+    overrides = {ConcernKind.SPLIT_BRAIN: allow_split_brain, ConcernKind.STALE: allow_stale}
+    accepted: list[Concern] = []
+    for concern in readiness.concern_list():
+        if not overrides.get(concern.kind, False):
+            return ActivationStep(Step.REFUSE, concern.refusal, tuple(accepted))
+        accepted.append(concern)
+    return ActivationStep(readiness.step.step, None, tuple(accepted))
 
 
 def _sentence(text: str) -> str:

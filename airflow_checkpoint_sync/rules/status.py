@@ -14,8 +14,9 @@ from typing import Any, NamedTuple
 # operator is parsed: defining a frozen dataclass costs about ten times as much (0.7 ms against 0.07 ms here).
 
 
-class SyncState(enum.StrEnum):
-    """Where the sync of one checkpoint uuid stands."""
+class RequestState(enum.StrEnum):
+    """Where one request Feldera works on in the background stands: a checkpoint (by sequence number) or the sync
+    of one checkpoint uuid."""
 
     SUCCESS = "success"
     FAILURE = "failure"
@@ -26,7 +27,7 @@ class SyncState(enum.StrEnum):
 class SyncResult(NamedTuple):
     """The state of a checkpoint sync, with Feldera's error text on failure and how success was established."""
 
-    state: SyncState
+    state: RequestState
     error: str | None = None
     evidence: str | None = None
 
@@ -44,19 +45,19 @@ def sync_result(checkpoint_uuid: str, payload: Mapping[str, Any], stale_failure:
     """
     running = payload.get("running")
     if running is not None and checkpoint_uuid in running:
-        return SyncResult(SyncState.IN_PROGRESS)
+        return SyncResult(RequestState.IN_PROGRESS)
     success, periodic = payload.get("success"), payload.get("periodic")
     if checkpoint_uuid in (success, periodic):
-        return SyncResult(SyncState.SUCCESS, evidence="sync_status")
+        return SyncResult(RequestState.SUCCESS, evidence="sync_status")
     failure = payload.get("failure") or {}
     if failure.get("uuid") == checkpoint_uuid:
         error = str(failure.get("error") or "no error text from Feldera")
         if running is None and stale_failure is not None and failure.get("error") == stale_failure:
-            return SyncResult(SyncState.IN_PROGRESS)
-        return SyncResult(SyncState.FAILURE, error=error)
+            return SyncResult(RequestState.IN_PROGRESS)
+        return SyncResult(RequestState.FAILURE, error=error)
     if running is None and (success is None or _uuid_int(checkpoint_uuid) > _uuid_int(success)):
-        return SyncResult(SyncState.IN_PROGRESS)
-    return SyncResult(SyncState.UNKNOWN)
+        return SyncResult(RequestState.IN_PROGRESS)
+    return SyncResult(RequestState.UNKNOWN)
 
 
 def resolve_unknown(checkpoint_uuid: str, remote_uuids: Iterable[str]) -> SyncResult:
@@ -66,23 +67,14 @@ def resolve_unknown(checkpoint_uuid: str, remote_uuids: Iterable[str]) -> SyncRe
     A uuid that is not listed stays UNKNOWN; the caller keeps polling until its deadline, never forever.
     """
     if checkpoint_uuid in set(remote_uuids):
-        return SyncResult(SyncState.SUCCESS, evidence="listed in the bucket's catalog")
-    return SyncResult(SyncState.UNKNOWN)
-
-
-class CheckpointState(enum.StrEnum):
-    """Where one checkpoint request (by sequence number) stands."""
-
-    SUCCESS = "success"
-    FAILURE = "failure"
-    IN_PROGRESS = "in_progress"
-    UNKNOWN = "unknown"
+        return SyncResult(RequestState.SUCCESS, evidence="listed in the bucket's catalog")
+    return SyncResult(RequestState.UNKNOWN)
 
 
 class CheckpointResult(NamedTuple):
     """The state of one checkpoint request, with Feldera's error text on failure."""
 
-    state: CheckpointState
+    state: RequestState
     error: str | None = None
 
 
@@ -95,13 +87,13 @@ def checkpoint_result(sequence_number: int, payload: Mapping[str, Any]) -> Check
     """
     success = payload.get("success")
     if success == sequence_number:
-        return CheckpointResult(CheckpointState.SUCCESS)
+        return CheckpointResult(RequestState.SUCCESS)
     failure = payload.get("failure") or {}
     if failure.get("sequence_number") == sequence_number:
-        return CheckpointResult(CheckpointState.FAILURE, str(failure.get("error") or "no error text from Feldera"))
+        return CheckpointResult(RequestState.FAILURE, str(failure.get("error") or "no error text from Feldera"))
     if success is None or sequence_number > success:
-        return CheckpointResult(CheckpointState.IN_PROGRESS)
-    return CheckpointResult(CheckpointState.UNKNOWN)
+        return CheckpointResult(RequestState.IN_PROGRESS)
+    return CheckpointResult(RequestState.UNKNOWN)
 
 
 class PipelineGroup(enum.StrEnum):
@@ -115,6 +107,11 @@ class PipelineGroup(enum.StrEnum):
     RUNNING = "running"
     PAUSED = "paused"
 
+
+#: The deployment status a pipeline started (or activated) with each ``initial`` ends up in.
+INITIAL_STATUS = {"running": "Running", "paused": "Paused", "standby": "Standby"}
+#: The statuses of a pipeline that holds its input's state and takes input or may resume it: Running or Paused.
+ACTIVE_STATUSES = ("Running", "Paused")
 
 _TRANSITIONAL = {
     "Provisioning",

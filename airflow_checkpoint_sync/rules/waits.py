@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_checkpoint_sync.exceptions import Failure, classify
 from airflow_checkpoint_sync.rules.status import (
     COMPILE_FAILURES,
-    CheckpointState,
     Freshness,
     PipelineGroup,
+    RequestState,
     SyncResult,
-    SyncState,
     checkpoint_result,
     deployment_error_message,
     freshness,
@@ -89,19 +88,21 @@ def sync_wait(
             return ended("restarted", pipeline_name, message, **ids)
         return read_failed(pipeline_name, "the sync status", error, **ids)
     assert result is not None
-    if result.state is SyncState.SUCCESS:
+    if result.state is RequestState.SUCCESS:
         return ended("success", pipeline_name, f"checkpoint {checkpoint_uuid} synced ({result.evidence})", **ids)
-    if result.state is SyncState.FAILURE:
+    if result.state is RequestState.FAILURE:
         message = f"Feldera failed to sync checkpoint {checkpoint_uuid}: {result.error}"
         return ended("failure", pipeline_name, message, error=result.error, **ids)
-    if result.state is SyncState.UNKNOWN and unknown_grace_until is not None and now >= unknown_grace_until:
+    if result.state is RequestState.UNKNOWN and unknown_grace_until is not None and now >= unknown_grace_until:
         message = (
             f"pipeline '{pipeline_name}' is not syncing checkpoint {checkpoint_uuid} and its bucket does not list it: "
             "Feldera does not know this uuid (another pipeline's, or a sync lost when the pipeline restarted)"
         )
         return ended("failure", pipeline_name, message, final=True, **ids)
     if now >= end_time:
-        state = "still in progress" if result.state is SyncState.IN_PROGRESS else "unknown (not listed in the bucket)"
+        state = (
+            "still in progress" if result.state is RequestState.IN_PROGRESS else "unknown (not listed in the bucket)"
+        )
         message = f"checkpoint {checkpoint_uuid} of pipeline '{pipeline_name}' was {state} at the deadline"
         return ended("timeout", pipeline_name, message, **ids)
     return None
@@ -127,12 +128,12 @@ def checkpoint_wait(
         return read_failed(pipeline_name, f"the status of checkpoint {sequence_number}", error)
     assert payload is not None
     result = checkpoint_result(sequence_number, payload)
-    if result.state is CheckpointState.SUCCESS:
+    if result.state is RequestState.SUCCESS:
         return ended("success", pipeline_name, f"checkpoint {sequence_number} of pipeline '{pipeline_name}' is made")
-    if result.state is CheckpointState.UNKNOWN:
+    if result.state is RequestState.UNKNOWN:
         message = f"a later checkpoint superseded {sequence_number}; the newest one will be synced"
         return ended("success", pipeline_name, message)
-    if result.state is CheckpointState.FAILURE:
+    if result.state is RequestState.FAILURE:
         return ended("failure", pipeline_name, f"Feldera failed to make checkpoint {sequence_number}: {result.error}")
     if now >= end_time:
         message = f"checkpoint {sequence_number} of pipeline '{pipeline_name}' was not made in time"

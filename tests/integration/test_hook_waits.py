@@ -12,7 +12,7 @@ import pytest
 from airflow_checkpoint_sync.exceptions import Failure, FelderaApiError, FelderaWaitError, classify
 from airflow_checkpoint_sync.hooks.feldera import FelderaHook
 from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy
-from airflow_checkpoint_sync.rules.status import SyncState
+from airflow_checkpoint_sync.rules.status import RequestState
 
 if TYPE_CHECKING:
     from feldera_setup import Feldera
@@ -86,7 +86,7 @@ def test_a_sync_wait_returns_the_successful_reading(feldera: Feldera) -> None:
         result = h.wait_for_checkpoint_sync(
             "prod", started["checkpoint_uuid"], incarnation_uuid=started["incarnation_uuid"], poll_interval=0.1
         )
-    assert result.state is SyncState.SUCCESS and result.evidence
+    assert result.state is RequestState.SUCCESS and result.evidence
     reads = [r for r in feldera.sandbox.control.requests() if r["path"].endswith("/checkpoint/sync_status")]
     assert len(reads) >= 2  # it polled while the push ran
 

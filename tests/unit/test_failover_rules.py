@@ -13,6 +13,7 @@ from airflow_checkpoint_sync.rules.failover import (
     PrimaryReading,
     PrimaryState,
     Step,
+    activation_step,
     approval_of,
     human_age,
     primary_reading,
@@ -216,3 +217,58 @@ def test_the_report_says_which_location_the_standby_really_pulls_from() -> None:
     report = readiness(follows=stale)
     assert f"- Pulls from: {stale}" in report.summary()
     assert report.as_dict()["follows"] == stale and report.concerns() == []  # said, not a blocker: the bound decides
+
+
+#: Every kind of concern, alone and together, with and without its override: one table for the report and the
+#: activation.
+SPLIT = {"primary_reading": PrimaryReading(PrimaryState.ACTIVE, "Running")}
+UNKNOWN = {"primary_reading": PrimaryReading(PrimaryState.UNKNOWN, None, "HTTP 401: Unauthorized")}
+STALE = {"checkpoint_age_seconds": 7200.0, "within_bound": False}
+NOT_STANDBY = {"standby_status": "Stopped", "standby_initial": None, "standby_desired": "Stopped"}
+ACTIVE = {"standby_status": "Running", "standby_desired": "Running"}
+ON_ITS_WAY = {"standby_status": "Initializing", "standby_desired": "Running"}
+STEP_TABLE: dict[str, tuple[dict[str, object], dict[str, bool], Step, str | None]] = {
+    "ready": ({}, {}, Step.ACTIVATE, None),
+    "primary running": (SPLIT, {}, Step.REFUSE, "allow_split_brain=True"),
+    "primary running, allowed": (SPLIT, {"allow_split_brain": True}, Step.ACTIVATE, None),
+    "primary unknown": (UNKNOWN, {}, Step.REFUSE, "cannot be checked (HTTP 401"),
+    "primary unknown, allowed": (UNKNOWN, {"allow_split_brain": True}, Step.ACTIVATE, None),
+    "stale": (STALE, {}, Step.REFUSE, "older than max_age 3600s (max_checkpoint_age)"),
+    "stale, allowed": (STALE, {"allow_stale": True}, Step.ACTIVATE, None),
+    "stale and running, only stale allowed": (
+        {**SPLIT, **STALE},
+        {"allow_stale": True},
+        Step.REFUSE,
+        "allow_split_brain=True",
+    ),
+    "stale and running, both allowed": (
+        {**SPLIT, **STALE},
+        {"allow_stale": True, "allow_split_brain": True},
+        Step.ACTIVATE,
+        None,
+    ),
+    "not a standby": (NOT_STANDBY, {"allow_stale": True, "allow_split_brain": True}, Step.REFUSE, "not in Standby"),
+    "activated before": (ACTIVE, {}, Step.ALREADY_ACTIVE, None),
+    "activation under way": (ON_ITS_WAY, {}, Step.WAIT, None),
+    "stale but activated before": ({**ACTIVE, **STALE}, {}, Step.ALREADY_ACTIVE, None),
+}
+
+
+@pytest.mark.parametrize(("changes", "overrides", "step", "refusal"), STEP_TABLE.values(), ids=STEP_TABLE.keys())
+def test_the_report_and_the_activation_follow_one_activation_step(
+    changes: dict[str, object], overrides: dict[str, bool], step: Step, refusal: str | None
+) -> None:
+    report = readiness(**changes)
+    verdict = activation_step(report, **overrides)  # type: ignore[arg-type]
+    assert verdict.step is step
+    if refusal is None:
+        assert verdict.refusal is None
+    else:
+        assert verdict.refusal is not None and refusal in verdict.refusal
+    # The approver's report is ready exactly when the activation, without an override, would refuse nothing; every
+    # concern it shows is one the activation would refuse on, or one an override accepted.
+    plain = activation_step(report)
+    assert report.as_dict()["ready"] is (plain.step is not Step.REFUSE)
+    assert len(verdict.accepted) + (verdict.step is Step.REFUSE) <= len(report.concerns())
+    if verdict.step is not Step.REFUSE:
+        assert len(verdict.accepted) == len(report.concerns())

@@ -7,9 +7,8 @@ import datetime as dt
 import pytest
 
 from airflow_checkpoint_sync.rules.status import (
-    CheckpointState,
     PipelineGroup,
-    SyncState,
+    RequestState,
     checkpoint_result,
     deployment_error_message,
     is_uuid,
@@ -27,56 +26,56 @@ NEW = "01890000-0000-7000-8000-000000000003"
 @pytest.mark.parametrize(
     ("payload", "uuid", "state"),
     [
-        ({"success": None, "failure": None, "periodic": None, "running": [MID]}, MID, SyncState.IN_PROGRESS),
-        ({"success": MID, "failure": None, "periodic": None, "running": []}, MID, SyncState.SUCCESS),
-        ({"success": None, "failure": None, "periodic": MID, "running": []}, MID, SyncState.SUCCESS),
+        ({"success": None, "failure": None, "periodic": None, "running": [MID]}, MID, RequestState.IN_PROGRESS),
+        ({"success": MID, "failure": None, "periodic": None, "running": []}, MID, RequestState.SUCCESS),
+        ({"success": None, "failure": None, "periodic": MID, "running": []}, MID, RequestState.SUCCESS),
         (
             {"success": None, "failure": {"uuid": MID, "error": "x"}, "periodic": None, "running": []},
             MID,
-            SyncState.FAILURE,
+            RequestState.FAILURE,
         ),
         # running wins over a stale failure of the same uuid (a retried sync)
         (
             {"success": None, "failure": {"uuid": MID, "error": "x"}, "periodic": None, "running": [MID]},
             MID,
-            SyncState.IN_PROGRESS,
+            RequestState.IN_PROGRESS,
         ),
         # new server, not running, not success, not failure: displaced or never started
-        ({"success": NEW, "failure": None, "periodic": NEW, "running": []}, MID, SyncState.UNKNOWN),
-        ({"success": None, "failure": None, "periodic": None, "running": []}, MID, SyncState.UNKNOWN),
+        ({"success": NEW, "failure": None, "periodic": NEW, "running": []}, MID, RequestState.UNKNOWN),
+        ({"success": None, "failure": None, "periodic": None, "running": []}, MID, RequestState.UNKNOWN),
         # old servers (no running): newer than the last success means still running
-        ({"success": None, "failure": None, "periodic": None}, MID, SyncState.IN_PROGRESS),
-        ({"success": OLD, "failure": None, "periodic": OLD}, MID, SyncState.IN_PROGRESS),
-        ({"success": NEW, "failure": None, "periodic": NEW}, MID, SyncState.UNKNOWN),
-        ({"success": MID, "failure": None, "periodic": MID}, MID, SyncState.SUCCESS),
+        ({"success": None, "failure": None, "periodic": None}, MID, RequestState.IN_PROGRESS),
+        ({"success": OLD, "failure": None, "periodic": OLD}, MID, RequestState.IN_PROGRESS),
+        ({"success": NEW, "failure": None, "periodic": NEW}, MID, RequestState.UNKNOWN),
+        ({"success": MID, "failure": None, "periodic": MID}, MID, RequestState.SUCCESS),
     ],
 )
-def test_sync_result(payload: dict[str, object], uuid: str, state: SyncState) -> None:
+def test_sync_result(payload: dict[str, object], uuid: str, state: RequestState) -> None:
     assert sync_result(uuid, payload).state is state
 
 
 def test_failure_keeps_feldera_text() -> None:
     result = sync_result(MID, {"failure": {"uuid": MID, "error": "SignatureDoesNotMatch"}, "running": []})
-    assert (result.state, result.error) == (SyncState.FAILURE, "SignatureDoesNotMatch")
+    assert (result.state, result.error) == (RequestState.FAILURE, "SignatureDoesNotMatch")
     assert sync_result(MID, {"failure": {"uuid": MID}, "running": []}).error == "no error text from Feldera"
 
 
 def test_unknown_is_settled_by_the_bucket_listing() -> None:
-    assert resolve_unknown(MID, [OLD, MID]).state is SyncState.SUCCESS
-    assert resolve_unknown(MID, [OLD]).state is SyncState.UNKNOWN
+    assert resolve_unknown(MID, [OLD, MID]).state is RequestState.SUCCESS
+    assert resolve_unknown(MID, [OLD]).state is RequestState.UNKNOWN
 
 
 @pytest.mark.parametrize(
     ("seq", "payload", "state"),
     [
-        (3, {"success": 3, "failure": None}, CheckpointState.SUCCESS),
-        (3, {"success": 2, "failure": {"sequence_number": 3, "error": "e"}}, CheckpointState.FAILURE),
-        (3, {"success": 2, "failure": None}, CheckpointState.IN_PROGRESS),
-        (0, {"success": None, "failure": None}, CheckpointState.IN_PROGRESS),
-        (3, {"success": 5, "failure": {"sequence_number": 4, "error": "e"}}, CheckpointState.UNKNOWN),
+        (3, {"success": 3, "failure": None}, RequestState.SUCCESS),
+        (3, {"success": 2, "failure": {"sequence_number": 3, "error": "e"}}, RequestState.FAILURE),
+        (3, {"success": 2, "failure": None}, RequestState.IN_PROGRESS),
+        (0, {"success": None, "failure": None}, RequestState.IN_PROGRESS),
+        (3, {"success": 5, "failure": {"sequence_number": 4, "error": "e"}}, RequestState.UNKNOWN),
     ],
 )
-def test_checkpoint_result(seq: int, payload: dict[str, object], state: CheckpointState) -> None:
+def test_checkpoint_result(seq: int, payload: dict[str, object], state: RequestState) -> None:
     assert checkpoint_result(seq, payload).state is state
 
 
