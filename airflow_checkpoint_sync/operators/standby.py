@@ -136,15 +136,17 @@ class _FailoverOperator(FelderaPipelineOperator):
         newest = newest_uuid(entry.get("uuid") for entry in local)
         return freshness(self.pipeline_name, newest, self.max_checkpoint_age or float("inf"), dt.datetime.now(dt.UTC))
 
-    def read_readiness(self, *, follows: bool) -> tuple[FailoverReadiness, dict[str, Any]]:
+    def read_readiness(self, *, report: bool) -> tuple[FailoverReadiness, dict[str, Any]]:
         """Everything a failover decision rests on, read the same way for the report and the activation: the
-        primary (when named), the standby, and, when it can be activated, its recovery point (and, with ``follows``,
-        which location it pulls from). Returns the readiness and the standby's payload."""
+        primary (when named), the standby, and, when it can be activated, its recovery point. The ``report`` also
+        shows an activated standby's recovery point and which location a standby pulls from. Returns the readiness
+        and the standby's payload."""
         primary = self.read_primary() if self.primary_pipeline_name else None
         pipeline = self.read_pipeline()
         step = self.standby_step(pipeline)
         # A standby that is not deployed has no checkpoints to list (Feldera answers 503): it is refused for that.
-        point = self.read_recovery_point() if step.step in (Step.ACTIVATE, Step.ALREADY_ACTIVE) else None
+        shown = (Step.ACTIVATE, Step.ALREADY_ACTIVE) if report else (Step.ACTIVATE,)
+        point = self.read_recovery_point() if step.step in shown else None
         readiness = FailoverReadiness(
             standby=self.pipeline_name,
             standby_status=str(pipeline.get("deployment_status")),
@@ -157,7 +159,7 @@ class _FailoverOperator(FelderaPipelineOperator):
             checkpoint_age_seconds=point.age_seconds if point else None,
             max_checkpoint_age_seconds=self.max_checkpoint_age,
             within_bound=self.within_bound(point) if point else True,
-            follows=self._follows(pipeline) if point and follows else None,
+            follows=self._follows(pipeline) if point and report else None,
         )
         return readiness, pipeline
 
@@ -222,7 +224,7 @@ class FailoverReadinessOperator(_FailoverOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         self.check_names()
-        readiness, _ = self.read_readiness(follows=True)
+        readiness, _ = self.read_readiness(report=True)
         for concern in readiness.concerns():
             self.log.warning("%s", concern)
         self.log.info("Failover to %s:\n%s", self.pipeline_name, readiness.summary())
@@ -325,7 +327,7 @@ class ActivateStandbyOperator(_FailoverOperator):
             allow_stale = allow_stale or approval.allow_stale
             result.update(approved_by=approval.by, approved_at=approval.at, accepted_stale_checkpoint=allow_stale)
         self.hook.deadline = end_time
-        readiness, pipeline = self.read_readiness(follows=False)
+        readiness, pipeline = self.read_readiness(report=False)
         # Feldera activates a standby only after its pull loop has woken twice (one to two pull_intervals: it pulls,
         # notices the activation, sleeps and pulls once more): the wait allows two on top of `timeout`, which covers
         # the downloads and the initialization.
