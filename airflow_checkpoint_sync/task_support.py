@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_checkpoint_sync.hooks.feldera import FelderaHook
+    from airflow_checkpoint_sync.object_stores.base import ObjectStore
     from airflow_checkpoint_sync.triggers.polling import FelderaPollingTrigger
 
 #: Event statuses that end a wait well.
@@ -96,6 +97,30 @@ def feldera_errors(action: str, pipeline_name: str, *, idempotent: bool = True) 
         yield
     except Exception as exc:
         raise task_error(exc, action, pipeline_name, idempotent=idempotent) from exc
+
+
+@contextmanager
+def store_errors(doing: str, store: ObjectStore | None = None) -> Iterator[None]:
+    """A store's own error (botocore's, Azure's, Google's) inside the block as a task error that says which store and
+    which step: AirflowFailException, not retried, when :func:`~.object_stores.final_store_error` says a retry cannot
+    help (the message then says why); AirflowException, retried, otherwise. A bad parameter fails for good."""
+    from airflow_checkpoint_sync.object_stores import final_store_error
+
+    try:
+        yield
+    except (AirflowException, FileNotFoundError):
+        raise
+    except FelderaConfigError as exc:
+        raise AirflowFailException(str(exc)) from exc
+    except Exception as exc:
+        failed = f"{doing}{f' ({store})' if store else ''} failed: {type(exc).__name__}: {exc}"
+        cause = final_store_error(exc)
+        if cause is not None and store is not None:
+            raise AirflowFailException(
+                f"{failed} -- {cause}, which a retry does not change: check the connection '{store.conn_id}' and "
+                "the location"
+            ) from exc
+        raise AirflowException(failed) from exc
 
 
 # -- events --------------------------------------------------------------------------------------------------------

@@ -4,15 +4,13 @@ load only when a store is built, at task run time."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from airflow_checkpoint_sync.exceptions import FelderaConfigError
 from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
 from airflow_checkpoint_sync.rules.locations import LOOPBACK, split_location
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from airflow_checkpoint_sync.object_stores.base import ObjectStore
 
 #: Connection types a replication can read from and write to.
@@ -30,9 +28,11 @@ def store_for(
     try:
         conn_type = BaseHook.get_connection(conn_id).conn_type
     except Exception as exc:
-        raise ValueError(f"{parameter} {conn_id!r}: {exc}") from None
+        raise FelderaConfigError(f"{parameter} {conn_id!r}: {exc}") from None
     if conn_type not in accepted:
-        raise ValueError(f"{parameter} {conn_id!r} has type {conn_type!r}; expected one of {', '.join(accepted)}")
+        raise FelderaConfigError(
+            f"{parameter} {conn_id!r} has type {conn_type!r}; expected one of {', '.join(accepted)}"
+        )
     if conn_type == "aws":
         from airflow_checkpoint_sync.object_stores.s3 import S3Store
 
@@ -162,25 +162,3 @@ def final_store_error(exc: BaseException) -> str | None:
         if google_code == 404 and "bucket" in str(exc).lower():
             return "the bucket does not exist"
     return None
-
-
-@contextmanager
-def store_step(doing: str, store: ObjectStore) -> Iterator[None]:
-    """A store's own error (botocore's, Azure's, Google's) as a task error that says which store and which step:
-    AirflowFailException, not retried, when :func:`final_store_error` says a retry cannot help (the message then
-    says why); AirflowException, retried, otherwise."""
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
-    try:
-        yield
-    except (AirflowException, FileNotFoundError):
-        raise
-    except Exception as exc:
-        failed = f"{doing} ({store}) failed: {type(exc).__name__}: {exc}"
-        cause = final_store_error(exc)
-        if cause is not None:
-            raise AirflowFailException(
-                f"{failed} -- {cause}, which a retry does not change: check the connection '{store.conn_id}' and "
-                "the location"
-            ) from exc
-        raise AirflowException(failed) from exc

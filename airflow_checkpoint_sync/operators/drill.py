@@ -12,8 +12,7 @@ from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_checkpoint_sync import metrics
-from airflow_checkpoint_sync.exceptions import FelderaApiError
-from airflow_checkpoint_sync.object_stores import store_step
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConfigError
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
 
@@ -47,6 +46,7 @@ from airflow_checkpoint_sync.task_support import (
     outcome,
     read_enterprise_pipeline,
     record_asset_events,
+    store_errors,
     validate_event,
 )
 
@@ -318,10 +318,8 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             scratch = params.pipeline_name(self.scratch_pipeline_name or default_pipeline, "scratch_pipeline_name")
         if scratch == source:
             raise AirflowFailException(f"scratch_pipeline_name={scratch!r} is the source pipeline: name another one")
-        try:
+        with feldera_errors("preparing the drill", self.pipeline_name):
             wanted, within = check_selection(self.checkpoint, self.random_within_days)
-        except ValueError as exc:
-            raise AirflowFailException(str(exc)) from None
         if wanted == "random" and not self.bucket_conn_id:
             raise AirflowFailException("checkpoint='random' needs bucket_conn_id, to read the location's catalog")
         end_time = time.time() + self.timeout
@@ -333,7 +331,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             raise AirflowFailException(
                 f"pipeline '{source}' has no checkpoint sync configured: pass the location to drill as location="
             )
-        try:
+        with feldera_errors("preparing the drill", self.pipeline_name):
             tested = split_location(location, "location")
             default_bucket = default_scratch_names(source, tested, owner)[1]
             if not self.scratch_bucket and default_bucket is None:
@@ -344,8 +342,6 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             self.scratch_bucket = self.scratch_bucket or default_bucket
             scratch_at = split_location(self.scratch_bucket or "", "scratch_bucket")
             own = split_location(source_sync["bucket"], "the source's bucket") if source_sync.get("bucket") else None
-        except ValueError as exc:
-            raise AirflowFailException(str(exc)) from None
         protected = [(tested, "the location under test")]
         if own is not None:
             protected.append((own, f"the bucket of pipeline '{source}'"))
@@ -389,26 +385,22 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         Both are checked before either is touched: a pipeline or objects an earlier try of this task instance left
         are removed; anything else (another drill's, anybody's) refuses the drill. Then the location's marker is
         written, before the scratch pipeline exists, so that whatever the pipeline writes there is provably ours."""
-        try:
+        with feldera_errors("preparing the drill", self.pipeline_name):
             leftover_pipeline = pipeline_claim(scratch, self._find(scratch), self._me)
-        except ValueError as exc:
-            raise AirflowFailException(str(exc)) from None
         store = self._scratch_store()
         names: list[str] = []
         if store is not None:
-            with store_step("reading the scratch location", store):
+            with store_errors("reading the scratch location", store):
                 names = [obj.name for obj in store.list()]
                 marker = self._marker_owner(store) if MARKER in names else None
-            try:
+            with feldera_errors("preparing the drill", self.pipeline_name):
                 location_claim(self.scratch_bucket or "", names, marker, self._me)
-            except ValueError as exc:
-                raise AirflowFailException(str(exc)) from None
         self._scratch = scratch  # from here on, every teardown path removes what this drill owns
         if leftover_pipeline:
             self.log.info("Removing scratch pipeline '%s' left by an earlier try of this task instance", scratch)
             self._teardown_pipeline(scratch)
         if store is not None:
-            with store_step("preparing the scratch location", store):
+            with store_errors("preparing the scratch location", store):
                 earlier = [name for name in names if name != MARKER]
                 if earlier:
                     store.delete(earlier)
@@ -435,7 +427,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         seed = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'map_index', -1)}"
         try:
             return pick(wanted, within, catalog, dt.datetime.now(dt.UTC), seed)
-        except ValueError as exc:
+        except FelderaConfigError as exc:
             raise AirflowFailException(f"location {location!r}: {exc}") from None
 
     def _scratch_sync(self, source_sync: Mapping[str, Any], uuid: str, location: str) -> Any:
@@ -689,10 +681,8 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         empties it)."""
         if not self.bucket_conn_id or not self.scratch_bucket:
             return None
-        try:
+        with feldera_errors("preparing the drill", self.pipeline_name):
             return self.bucket_store(self.bucket_conn_id, self.scratch_bucket, "scratch_bucket")
-        except ValueError as exc:
-            raise AirflowFailException(str(exc)) from None
 
     def _marker_owner(self, store: ObjectStore) -> DrillOwner | None:
         from airflow_checkpoint_sync.object_stores import read_object
@@ -705,7 +695,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         store = self._scratch_store()
         if store is None:
             return
-        with store_step("emptying the scratch location", store):
+        with store_errors("emptying the scratch location", store):
             marker = self._marker_owner(store)
             names = [obj.name for obj in store.list()]
             if marker != self._owner:

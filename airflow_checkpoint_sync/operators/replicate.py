@@ -10,7 +10,6 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync import metrics
-from airflow_checkpoint_sync.object_stores import store_step
 from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
 from airflow_checkpoint_sync.rules.locations import location_overlap, same_store
@@ -20,6 +19,7 @@ from airflow_checkpoint_sync.rules.replication import (
     newest_in_catalog,
     plan_replication,
 )
+from airflow_checkpoint_sync.task_support import store_errors
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -130,11 +130,9 @@ class ReplicateCheckpointsOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
 
-        try:
+        with store_errors("connecting to the stores"):
             source = store_for(self.source_conn_id, self.source, "source_conn_id", STORE_TYPES)
             destination = store_for(self.destination_conn_id, self.destination, "destination_conn_id", STORE_TYPES)
-        except ValueError as exc:
-            raise AirflowFailException(str(exc)) from None
         self._refuse_overlap(source, destination)
         report = replicate(
             source, destination, delete_removed=self.delete_removed, workers=self.max_concurrency, repair=self.repair
@@ -161,9 +159,9 @@ class ReplicateCheckpointsOperator(BaseOperator):
         """
         from airflow_checkpoint_sync.object_stores import endpoint_addresses
 
-        with store_step("connecting to the source", source):
+        with store_errors("connecting to the source", source):
             source_location, source_endpoint = source.location(), source.endpoint
-        with store_step("connecting to the destination", destination):
+        with store_errors("connecting to the destination", destination):
             destination_location, destination_endpoint = destination.location(), destination.endpoint
         overlap = location_overlap(("", "", *source_location[2:]), ("", "", *destination_location[2:]))
         if not overlap:
@@ -212,7 +210,7 @@ def replicate(
     # With nothing copied, the listing the plan was made from is the proof: it showed every object in full.
     missing = []
     if plan.copy:
-        with store_step("listing the destination", destination):
+        with store_errors("listing the destination", destination):
             missing = missing_after_copy(plan, destination.list())
     if missing:
         raise AirflowFailException(
@@ -220,10 +218,10 @@ def replicate(
             + ", ".join(missing[:5])
         )
     if plan.catalog_changed:
-        with store_step("writing the catalog to the destination", destination):
+        with store_errors("writing the catalog to the destination", destination):
             destination.write(CATALOG, io.BytesIO(catalog_body), len(catalog_body), catalog_fingerprint)
     if plan.delete:
-        with store_step("deleting removed objects from the destination", destination):
+        with store_errors("deleting removed objects from the destination", destination):
             destination.delete(plan.delete)
     return {
         "source": str(source),
@@ -248,10 +246,10 @@ def _snapshot(
     from airflow_checkpoint_sync.object_stores import read_catalog
 
     for _ in range(attempts):
-        with store_step("reading the catalog of the source", source):
+        with store_errors("reading the catalog of the source", source):
             found = read_catalog(source)
         if found is None:
-            with store_step("listing the source", source):
+            with store_errors("listing the source", source):
                 per_host = sorted({o.name.split("/", 1)[0] for o in source.list() if o.name.endswith(f"/{CATALOG}")})
             if per_host:
                 raise AirflowFailException(
@@ -277,15 +275,15 @@ def _list_both(
     its listing alone cannot show (every one with ``repair``)."""
 
     def list_source() -> list[StoredObject]:
-        with store_step("listing the source", source):
+        with store_errors("listing the source", source):
             return source.list()
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="replicate-list") as pool:
         listing = pool.submit(list_source)
-        with store_step("listing the destination", destination):
+        with store_errors("listing the destination", destination):
             replica = destination.list()
         listed = listing.result()
-    with store_step("reading the copy marks of the destination", destination):
+    with store_errors("reading the copy marks of the destination", destination):
         # A copy mark costs a request per object on S3: only for the replicas the listing cannot judge by itself.
         replica = destination.with_copy_marks(replica, None if repair else copy_marks_needed(listed))
     return listed, replica
@@ -298,12 +296,12 @@ def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> i
     from airflow_checkpoint_sync.object_stores.base import SINGLE_REQUEST_MAX, VerifyingReader
 
     doing = f"copying {obj.name} from the source {source} to the destination"
-    with store_step(doing, destination):
+    with store_errors(doing, destination):
         if destination.copy_within(source, obj):
             return obj.size
     reader = VerifyingReader(source.chunks(obj.name))
     try:
-        with store_step(doing, destination):
+        with store_errors(doing, destination):
             destination.write(obj.name, io.BufferedReader(reader, 1024 * 1024), obj.size, obj.fingerprint, obj.md5)
     except AirflowException:
         # A store refuses a single-request upload whose body is not the source's MD5 it was sent with: say why.
@@ -317,7 +315,7 @@ def _copy(source: ObjectStore, destination: ObjectStore, obj: StoredObject) -> i
         raise _changed(source, obj, reader)
     if obj.md5 is None and obj.size > SINGLE_REQUEST_MAX:
         # Streamed from a source without an MD5 (a multipart upload): the content's MD5 is known only now.
-        with store_step(f"recording the copy mark of {obj.name} at the destination", destination):
+        with store_errors(f"recording the copy mark of {obj.name} at the destination", destination):
             destination.record_content(obj.name, obj.fingerprint, reader.md5_hex)
     return obj.size
 

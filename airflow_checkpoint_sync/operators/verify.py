@@ -27,6 +27,7 @@ from airflow_checkpoint_sync.task_support import (
     FelderaTaskMixin,
     feldera_errors,
     feldera_template_fields,
+    store_errors,
 )
 
 if TYPE_CHECKING:
@@ -131,10 +132,8 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_checkpoint_sync.object_stores import STORE_TYPES, store_for
 
-        try:
+        with store_errors("connecting to the location"):
             store = store_for(self.store_conn_id, self.location, "store_conn_id", STORE_TYPES, "location")
-        except ValueError as exc:
-            raise AirflowFailException(str(exc)) from None
         retention = self._retention()
         report = self.report(store, retention)
         if report["problems"]:
@@ -186,9 +185,8 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
 
     def report(self, store: ObjectStore, retention: Retention) -> dict[str, Any]:
         """Read ``store`` and judge it: the report the task returns."""
-        from airflow_checkpoint_sync.object_stores import store_step
 
-        with store_step("listing the location", store):
+        with store_errors("listing the location", store):
             listing = store.with_copy_marks(store.list())
         names = {obj.name for obj in listing}
         catalog = self._read(store, CATALOG) if CATALOG in names else None
@@ -250,19 +248,18 @@ class VerifyCheckpointsOperator(FelderaTaskMixin, BaseOperator):
 
     @staticmethod
     def _read(store: ObjectStore, name: str) -> bytes | None:
-        from airflow_checkpoint_sync.object_stores import read_object, store_step
+        from airflow_checkpoint_sync.object_stores import read_object
 
         # None when deleted between the listing and the read: reported as missing.
-        with store_step(f"reading {name}", store):
+        with store_errors(f"reading {name}", store):
             return read_object(store, name)
 
     def _content_problems(self, store: ObjectStore, objects: list[StoredObject]) -> list[str]:
-        from airflow_checkpoint_sync.object_stores import store_step
         from airflow_checkpoint_sync.object_stores.base import VerifyingReader
 
         def check(obj: StoredObject) -> str | None:
             reader = VerifyingReader(store.chunks(obj.name))
-            with store_step(f"reading {obj.name}", store):
+            with store_errors(f"reading {obj.name}", store):
                 while reader.read(1024 * 1024):
                     pass
             return read_content_problem(obj, reader.size, reader.md5_hex)

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow_checkpoint_sync.exceptions import FelderaConfigError
 from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
 from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, uuid7_time
 
@@ -125,7 +126,7 @@ def pipeline_claim(name: str, pipeline: Mapping[str, Any] | None, owner: DrillOw
     if pipeline is None:
         return False
     if not is_scratch(pipeline):
-        raise ValueError(
+        raise FelderaConfigError(
             f"scratch_pipeline_name={name!r} names an existing pipeline that is not a drill's scratch pipeline: a "
             "drill deletes its scratch pipeline when it ends, so name one that does not exist"
         )
@@ -133,7 +134,7 @@ def pipeline_claim(name: str, pipeline: Mapping[str, Any] | None, owner: DrillOw
     if theirs == owner:
         return True
     whose = f"the drill of {theirs}" if theirs else "a drill that recorded no owner (an older version)"
-    raise ValueError(
+    raise FelderaConfigError(
         f"scratch_pipeline_name={name!r} is the scratch pipeline of {whose}, which may be running now: a drill only "
         "removes its own. Leave scratch_pipeline_name unset (each task instance then has a name of its own) or name "
         "one that does not exist; delete that pipeline yourself once no drill uses it"
@@ -194,7 +195,7 @@ def location_claim(where: str, names: Sequence[str], marker: DrillOwner | None, 
         whose = f"it holds a {CATALOG}: it is a sync location"
     else:
         whose = "nothing in it says a drill wrote it"
-    raise ValueError(
+    raise FelderaConfigError(
         f"scratch_bucket={where!r} is not empty ({len(names)} object(s): {shown}) and {whose}. A drill empties its "
         "scratch location when it ends, so it only uses an empty one or its own: leave scratch_bucket unset (each "
         "task instance then has one of its own) or give it an empty location"
@@ -205,13 +206,13 @@ def check_selection(checkpoint: object, within_days: object) -> tuple[str, float
     """``(checkpoint, within_days)`` checked: ``"latest"``, ``"random"`` (with a window in days above 0) or a uuid."""
     if checkpoint == "random":
         if isinstance(within_days, bool) or not isinstance(within_days, int | float) or not within_days > 0:
-            raise ValueError(
+            raise FelderaConfigError(
                 f"random_within_days={within_days!r} is not valid: with checkpoint='random', a number of days above 0"
             )
         return "random", float(within_days)
     if checkpoint == "latest" or is_checkpoint_uuid(checkpoint):
         return str(checkpoint), None
-    raise ValueError(
+    raise FelderaConfigError(
         f"checkpoint={checkpoint!r} is not valid: 'latest', 'random' (one of the last random_within_days days) or a "
         "checkpoint uuid (a UUIDv7 in lower case)"
     )
@@ -225,17 +226,19 @@ def pick_checkpoint(
     ``random`` draws with ``seed`` (the task instance's identity), so a retry drills the checkpoint its first try
     drew."""
     if not catalog:
-        raise ValueError("the location holds no synced checkpoint (no checkpoints.feldera, or an empty one)")
+        raise FelderaConfigError("the location holds no synced checkpoint (no checkpoints.feldera, or an empty one)")
     if checkpoint == "latest":
         return max(catalog, key=uuid7_time)
     if checkpoint != "random":
         if checkpoint not in catalog:
-            raise ValueError(f"checkpoint {checkpoint} is not in the location's catalog ({len(catalog)} checkpoints)")
+            raise FelderaConfigError(
+                f"checkpoint {checkpoint} is not in the location's catalog ({len(catalog)} checkpoints)"
+            )
         return checkpoint
     window = (within_days or 0) * DAY_S
     recent = sorted(u for u in catalog if (now - uuid7_time(u)).total_seconds() <= window)
     if not recent:
-        raise ValueError(f"no checkpoint in the location is from the last {within_days:g} days")
+        raise FelderaConfigError(f"no checkpoint in the location is from the last {within_days:g} days")
     return random.Random(seed).choice(recent)
 
 
@@ -294,38 +297,40 @@ def parse_checks(checks: object) -> tuple[SqlCheck, ...]:
     if checks is None:
         return ()
     if not isinstance(checks, Sequence) or isinstance(checks, str | bytes):
-        raise ValueError(f"sql_checks={checks!r} is not valid: a list of {{'sql': ..., 'expect' or 'min'/'max'}}")
+        raise FelderaConfigError(
+            f"sql_checks={checks!r} is not valid: a list of {{'sql': ..., 'expect' or 'min'/'max'}}"
+        )
     parsed = []
     for index, check in enumerate(checks):
         where = f"sql_checks[{index}]"
         if not isinstance(check, Mapping):
-            raise ValueError(f"{where}={check!r} is not valid: a dict with 'sql' and 'expect', 'min' or 'max'")
+            raise FelderaConfigError(f"{where}={check!r} is not valid: a dict with 'sql' and 'expect', 'min' or 'max'")
         unknown = sorted(set(check) - {"sql", "expect", "min", "max", "name"})
         if unknown:
-            raise ValueError(f"{where} has unknown keys {unknown}: use sql, expect, min, max, name")
+            raise FelderaConfigError(f"{where} has unknown keys {unknown}: use sql, expect, min, max, name")
         sql = check.get("sql")
         if not isinstance(sql, str) or not sql.strip():
-            raise ValueError(f"{where}: 'sql' must be a SELECT statement, not {sql!r}")
+            raise FelderaConfigError(f"{where}: 'sql' must be a SELECT statement, not {sql!r}")
         problem = select_problem(sql)
         if problem:
-            raise ValueError(
+            raise FelderaConfigError(
                 f"{where}: 'sql'={sql.strip()!r} is not valid: {problem}. A check is one SELECT statement (or WITH ... "
                 "SELECT) that answers one row of one value"
             )
         bounds: dict[str, float] = {key: check[key] for key in ("min", "max") if check.get(key) is not None}
         if "expect" not in check and not bounds:
-            raise ValueError(f"{where}: give 'expect' (the exact value) or 'min'/'max' (bounds)")
+            raise FelderaConfigError(f"{where}: give 'expect' (the exact value) or 'min'/'max' (bounds)")
         if "expect" in check and bounds:
             given = ", ".join(f"'{k}'={v!r}" for k, v in bounds.items())
-            raise ValueError(
+            raise FelderaConfigError(
                 f"{where}: 'expect'={check['expect']!r} and {given} are both given: give 'expect' (the exact value) "
                 "or 'min'/'max' (bounds), not both"
             )
         for key, value in bounds.items():
             if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-                raise ValueError(f"{where}: '{key}'={value!r} is not a number")
+                raise FelderaConfigError(f"{where}: '{key}'={value!r} is not a number")
         if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
-            raise ValueError(
+            raise FelderaConfigError(
                 f"{where}: 'min'={bounds['min']!r} is above 'max'={bounds['max']!r}: no value can pass; give min <= max"
             )
         parsed.append(
