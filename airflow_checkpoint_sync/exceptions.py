@@ -200,6 +200,12 @@ class Failure(enum.StrEnum):
     RESTARTED = "restarted"
 
 
+def is_not_found(error: BaseException) -> bool:
+    """Whether ``error`` says what the request named does not exist (HTTP 404: no such pipeline, or a 404 on a
+    path of it): the one reading of "gone" for whoever deletes, finds or cleans up."""
+    return isinstance(error, FelderaApiError) and error.status == 404
+
+
 def classify(error: BaseException, *, idempotent: bool = True) -> Failure:
     """What ``error`` means for a request that is (or is not) ``idempotent``.
 

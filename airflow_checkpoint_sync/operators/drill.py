@@ -12,7 +12,7 @@ from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_checkpoint_sync import metrics
-from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConfigError
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConfigError, is_not_found
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
 
@@ -604,7 +604,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         try:
             return self.hook.get_pipeline(name)
         except FelderaApiError as exc:
-            if exc.status == 404:
+            if is_not_found(exc):
                 return None
             raise
 

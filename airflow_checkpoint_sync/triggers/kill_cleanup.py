@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_checkpoint_sync.exceptions import FelderaApiError
+from airflow_checkpoint_sync.exceptions import FelderaApiError, is_not_found
 from airflow_checkpoint_sync.rules.drill import DrillOwner, removal_refusal
 from airflow_checkpoint_sync.rules.waits import pipeline_wait
 
@@ -76,7 +76,7 @@ async def _remove_scratch_pipeline(session: FelderaAsyncSession, spec: Mapping[s
         try:
             pipeline: dict[str, Any] = await session.send(api.get_pipeline(name))
         except FelderaApiError as exc:
-            if exc.status == 404:
+            if is_not_found(exc):
                 return None
             raise
         # Checked on every read, not once: a retry of the task instance may replace the pipeline meanwhile.
@@ -117,7 +117,7 @@ async def _remove_scratch_pipeline(session: FelderaAsyncSession, spec: Mapping[s
     try:
         await session.send(api.delete_pipeline(name))
     except FelderaApiError as exc:
-        if exc.status != 404:
+        if not is_not_found(exc):
             raise
     return f"scratch pipeline '{name}' stopped and deleted"
 

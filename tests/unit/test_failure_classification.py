@@ -174,3 +174,12 @@ def test_worker_call_worker_wait_and_deferred_agree(
         crossed = json.loads(json.dumps(asyncio.run(first_event())))  # as the event crosses the metadata DB
         deferred = raised(lambda e=crossed, t=trigger: task_resumes(e, t))
         assert worker_wait is deferred is expected, (type(trigger).__name__, worker_wait, deferred)
+
+
+def test_gone_is_one_reading_of_a_404() -> None:
+    from airflow_checkpoint_sync.exceptions import is_not_found
+
+    assert is_not_found(FelderaApiError("no such pipeline", status=404, error_code="UnknownPipelineName"))
+    assert not is_not_found(FelderaApiError("read role", status=403, error_code="InsufficientPermissions"))
+    assert not is_not_found(FelderaConnectionError("refused", sent=False))
+    assert not is_not_found(ValueError("404"))
