@@ -28,7 +28,7 @@ from airflow_checkpoint_sync.hooks import transport
 from airflow_checkpoint_sync.hooks.connection import settings_of
 from airflow_checkpoint_sync.hooks.feldera_api import BackoffPolicy, FelderaRequest, Flow
 from airflow_checkpoint_sync.rules import params
-from airflow_checkpoint_sync.rules.status import is_uuid
+from airflow_checkpoint_sync.rules.status import is_uuid, listed_uuids
 from airflow_checkpoint_sync.rules.waits import pipeline_wait, sync_wait
 
 if TYPE_CHECKING:
@@ -265,8 +265,7 @@ class FelderaHook(BaseHook):
 
     def remote_checkpoints(self, pipeline_name: str) -> list[str]:
         """``GET /checkpoints/remote``: the uuids in the pipeline's bucket."""
-        result = self.send(api.remote_checkpoints(pipeline_name)) or []
-        return [str(entry["uuid"]) for entry in result]
+        return listed_uuids(self.send(api.remote_checkpoints(pipeline_name)))
 
     def sync_progress(self, pipeline_name: str, checkpoint_uuid: str, incarnation_uuid: str | None) -> SyncResult:
         """Where the sync of ``checkpoint_uuid`` stands (an UNKNOWN status is settled from the bucket's listing).

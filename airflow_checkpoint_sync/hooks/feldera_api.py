@@ -20,7 +20,15 @@ from airflow_checkpoint_sync.exceptions import (
     FelderaApiError,
     classify,
 )
-from airflow_checkpoint_sync.rules.status import RequestState, SyncResult, newest_uuid, resolve_unknown, sync_result
+from airflow_checkpoint_sync.rules.status import (
+    RequestState,
+    SyncResult,
+    listed_uuids,
+    newest_listed,
+    newest_uuid,
+    resolve_unknown,
+    sync_result,
+)
 
 __all__ = ["BackoffPolicy", "FelderaRequest"]
 
@@ -329,7 +337,7 @@ def read_sync_progress(
     result = sync_result(checkpoint_uuid, payload, stale_failure)
     if result.state is RequestState.UNKNOWN:
         remote = yield remote_checkpoints(name)
-        result = resolve_unknown(checkpoint_uuid, [entry.get("uuid") for entry in remote or []])
+        result = resolve_unknown(checkpoint_uuid, listed_uuids(remote))
     return result
 
 
@@ -343,7 +351,7 @@ def read_newest_synced(name: str) -> Flow[str | None]:
     newest = newest_uuid([payload.get("success"), payload.get("periodic")])
     if newest is None:
         remote = yield remote_checkpoints(name)
-        newest = newest_uuid(entry.get("uuid") for entry in remote or [])
+        newest = newest_listed(remote)
     return newest
 
 

@@ -12,7 +12,12 @@ from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.exceptions import Failure, classify
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
-from airflow_checkpoint_sync.rules.status import ACTIVE_STATUSES, PipelineGroup, newest_uuid, pipeline_group
+from airflow_checkpoint_sync.rules.status import (
+    ACTIVE_STATUSES,
+    PipelineGroup,
+    newest_listed,
+    pipeline_group,
+)
 from airflow_checkpoint_sync.rules.sync_config import current_sync
 from airflow_checkpoint_sync.rules.waits import checkpoint_wait, look, new_checkpoint_wait, other_pushes_wait
 from airflow_checkpoint_sync.task_support import (
@@ -459,7 +464,7 @@ class SyncCheckpointOperator(ResumableJobMixin, FelderaPipelineOperator):
     def _newest_local(self) -> str | None:
         with feldera_errors("listing local checkpoints", self.pipeline_name):
             checkpoints = self.hook.list_checkpoints(self.pipeline_name)
-        return newest_uuid(entry.get("uuid") for entry in checkpoints)
+        return newest_listed(checkpoints)
 
 
 def _failure_of(status: Mapping[str, Any] | None) -> tuple[str, str] | None:

@@ -35,7 +35,7 @@ from airflow_checkpoint_sync.rules.drill import (
     scratch_description,
 )
 from airflow_checkpoint_sync.rules.locations import location_overlap, split_location
-from airflow_checkpoint_sync.rules.status import deployment_error_message, uuid7_time
+from airflow_checkpoint_sync.rules.status import deployment_error_message, newest_listed, uuid7_time
 from airflow_checkpoint_sync.rules.sync_config import current_sync, merge_sync_config
 from airflow_checkpoint_sync.rules.verification import named_checkpoints
 from airflow_checkpoint_sync.task_support import (
@@ -580,7 +580,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
     def _restored_uuid(self, scratch: str) -> str:
         with feldera_errors("listing the scratch pipeline's checkpoints", scratch):
             local = self.hook.list_checkpoints(scratch)
-        return str(local[-1]["uuid"]) if local else "latest"
+        return newest_listed(local) or "latest"
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage[Any, Any]:
         """OpenLineage: the location under test and the source pipeline (its program) were read; nothing durable

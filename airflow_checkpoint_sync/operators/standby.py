@@ -28,7 +28,7 @@ from airflow_checkpoint_sync.rules.status import (
     Freshness,
     deployment_error_message,
     freshness,
-    newest_uuid,
+    newest_listed,
 )
 from airflow_checkpoint_sync.rules.sync_config import current_sync, effective_sync
 from airflow_checkpoint_sync.task_support import (
@@ -133,7 +133,7 @@ class _FailoverOperator(FelderaPipelineOperator):
         """The newest checkpoint the standby holds, judged against ``max_checkpoint_age`` (always fresh without)."""
         with feldera_errors("listing the standby's checkpoints", self.pipeline_name):
             local = self.hook.list_checkpoints(self.pipeline_name)
-        newest = newest_uuid(entry.get("uuid") for entry in local)
+        newest = newest_listed(local)
         return freshness(self.pipeline_name, newest, self.max_checkpoint_age or float("inf"), dt.datetime.now(dt.UTC))
 
     def read_readiness(self, *, report: bool) -> tuple[FailoverReadiness, dict[str, Any]]:

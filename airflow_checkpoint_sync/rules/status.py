@@ -215,6 +215,22 @@ def newest_uuid(candidates: Iterable[object]) -> str | None:
     return max(uuids, key=_uuid_int) if uuids else None
 
 
+def listed_uuids(entries: object) -> list[str]:
+    """The checkpoint uuids of a listing (``GET /checkpoints`` or ``/checkpoints/remote``: a list of objects with a
+    ``uuid``), in its order. What is not such an object with a uuid is skipped: a newer Feldera may list more, and
+    one odd entry must not hide the others."""
+    if not isinstance(entries, list):
+        return []
+    found = (entry.get("uuid") for entry in entries if isinstance(entry, Mapping))
+    return [uuid for uuid in found if isinstance(uuid, str) and is_uuid(uuid)]
+
+
+def newest_listed(entries: object) -> str | None:
+    """The newest checkpoint of a listing by its UUIDv7 time (never by list order): the one "newest checkpoint" of a
+    pipeline's local or remote checkpoints."""
+    return newest_uuid(listed_uuids(entries))
+
+
 def newer_uuids(candidates: Iterable[object], than: str | None) -> list[str]:
     """The checkpoint uuids among ``candidates`` newer than ``than`` by their UUIDv7 time, oldest first, each once;
     with ``than`` None, all of them. Anything that is not a uuid is ignored."""

@@ -10,7 +10,7 @@ from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from airflow_checkpoint_sync.exceptions import Failure, FelderaWatchError, classify
 from airflow_checkpoint_sync.rules import params
-from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, newer_uuids, uuid7_time
+from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, listed_uuids, newer_uuids, uuid7_time
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -111,7 +111,7 @@ class RemoteCheckpointTrigger(BaseEventTrigger):
                     while True:
                         listed = await session.send(api.remote_checkpoints(self.pipeline_name))
                         last_error = ""
-                        entries = [e.get("uuid") for e in listed if isinstance(e, dict)]
+                        entries = listed_uuids(listed)
                         if not started:
                             # The starting point: what is there already is not new.
                             existing = newer_uuids(entries, None)

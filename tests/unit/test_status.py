@@ -123,3 +123,25 @@ def test_newer_uuids_are_the_ones_after_the_watermark_oldest_first_each_once() -
     assert newer_uuids(listed, new) == []
     # A watermark removed from the bucket since (retention) still bounds what is new.
     assert newer_uuids([mid, new], old) == [mid, new]
+
+
+OLD = "01900000-0000-7000-8000-000000000000"
+NEW = "01a00000-0000-7000-8000-000000000000"
+
+
+@pytest.mark.parametrize(
+    ("listing", "uuids", "newest"),
+    [
+        ([{"uuid": OLD}, {"uuid": NEW}], [OLD, NEW], NEW),
+        ([{"uuid": NEW}, {"uuid": OLD}], [NEW, OLD], NEW),  # the newest by time, never by list order
+        ([{"uuid": OLD}, {"fingerprint": 1}, "odd", {"uuid": 7}, {"uuid": NEW}], [OLD, NEW], NEW),
+        ([], [], None),
+        (None, [], None),
+        ({"uuid": NEW}, [], None),
+    ],
+)
+def test_one_reading_of_a_checkpoint_listing(listing: object, uuids: list[str], newest: str | None) -> None:
+    from airflow_checkpoint_sync.rules.status import listed_uuids, newest_listed
+
+    assert listed_uuids(listing) == uuids
+    assert newest_listed(listing) == newest
