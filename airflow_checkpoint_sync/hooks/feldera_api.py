@@ -18,6 +18,8 @@ from airflow_checkpoint_sync.exceptions import (
     UNEXPECTED_RESPONSE,
     Failure,
     FelderaApiError,
+    FelderaConfigError,
+    FelderaParameterError,
     classify,
 )
 from airflow_checkpoint_sync.rules.status import (
@@ -77,9 +79,9 @@ class BackoffPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+            raise FelderaParameterError("max_attempts", self.max_attempts, "a whole number, 1 or more")
         if self.base_delay < 0 or self.max_delay < 0 or self.deadline < 0:
-            raise ValueError("base_delay, max_delay and deadline must not be negative")
+            raise FelderaConfigError("base_delay, max_delay and deadline must not be negative")
 
     def delay(self, attempt: int, error: FelderaApiError, request: FelderaRequest, elapsed: float) -> float | None:
         """Seconds to wait before attempt ``attempt + 1``, or None to give up and raise ``error``."""

@@ -12,7 +12,7 @@ from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, TaskDeferred
 
 from airflow_checkpoint_sync import metrics
-from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConfigError, is_not_found
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConfigError, FelderaParameterError, is_not_found
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
 
@@ -188,7 +188,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
         super().__init__(**kwargs)
         self.checks = parse_checks(sql_checks)
         if validate is not None and not callable(validate):
-            raise ValueError(f"validate={validate!r} is not valid: a callable validate(hook, scratch_pipeline_name)")
+            raise FelderaParameterError("validate", validate, "a callable validate(hook, scratch_pipeline_name)")
         self.pipeline_name = pipeline_name
         self.feldera_conn_id = feldera_conn_id
         self.scratch_bucket = scratch_bucket
@@ -335,7 +335,7 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             tested = split_location(location, "location")
             default_bucket = default_scratch_names(source, tested, owner)[1]
             if not self.scratch_bucket and default_bucket is None:
-                raise ValueError(
+                raise FelderaConfigError(
                     f"location {location!r} is a whole bucket, so there is no place next to it for the drill's "
                     "scratch location: pass scratch_bucket"
                 )

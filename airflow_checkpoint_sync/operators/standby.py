@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_checkpoint_sync.exceptions import FelderaApiError
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaParameterError
 from airflow_checkpoint_sync.operators.base import FelderaPipelineOperator
 from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.rules.failover import (
@@ -402,7 +402,9 @@ class ActivateStandbyOperator(_FailoverOperator):
         """The approver's answer, or a refusal (before any change) when there is no approving one."""
         task_id = self.approval_task_id
         if not isinstance(task_id, str) or not task_id:
-            raise AirflowFailException(f"approval_task_id={task_id!r} is not valid: the task id of an ApprovalOperator")
+            raise AirflowFailException(
+                str(FelderaParameterError("approval_task_id", task_id, "the task id of an ApprovalOperator"))
+            )
         ti = context["ti"]
         # A mapped activation has its own approval when the approval is mapped too (one per pipeline); otherwise
         # the one approval of the run covers every mapped activation.

@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow_checkpoint_sync.exceptions import FelderaApiError, is_not_found
+from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaParameterError, is_not_found
 from airflow_checkpoint_sync.rules.drill import DrillOwner, removal_refusal
 from airflow_checkpoint_sync.rules.waits import pipeline_wait
 
@@ -48,12 +48,12 @@ def check_cleanup(spec: object) -> dict[str, Any] | None:
     if spec is None:
         return None
     if not isinstance(spec, Mapping) or spec.get("action") not in ACTIONS:
-        raise ValueError(f"on_kill_cleanup={spec!r} is not valid: None or a spec with an action in {sorted(ACTIONS)}")
+        raise FelderaParameterError("on_kill_cleanup", spec, f"None or a spec with an action in {sorted(ACTIONS)}")
     name, owner, pipeline_id = spec.get("pipeline_name"), spec.get("owner"), spec.get("pipeline_id")
     if not isinstance(name, str) or not name or DrillOwner.from_dict(owner) is None:
-        raise ValueError(f"on_kill_cleanup={spec!r} is not valid: it needs a pipeline_name and its drill's owner")
+        raise FelderaParameterError("on_kill_cleanup", spec, "a spec with a pipeline_name and its drill's owner")
     if pipeline_id is not None and not isinstance(pipeline_id, str):
-        raise ValueError(f"on_kill_cleanup={spec!r} is not valid: pipeline_id is the pipeline's id, or None")
+        raise FelderaParameterError("on_kill_cleanup", spec, "a spec whose pipeline_id is the pipeline's id, or None")
     return dict(spec)
 
 
