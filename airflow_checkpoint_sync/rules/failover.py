@@ -267,7 +267,7 @@ class FailoverReadiness(NamedTuple):
                     )
                 )
         if self.step.reason:
-            concerns.append(Concern(ConcernKind.STANDBY, _sentence(self.step.reason), _sentence(self.step.reason)))
+            concerns.append(Concern(ConcernKind.STANDBY, _sentence(self.step.reason), f"{self.step.reason}."))
         if not self.within_bound and self.step.step is Step.ACTIVATE:
             if self.checkpoint_uuid is None or self.checkpoint_age_seconds is None:
                 sentence = f"The standby '{self.standby}' holds no checkpoint with a known age."

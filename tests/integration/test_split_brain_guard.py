@@ -54,6 +54,8 @@ TABLE = {
     "gateway timeout (504)": Row("primary_site", "prod", {**GET_PROD, "status": 504}, "down", "HTTP 504"),
     "connection dropped": Row("primary_site", "prod", {**GET_PROD, "kind": "drop_before"}, "down", "prod"),
     "connection refused": Row("primary_closed", "prod", None, "down", "prod"),
+    # The primary's Feldera accepts the connection and never answers within the connection's 1 s timeout.
+    "timeout": Row("primary_slow", "prod", {**GET_PROD, "kind": "delay", "delay_s": 4}, "down", "prod"),
 }
 
 
@@ -82,6 +84,7 @@ def sites(feldera: Feldera, primary_site: FelderaSandbox, monkeypatch: pytest.Mo
         "primary_site": feldera_connection(primary_site.url, API_KEY),
         "primary_wrong_key": feldera_connection(primary_site.url, "apikey:not-the-key"),
         "primary_closed": feldera_connection(f"http://127.0.0.1:{closed_port()}"),
+        "primary_slow": feldera_connection(primary_site.url, API_KEY, timeout=1),
     }
     for conn_id, value in connections.items():
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", value)
