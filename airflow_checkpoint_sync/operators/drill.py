@@ -20,6 +20,7 @@ from airflow_checkpoint_sync.rules import params
 from airflow_checkpoint_sync.rules.drill import (
     CAUSES,
     MARKER,
+    REMOVAL,
     DrillOwner,
     check_selection,
     default_scratch_names,
@@ -32,6 +33,7 @@ from airflow_checkpoint_sync.rules.drill import (
     pick_checkpoint,
     pipeline_claim,
     removal_refusal,
+    removal_step,
     scratch_description,
 )
 from airflow_checkpoint_sync.rules.locations import location_overlap, split_location
@@ -652,21 +654,27 @@ class RestoreDrillOperator(FelderaPipelineOperator):
             # Another drill may have taken the name since: only ever remove our own.
             self.log.warning("Scratch pipeline '%s' left alone: %s", scratch, refusal)
             return
-        # A stop is safe to repeat, a clear under way is not: the trigger of a killed deferred try of this task
-        # instance (its on_kill) may be removing this very pipeline now, and a pipeline that vanishes under a step
-        # has been removed.
+        # The trigger of a killed deferred try of this task instance (its on_kill) may be removing this very
+        # pipeline now: a step under way is waited for, and a pipeline that vanishes under a step has been removed.
         poll, action = float(self.poll_interval), "removing the scratch pipeline"
         try:
-            if current.get("deployment_status") != "Stopped":
-                self.stop_and_wait(
-                    force=True, poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action
-                )
+            for _ in REMOVAL:
+                step = removal_step(current)
+                if step is None:
+                    break
+                if step.action == "stop":
+                    self.stop_and_wait(
+                        force=True, poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action
+                    )
+                else:
+                    self.clear_and_wait(
+                        poll_interval=poll,
+                        end_time=deadline,
+                        pipeline_name=scratch,
+                        action=action,
+                        under_way=not step.send,
+                    )
                 current = self._find(scratch) or {}
-            if current.get("storage_status") != "Cleared":
-                clearing = current.get("storage_status") == "Clearing"
-                self.clear_and_wait(
-                    poll_interval=poll, end_time=deadline, pipeline_name=scratch, action=action, under_way=clearing
-                )
             with feldera_errors("deleting the scratch pipeline", scratch):
                 self.hook.delete_pipeline(scratch)
         except AirflowException:

@@ -10,7 +10,7 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow_checkpoint_sync.exceptions import FelderaConfigError
 from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
@@ -156,6 +156,32 @@ def removal_refusal(pipeline: Mapping[str, Any], owner: DrillOwner, pipeline_id:
             f"it is not the pipeline this try created (id {pipeline.get('id')}, not {pipeline_id}): a later try of "
             "this task instance made it"
         )
+    return None
+
+
+class RemovalStep(NamedTuple):
+    """One step of removing a scratch pipeline: ask for ``action`` (unless one is under way) and wait until the
+    pipeline's ``field`` is ``target``."""
+
+    #: ``stop`` (forced) or ``clear`` (its storage).
+    action: str
+    field: str
+    target: str
+    #: False when the pipeline is on its way already (a clear under way): only wait, as Feldera refuses a second.
+    send: bool
+
+
+#: How a scratch pipeline is removed: Feldera deletes only a stopped pipeline whose storage is cleared. A stop is safe
+#: to repeat; a clear under way is not (a killed try's trigger and the retry may both be removing one pipeline).
+REMOVAL = (("stop", "deployment_status", "Stopped", ()), ("clear", "storage_status", "Cleared", ("Clearing",)))
+
+
+def removal_step(pipeline: Mapping[str, Any]) -> RemovalStep | None:
+    """The next step of removing ``pipeline`` (its payload) before it can be deleted; None when it can be: the one
+    order both the drill's teardown and a killed deferred drill's trigger follow."""
+    for action, field, target, under_way in REMOVAL:
+        if pipeline.get(field) != target:
+            return RemovalStep(action, field, target, send=pipeline.get(field) not in under_way)
     return None
 
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaParameterError, is_not_found
-from airflow_checkpoint_sync.rules.drill import DrillOwner, removal_refusal
+from airflow_checkpoint_sync.rules.drill import REMOVAL, DrillOwner, removal_refusal, removal_step
 from airflow_checkpoint_sync.rules.waits import pipeline_wait
 
 if TYPE_CHECKING:
@@ -87,25 +87,26 @@ async def _remove_scratch_pipeline(session: FelderaAsyncSession, spec: Mapping[s
 
     gone = f"scratch pipeline '{name}' is gone already"
     pipeline = await read()
-    # Feldera deletes only a stopped pipeline whose storage is cleared, as the drill's own teardown does it.
-    for request, field, target in (
-        (api.stop_pipeline(name, force=True), "deployment_status", "Stopped"),
-        (api.clear_storage(name), "storage_status", "Cleared"),
-    ):
+    # The drill's own teardown follows the same steps (removal_step).
+    for _ in REMOVAL:
         if pipeline is None:
             return gone
-        if pipeline.get(field) == target:
-            continue
-        await session.send(request)
+        step = removal_step(pipeline)
+        if step is None:
+            break
+        if step.send:
+            await session.send(
+                api.stop_pipeline(name, force=True) if step.action == "stop" else api.clear_storage(name)
+            )
         while (pipeline := await read()) is not None:
             event = pipeline_wait(
                 pipeline_name=name,
                 pipeline=pipeline,
                 error=None,
-                targets=[target],
+                targets=[step.target],
                 end_time=end_time,
                 now=time.time(),
-                field=field,
+                field=step.field,
             )
             if event is not None:
                 if event["status"] != "success":

@@ -282,3 +282,22 @@ def test_missing_files_of_a_cataloged_checkpoint_are_said_to_be_damage_not_a_wro
     assert said is not None and "the catalog of b/prod names checkpoint u, but its files are missing" in said
     assert "The location is damaged: verify it" in said and "check the uuid" not in said
     assert missing_files_cause("out of memory", "u", "b/prod") is None
+
+
+@pytest.mark.parametrize(
+    ("deployment", "storage", "step"),
+    [
+        ("Running", "InUse", ("stop", True)),
+        ("Stopping", "InUse", ("stop", True)),  # a stop is safe to repeat
+        ("Stopped", "InUse", ("clear", True)),
+        ("Stopped", "Clearing", ("clear", False)),  # a clear under way is only waited for
+        ("Stopped", "Cleared", None),
+    ],
+)
+def test_a_scratch_pipeline_is_removed_in_one_order_by_the_teardown_and_the_kill(
+    deployment: str, storage: str, step: tuple[str, bool] | None
+) -> None:
+    from airflow_checkpoint_sync.rules.drill import removal_step
+
+    found = removal_step({"deployment_status": deployment, "storage_status": storage})
+    assert ((found.action, found.send) if found else None) == step
