@@ -11,7 +11,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_checkpoint_sync import metrics
 from airflow_checkpoint_sync.rules import params
-from airflow_checkpoint_sync.rules.bucket_layout import CATALOG
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, host_folders
 from airflow_checkpoint_sync.rules.locations import location_overlap, same_store
 from airflow_checkpoint_sync.rules.replication import (
     copy_marks_needed,
@@ -250,7 +250,7 @@ def _snapshot(
             found = read_catalog(source)
         if found is None:
             with store_errors("listing the source", source):
-                per_host = sorted({o.name.split("/", 1)[0] for o in source.list() if o.name.endswith(f"/{CATALOG}")})
+                per_host = host_folders(o.name for o in source.list())
             if per_host:
                 raise AirflowFailException(
                     f"{source} has the multihost layout (a {CATALOG} in each of {', '.join(per_host)}, none at the "

@@ -9,7 +9,7 @@ no catalog holds no finished push, and a catalog that does not name a uuid canno
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,12 @@ from typing import Any
 CATALOG = "checkpoints.feldera"
 #: The writer's lock file: it belongs to the pipeline that owns the bucket, never to a replica.
 OWNER = "owner.json"
+
+
+def host_folders(names: Iterable[str]) -> list[str]:
+    """The host folders of a multihost location (a catalog in each ``host<N>/``, none at the root), from the names
+    listed there; empty for any other layout."""
+    return sorted({name.split("/", 1)[0] for name in names if name.endswith(f"/{CATALOG}")})
 
 
 def catalog_uuids(body: bytes) -> tuple[str, ...] | None:

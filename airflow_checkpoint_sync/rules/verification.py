@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, OWNER, catalog_uuids
+from airflow_checkpoint_sync.rules.bucket_layout import CATALOG, OWNER, catalog_uuids, host_folders
 from airflow_checkpoint_sync.rules.replication import StoredObject, content_changed, written_md5
 from airflow_checkpoint_sync.rules.status import is_checkpoint_uuid, uuid7_time
 
@@ -138,7 +138,7 @@ def verify_location(
     objects = {obj.name: obj for obj in listing}
     result = Verification()
     if catalog is None:
-        hosts = sorted({name.split("/", 1)[0] for name in objects if name.endswith(f"/{CATALOG}")})
+        hosts = host_folders(objects)
         if hosts:
             result.problems.append(
                 f"this is the multihost layout (a {CATALOG} in each of {', '.join(hosts)}, none at the root): "

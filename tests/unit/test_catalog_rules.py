@@ -116,3 +116,11 @@ def test_read_bucket_is_not_read_while_the_pipeline_s_own_bucket_holds_a_checkpo
     assert verdict("latest", CatalogLook("b/staging", ()), source, standby=True)[0] == "b/prod"
     unknown = CatalogLook("b/staging", unknown="no bucket_conn_id to read it")
     assert verdict("latest", unknown, source, standby=True)[:2] == ("b/prod", None)
+
+
+def test_the_multihost_layout_is_told_by_its_host_folders() -> None:
+    from airflow_checkpoint_sync.rules.bucket_layout import host_folders
+
+    names = ["host1/checkpoints.feldera", "host0/checkpoints.feldera", "host0/x/state.feldera", "README"]
+    assert host_folders(names) == ["host0", "host1"]
+    assert host_folders(["checkpoints.feldera", "u/state.feldera"]) == []
