@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from stub_hook import StubHook
 
 import airflow_checkpoint_sync
 from airflow_checkpoint_sync.exceptions import FelderaApiError
-from airflow_checkpoint_sync.hooks.connection import FelderaConnectionSettings
-from airflow_checkpoint_sync.hooks.feldera import FelderaHook
 from airflow_checkpoint_sync.object_stores import read_catalog, read_object
 from airflow_checkpoint_sync.object_stores.base import ObjectStore
 from airflow_checkpoint_sync.operators.configure import ConfigureCheckpointSyncOperator
@@ -86,32 +85,6 @@ def test_a_store_error_goes_through_for_the_caller_to_word(read: Any) -> None:
 UUID = "0199a3c4-5b6d-7e8f-9a0b-1c2d3e4f5a6b"
 ENTERPRISE = {"edition": "Enterprise", "version": "0.337.0"}
 STOPPED = {"id": "0199a3c4-aaaa-7bbb-8ccc-000000000001", "deployment_status": "Stopped", "runtime_config": {}}
-
-
-class StubHook(FelderaHook):
-    """FelderaHook whose transport answers from a table keyed by ``"METHOD /suffix"`` (a value, an exception, or a
-    list consumed in turn, its last answer repeated)."""
-
-    def __init__(self, answers: dict[str, Any]) -> None:
-        super().__init__("stub")
-        self.answers = answers
-        self.sent: list[str] = []
-        self.bodies: dict[str, Any] = {}
-        self._settings = FelderaConnectionSettings("http://feldera", None, True, 1.0, None, "http://feldera", "stub")
-
-    def send(self, request: Any) -> Any:
-        key = f"{request.method} {request.path.removeprefix('/v0/pipelines/p')}"
-        self.sent.append(key)
-        self.bodies[key] = request.json
-        answer = self.answers[key]
-        if isinstance(answer, list):
-            answer = answer.pop(0) if len(answer) > 1 else answer[0]
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    def mutations(self) -> list[str]:
-        return [key for key in self.sent if not key.startswith("GET")]
 
 
 @pytest.fixture

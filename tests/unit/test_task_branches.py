@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSensorTimeout, TaskDeferred
+from stub_hook import StubHook
 
 from airflow_checkpoint_sync.exceptions import FelderaApiError, FelderaConnectionError, FelderaTriggerEventError
-from airflow_checkpoint_sync.hooks.connection import FelderaConnectionSettings
-from airflow_checkpoint_sync.hooks.feldera import FelderaHook
 from airflow_checkpoint_sync.operators.checkpoint import SyncCheckpointOperator
 from airflow_checkpoint_sync.operators.restore import RestoreCheckpointOperator
 from airflow_checkpoint_sync.operators.standby import ActivateStandbyOperator
@@ -32,29 +31,6 @@ RUNNING = {
     "runtime_config": {"storage": {"backend": {"name": "file", "config": {"sync": SYNC}}}},
 }
 ENTERPRISE = {"edition": "Enterprise", "version": "0.337.0"}
-
-
-class StubHook(FelderaHook):
-    """FelderaHook whose transport answers from ``answers`` (a value, an exception, or a list consumed in turn)."""
-
-    def __init__(self, answers: dict[str, Any]) -> None:
-        super().__init__("stub")
-        self.answers = dict(answers)
-        self.sent: list[str] = []
-        self._settings = FelderaConnectionSettings("http://feldera", None, True, 1.0, None, "http://feldera", "stub")
-
-    def send(self, request: Any) -> Any:
-        key = f"{request.method} {request.path.removeprefix('/v0/pipelines/p')}"
-        self.sent.append(key)
-        answer = self.answers[key]
-        if isinstance(answer, list):
-            answer = answer.pop(0) if len(answer) > 1 else answer[0]
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-    def mutations(self) -> list[str]:
-        return [key for key in self.sent if not key.startswith("GET")]
 
 
 class TI:
